@@ -1,0 +1,223 @@
+// Package function holds nimbus's domain types: what a function is, how it is
+// named and how a spec is checked. It imports only the standard library, so every
+// other package can depend on it.
+//
+// A Function is immutable once stored: a deploy writes a new revision. Defaults
+// are applied by WithDefaults and checked by Validate; every entry point (API,
+// CLI, nimbus.yaml) runs both before anything is stored or started.
+package function
+
+import (
+	"fmt"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+)
+
+// DefaultNamespace is the namespace of a function deployed without one.
+const DefaultNamespace = "default"
+
+// Protocols a function instance speaks.
+const (
+	// ProtocolHTTP: the program serves HTTP on $PORT.
+	ProtocolHTTP = "http"
+	// ProtocolStdio: one process per request, body on stdin, response on stdout.
+	ProtocolStdio = "stdio"
+)
+
+// Runtimes (drivers) that run instances.
+const (
+	RuntimeProcess = "process"
+)
+
+// Limits on spec values; they bound what one function may ask of the machine.
+const (
+	MaxTimeout        = 15 * time.Minute
+	MaxIdleTimeout    = 24 * time.Hour
+	MaxInstances      = 1000
+	MaxConcurrencyCap = 10000
+	maxEnvVars        = 256
+	maxEnvBytes       = 64 << 10
+)
+
+// Defaults applied by WithDefaults.
+const (
+	DefaultTimeout        = 30 * time.Second
+	DefaultIdleTimeout    = 5 * time.Minute
+	DefaultMaxInstances   = 4
+	DefaultMaxConcurrency = 100
+)
+
+var (
+	nameRE   = regexp.MustCompile(`^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$`)
+	envKeyRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	digestRE = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
+)
+
+// Function is the desired state of one function: what to run and how to scale it.
+type Function struct {
+	Name      string            `json:"name" yaml:"name"`
+	Namespace string            `json:"namespace,omitempty" yaml:"namespace,omitempty"`
+	Runtime   string            `json:"runtime,omitempty" yaml:"runtime,omitempty"`
+	Protocol  string            `json:"protocol,omitempty" yaml:"protocol,omitempty"`
+	Command   []string          `json:"command" yaml:"command"`
+	Package   string            `json:"package,omitempty" yaml:"package,omitempty"`
+	Env       map[string]string `json:"env,omitempty" yaml:"env,omitempty"`
+	Timeout   Duration          `json:"timeout,omitempty" yaml:"timeout,omitempty"`
+	Scale     Scale             `json:"scale" yaml:"scale"`
+	// HealthPath is probed until it answers; any HTTP response means ready.
+	HealthPath string `json:"healthPath,omitempty" yaml:"healthPath,omitempty"`
+}
+
+// Scale bounds how many instances run and how much each one takes.
+type Scale struct {
+	Min int `json:"min" yaml:"min"`
+	Max int `json:"max,omitempty" yaml:"max,omitempty"`
+	// MaxConcurrency is the most requests one instance serves at once.
+	MaxConcurrency int `json:"maxConcurrency,omitempty" yaml:"maxConcurrency,omitempty"`
+	// IdleTimeout stops an instance above Min that served nothing for this long.
+	IdleTimeout Duration `json:"idleTimeout,omitempty" yaml:"idleTimeout,omitempty"`
+}
+
+// Key is the function's identity: "namespace/name".
+func (f Function) Key() string { return Key(f.Namespace, f.Name) }
+
+// Key joins a namespace and a name into a function key.
+func Key(namespace, name string) string { return namespace + "/" + name }
+
+// WithDefaults returns f with every unset optional field at its default.
+func (f Function) WithDefaults() Function {
+	if f.Namespace == "" {
+		f.Namespace = DefaultNamespace
+	}
+	if f.Runtime == "" {
+		f.Runtime = RuntimeProcess
+	}
+	if f.Protocol == "" {
+		f.Protocol = ProtocolHTTP
+	}
+	if f.Timeout == 0 {
+		f.Timeout = Duration(DefaultTimeout)
+	}
+	if f.Scale.Max == 0 {
+		f.Scale.Max = max(DefaultMaxInstances, f.Scale.Min)
+	}
+	if f.Scale.MaxConcurrency == 0 {
+		f.Scale.MaxConcurrency = DefaultMaxConcurrency
+		if f.Protocol == ProtocolStdio {
+			f.Scale.MaxConcurrency = 16
+		}
+	}
+	if f.Scale.IdleTimeout == 0 {
+		f.Scale.IdleTimeout = Duration(DefaultIdleTimeout)
+	}
+	if f.HealthPath == "" {
+		f.HealthPath = "/"
+	}
+	return f
+}
+
+// FieldError says which field of a spec is wrong and how to fix it.
+type FieldError struct {
+	Field string // JSON path of the field, e.g. "scale.max"
+	Msg   string // what is wrong and what to do
+}
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Msg }
+
+func fieldErr(field, format string, args ...any) error {
+	return &FieldError{Field: field, Msg: fmt.Sprintf(format, args...)}
+}
+
+// ValidateName checks a function name against the DNS-1035 label rule.
+func ValidateName(field, name string) error {
+	if name == "" {
+		return fieldErr(field, "is required: a DNS-1035 label such as \"hello-world\"")
+	}
+	if !nameRE.MatchString(name) {
+		return fieldErr(field, "%q is not a DNS-1035 label: use 1-63 lowercase letters, digits or '-', starting with a letter and not ending with '-'", name)
+	}
+	return nil
+}
+
+// Validate checks a spec that WithDefaults has filled in. The first error found
+// is returned, as a *FieldError.
+func (f Function) Validate() error {
+	if err := ValidateName("name", f.Name); err != nil {
+		return err
+	}
+	if err := ValidateName("namespace", f.Namespace); err != nil {
+		return err
+	}
+	if f.Runtime != RuntimeProcess {
+		return fieldErr("runtime", "%q is not supported: use %q", f.Runtime, RuntimeProcess)
+	}
+	if f.Protocol != ProtocolHTTP && f.Protocol != ProtocolStdio {
+		return fieldErr("protocol", "%q is not supported: use %q or %q", f.Protocol, ProtocolHTTP, ProtocolStdio)
+	}
+	if len(f.Command) == 0 || strings.TrimSpace(f.Command[0]) == "" {
+		return fieldErr("command", "is required: the program to run, e.g. [\"./hello\"] or [\"python3\", \"main.py\"]")
+	}
+	if f.Runtime == RuntimeProcess && f.Package == "" {
+		return fieldErr("package", "is required for runtime %q: upload the code with POST /v1/packages and give its digest", RuntimeProcess)
+	}
+	if f.Package != "" && !digestRE.MatchString(f.Package) {
+		return fieldErr("package", "%q is not a package digest: expected \"sha256:\" and 64 lowercase hex digits", f.Package)
+	}
+	if err := validateEnv(f.Env); err != nil {
+		return err
+	}
+	if t := time.Duration(f.Timeout); t <= 0 || t > MaxTimeout {
+		return fieldErr("timeout", "%s is out of range: use a duration above 0 and at most %s", t, MaxTimeout)
+	}
+	s := f.Scale
+	switch {
+	case s.Min < 0 || s.Min > MaxInstances:
+		return fieldErr("scale.min", "%d is out of range: use 0 to %d", s.Min, MaxInstances)
+	case s.Max < 1 || s.Max > MaxInstances:
+		return fieldErr("scale.max", "%d is out of range: use 1 to %d", s.Max, MaxInstances)
+	case s.Min > s.Max:
+		return fieldErr("scale.min", "%d is above scale.max %d: lower min or raise max", s.Min, s.Max)
+	case s.MaxConcurrency < 1 || s.MaxConcurrency > MaxConcurrencyCap:
+		return fieldErr("scale.maxConcurrency", "%d is out of range: use 1 to %d", s.MaxConcurrency, MaxConcurrencyCap)
+	}
+	if it := time.Duration(s.IdleTimeout); it < 100*time.Millisecond || it > MaxIdleTimeout {
+		return fieldErr("scale.idleTimeout", "%s is out of range: use 100ms to %s", it, MaxIdleTimeout)
+	}
+	if !strings.HasPrefix(f.HealthPath, "/") {
+		return fieldErr("healthPath", "%q must start with '/'", f.HealthPath)
+	}
+	return nil
+}
+
+// reservedEnv are variables nimbus sets itself; a spec may not override them.
+var reservedEnv = map[string]bool{"PORT": true}
+
+func validateEnv(env map[string]string) error {
+	if len(env) > maxEnvVars {
+		return fieldErr("env", "has %d variables: at most %d are allowed", len(env), maxEnvVars)
+	}
+	size := 0
+	keys := make([]string, 0, len(env))
+	for k := range env {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		v := env[k]
+		size += len(k) + len(v)
+		switch {
+		case !envKeyRE.MatchString(k):
+			return fieldErr("env."+k, "is not a valid variable name: use letters, digits and '_', not starting with a digit")
+		case reservedEnv[k] || strings.HasPrefix(k, "NIMBUS_"):
+			return fieldErr("env."+k, "is set by nimbus and cannot be overridden: remove it")
+		case strings.ContainsRune(v, 0):
+			return fieldErr("env."+k, "contains a NUL byte: remove it")
+		}
+	}
+	if size > maxEnvBytes {
+		return fieldErr("env", "is %d bytes: at most %d are allowed", size, maxEnvBytes)
+	}
+	return nil
+}

@@ -1,0 +1,96 @@
+package function
+
+import (
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+const digest = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+
+func valid() Function {
+	return Function{Name: "hello", Command: []string{"./hello"}, Package: digest}.WithDefaults()
+}
+
+func TestDefaults(t *testing.T) {
+	f := valid()
+	if f.Namespace != "default" || f.Runtime != "process" || f.Protocol != "http" {
+		t.Fatalf("defaults not applied: %+v", f)
+	}
+	if f.Scale.Max != DefaultMaxInstances || f.Scale.MaxConcurrency != DefaultMaxConcurrency || time.Duration(f.Timeout) != DefaultTimeout {
+		t.Fatalf("scale defaults not applied: %+v", f.Scale)
+	}
+	if err := f.Validate(); err != nil {
+		t.Fatalf("valid spec rejected: %v", err)
+	}
+	if g := (Function{Name: "x", Scale: Scale{Min: 9}}).WithDefaults(); g.Scale.Max != 9 {
+		t.Fatalf("max should rise to min, got %d", g.Scale.Max)
+	}
+}
+
+func TestNames(t *testing.T) {
+	good := []string{"a", "hello", "hello-world", "a1", strings.Repeat("a", 63)}
+	bad := []string{"", "A", "1a", "-a", "a-", "a_b", "a.b", strings.Repeat("a", 64), "héllo"}
+	for _, n := range good {
+		if err := ValidateName("name", n); err != nil {
+			t.Errorf("%q rejected: %v", n, err)
+		}
+	}
+	for _, n := range bad {
+		if err := ValidateName("name", n); err == nil {
+			t.Errorf("%q accepted", n)
+		}
+	}
+}
+
+func TestValidateNamesTheField(t *testing.T) {
+	cases := map[string]func(*Function){
+		"name":                 func(f *Function) { f.Name = "Bad_Name" },
+		"namespace":            func(f *Function) { f.Namespace = "NS" },
+		"runtime":              func(f *Function) { f.Runtime = "vm" },
+		"protocol":             func(f *Function) { f.Protocol = "grpc" },
+		"command":              func(f *Function) { f.Command = nil },
+		"package":              func(f *Function) { f.Package = "abc" },
+		"env.1X":               func(f *Function) { f.Env = map[string]string{"1X": "y"} },
+		"env.PORT":             func(f *Function) { f.Env = map[string]string{"PORT": "1"} },
+		"env.NIMBUS_TOKEN":     func(f *Function) { f.Env = map[string]string{"NIMBUS_TOKEN": "1"} },
+		"timeout":              func(f *Function) { f.Timeout = Duration(time.Hour) },
+		"scale.min":            func(f *Function) { f.Scale.Min = 5; f.Scale.Max = 2 },
+		"scale.max":            func(f *Function) { f.Scale.Max = MaxInstances + 1 },
+		"scale.maxConcurrency": func(f *Function) { f.Scale.MaxConcurrency = -1 },
+		"scale.idleTimeout":    func(f *Function) { f.Scale.IdleTimeout = Duration(time.Millisecond) },
+		"healthPath":           func(f *Function) { f.HealthPath = "health" },
+	}
+	for field, mutate := range cases {
+		f := valid()
+		mutate(&f)
+		err := f.Validate()
+		var fe *FieldError
+		if !errors.As(err, &fe) {
+			t.Errorf("%s: want a FieldError, got %v", field, err)
+			continue
+		}
+		if fe.Field != field || fe.Msg == "" {
+			t.Errorf("%s: error names %q (%q)", field, fe.Field, fe.Msg)
+		}
+	}
+}
+
+func TestDurationJSON(t *testing.T) {
+	var s Scale
+	if err := json.Unmarshal([]byte(`{"idleTimeout":"1m30s"}`), &s); err != nil || time.Duration(s.IdleTimeout) != 90*time.Second {
+		t.Fatalf("string duration: %v %v", s.IdleTimeout, err)
+	}
+	if err := json.Unmarshal([]byte(`{"idleTimeout":2}`), &s); err != nil || time.Duration(s.IdleTimeout) != 2*time.Second {
+		t.Fatalf("number duration: %v %v", s.IdleTimeout, err)
+	}
+	if err := json.Unmarshal([]byte(`{"idleTimeout":"soon"}`), &s); err == nil || !strings.Contains(err.Error(), "30s") {
+		t.Fatalf("bad duration should explain the format, got %v", err)
+	}
+	b, _ := json.Marshal(Scale{IdleTimeout: Duration(time.Second)})
+	if !strings.Contains(string(b), `"1s"`) {
+		t.Fatalf("marshal: %s", b)
+	}
+}

@@ -1,0 +1,114 @@
+// Package store declares where nimbus keeps its state: function specs (with
+// revisions, compare-and-set and watch), function packages (content-addressed
+// by sha256) and function log lines (bounded by age and size).
+//
+// Backends live in sub-packages (natsstore); storetest is the conformance suite
+// every backend must pass. Implementations are safe for concurrent use.
+package store
+
+import (
+	"context"
+	"errors"
+	"io"
+	"time"
+
+	"nimbus/internal/function"
+)
+
+// Sentinel errors; backends wrap them with %w so callers test with errors.Is.
+var (
+	ErrNotFound    = errors.New("not found")
+	ErrExists      = errors.New("already exists")
+	ErrConflict    = errors.New("revision conflict")
+	ErrUnavailable = errors.New("store unavailable")
+)
+
+// Record is a stored function with its revision. Revisions grow with every write.
+type Record struct {
+	Function function.Function
+	Revision uint64
+	Updated  time.Time
+}
+
+// EventType says what happened to a function.
+type EventType int
+
+const (
+	// EventPut: the function was created or updated.
+	EventPut EventType = iota
+	// EventDelete: the function was deleted; Record holds only its key fields.
+	EventDelete
+)
+
+// Event is one change seen by Watch.
+type Event struct {
+	Type   EventType
+	Record Record
+}
+
+// Functions stores function specs.
+type Functions interface {
+	// Create stores fn if no function with its key exists, else ErrExists.
+	Create(ctx context.Context, fn function.Function) (Record, error)
+	// Update replaces fn if its current revision is rev, else ErrConflict
+	// (or ErrNotFound when it is gone).
+	Update(ctx context.Context, fn function.Function, rev uint64) (Record, error)
+	// Get returns the current record, or ErrNotFound.
+	Get(ctx context.Context, namespace, name string) (Record, error)
+	// List returns the functions of a namespace ("" for all), sorted by key.
+	List(ctx context.Context, namespace string) ([]Record, error)
+	// Delete removes a function. rev 0 deletes unconditionally; otherwise the
+	// current revision must match (ErrConflict). A missing function is ErrNotFound.
+	Delete(ctx context.Context, namespace, name string, rev uint64) error
+	// Watch sends every current function as EventPut, then nil-free changes as
+	// they happen; initial is closed once the current state has been sent.
+	// The channel is closed when ctx ends.
+	Watch(ctx context.Context) (events <-chan Event, initial <-chan struct{}, err error)
+}
+
+// PackageInfo describes a stored package.
+type PackageInfo struct {
+	Digest string // "sha256:<hex>"
+	Size   int64
+}
+
+// Packages stores function packages, addressed by the sha256 of their bytes.
+type Packages interface {
+	// PutPackage stores the bytes read from r and returns their digest. Storing
+	// the same bytes twice is harmless and returns the same digest.
+	PutPackage(ctx context.Context, r io.Reader) (PackageInfo, error)
+	// OpenPackage returns the bytes of a package, or ErrNotFound.
+	OpenPackage(ctx context.Context, digest string) (io.ReadCloser, error)
+	// StatPackage returns a package's info, or ErrNotFound.
+	StatPackage(ctx context.Context, digest string) (PackageInfo, error)
+}
+
+// LogLine is one line a function instance wrote.
+type LogLine struct {
+	Time      time.Time `json:"time"`
+	Namespace string    `json:"namespace"`
+	Function  string    `json:"function"`
+	Instance  string    `json:"instance"`
+	Stream    string    `json:"stream"` // "stdout", "stderr" or "system"
+	Text      string    `json:"text"`
+}
+
+// Logs keeps function log lines, oldest dropped first past the backend's bounds.
+type Logs interface {
+	// AppendLog records a line. It does not wait for durable storage.
+	AppendLog(ctx context.Context, line LogLine) error
+	// ReadLogs calls fn for each line of the function at or after since, in
+	// order. Without follow it returns after the last stored line; with follow it
+	// waits for new lines until ctx ends (then returns nil). An error from fn
+	// stops the read and is returned.
+	ReadLogs(ctx context.Context, namespace, name string, since time.Time, follow bool, fn func(LogLine) error) error
+}
+
+// Store is everything nimbus keeps.
+type Store interface {
+	Functions
+	Packages
+	Logs
+	// Ping reports whether the backend answers.
+	Ping(ctx context.Context) error
+}
