@@ -1,0 +1,67 @@
+// Package driver declares how nimbus runs function instances on a substrate.
+// The process driver (driver/process) runs local processes; drivertest is the
+// conformance suite every driver passes.
+//
+// A driver starts one instance at a time and reports when it exits; deciding
+// how many instances a function has is the gateway's job, not the driver's.
+// Drivers are safe for concurrent use.
+package driver
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"time"
+
+	"nimbus/internal/function"
+)
+
+// ErrStartFailed wraps every reason an instance could not be made ready.
+var ErrStartFailed = errors.New("instance failed to start")
+
+// Spec is what a driver needs to start one instance.
+type Spec struct {
+	Function function.Function
+	Revision uint64
+	// OpenPackage returns the bytes of the function's package (a gzipped tar).
+	OpenPackage func(ctx context.Context, digest string) (io.ReadCloser, error)
+	// Log receives each line the instance writes; stream is "stdout",
+	// "stderr" or "system". It must not block.
+	Log func(instance, stream, text string)
+}
+
+// Instance is one running copy of a function.
+type Instance interface {
+	// ID is unique among this driver's instances.
+	ID() string
+	// Addr is the host:port the instance serves HTTP on; empty when
+	// Transport carries its requests instead.
+	Addr() string
+	// Transport, when not nil, carries requests to the instance (a stdio
+	// instance forks one process per request).
+	Transport() http.RoundTripper
+	// Started is when the instance became ready.
+	Started() time.Time
+	// Done is closed when the instance has exited; Err then says why (nil
+	// after Stop).
+	Done() <-chan struct{}
+	Err() error
+	// Stop asks the instance to finish (SIGTERM), waits until ctx ends, then
+	// kills it. It returns once the instance is gone. It is idempotent.
+	Stop(ctx context.Context) error
+}
+
+// Driver starts instances on one substrate.
+type Driver interface {
+	// Name is the runtime name functions select the driver with.
+	Name() string
+	// Start starts one instance of spec and returns once it is ready to serve,
+	// or an error wrapping ErrStartFailed (with the program's last output when
+	// it exited early). Ending ctx abandons the start and stops the instance.
+	Start(ctx context.Context, spec Spec) (Instance, error)
+	// Reap removes instances an earlier run of nimbus left behind.
+	Reap(ctx context.Context) error
+	// Close stops every instance this driver started.
+	Close(ctx context.Context) error
+}

@@ -1,0 +1,93 @@
+// Command testfn is the program the driver conformance suite runs. With PORT
+// set it serves HTTP; with the argument "stdio" it handles one request on
+// stdin and stdout.
+//
+// HTTP paths: / echoes the body; /env prints the environment; /crash exits 3;
+// /sleep?ms=N sleeps; /whoami prints the uid. At start it prints "started" on
+// stdout and "warming" on stderr. With the argument "fail" it exits at once.
+// stdio: the body "fail" makes it write to stderr and exit 3; "env" prints
+// the environment; anything else is echoed.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/signal"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == "fail" {
+		fmt.Fprintln(os.Stderr, "testfn: refusing to start")
+		os.Exit(2)
+	}
+	if len(os.Args) > 1 && os.Args[1] == "stdio" {
+		stdio()
+		return
+	}
+	fmt.Println("started")
+	fmt.Fprintln(os.Stderr, "warming")
+	mux := http.NewServeMux()
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Testfn", "1")
+		io.Copy(w, r.Body)
+	})
+	mux.HandleFunc("/env", func(w http.ResponseWriter, r *http.Request) { printEnv(w) })
+	mux.HandleFunc("/whoami", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, os.Getuid()) })
+	mux.HandleFunc("/crash", func(w http.ResponseWriter, r *http.Request) { os.Exit(3) })
+	mux.HandleFunc("/log", func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		fmt.Println(string(b))
+	})
+	mux.HandleFunc("/sleep", func(w http.ResponseWriter, r *http.Request) {
+		ms, _ := strconv.Atoi(r.URL.Query().Get("ms"))
+		select {
+		case <-time.After(time.Duration(ms) * time.Millisecond):
+			fmt.Fprint(w, "slept")
+		case <-r.Context().Done():
+		}
+	})
+	srv := &http.Server{Addr: "127.0.0.1:" + os.Getenv("PORT"), Handler: mux}
+	go func() {
+		sig := make(chan os.Signal, 1)
+		signal.Notify(sig, syscall.SIGTERM)
+		<-sig
+		fmt.Println("stopping")
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+	}()
+	if err := srv.ListenAndServe(); err != nil && err != http.ErrServerClosed {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+}
+
+func stdio() {
+	b, _ := io.ReadAll(os.Stdin)
+	switch strings.TrimSpace(string(b)) {
+	case "fail":
+		fmt.Println("partial output")
+		fmt.Fprintln(os.Stderr, "testfn: asked to fail")
+		os.Exit(3)
+	case "env":
+		printEnv(os.Stdout)
+	default:
+		os.Stdout.Write(b)
+	}
+}
+
+func printEnv(w io.Writer) {
+	env := os.Environ()
+	sort.Strings(env)
+	for _, kv := range env {
+		fmt.Fprintln(w, kv)
+	}
+}

@@ -1,0 +1,171 @@
+package process
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"nimbus/internal/driver"
+)
+
+// httpInstance is a long-running process serving HTTP on 127.0.0.1:$PORT.
+type httpInstance struct {
+	id      string
+	addr    string
+	cmd     *exec.Cmd
+	record  string
+	started time.Time
+	done    chan struct{}
+	err     error // set before done closes
+	stopped bool
+	mu      sync.Mutex
+	stderr  *lineWriter
+}
+
+func (i *httpInstance) ID() string                   { return i.id }
+func (i *httpInstance) Addr() string                 { return i.addr }
+func (i *httpInstance) Transport() http.RoundTripper { return nil }
+func (i *httpInstance) Started() time.Time           { return i.started }
+func (i *httpInstance) Done() <-chan struct{}        { return i.done }
+func (i *httpInstance) Err() error {
+	select {
+	case <-i.done:
+		return i.err
+	default:
+		return nil
+	}
+}
+
+// freePort asks the kernel for an unused loopback port.
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func startHTTP(ctx context.Context, d *Driver, id, dir string, spec driver.Spec) (*httpInstance, error) {
+	fn := spec.Function
+	port, err := freePort()
+	if err != nil {
+		return nil, fmt.Errorf("%w: no free port: %w", driver.ErrStartFailed, err)
+	}
+	log := func(stream string) func(string) {
+		return func(s string) {
+			if spec.Log != nil {
+				spec.Log(id, stream, s)
+			}
+		}
+	}
+	cmd, err := d.command(spec, dir, d.env(spec, id, dir, "PORT="+strconv.Itoa(port)))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", driver.ErrStartFailed, err)
+	}
+	stdout := newLineWriter(log("stdout"))
+	stderr := newLineWriter(log("stderr"))
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	inst := &httpInstance{id: id, addr: "127.0.0.1:" + strconv.Itoa(port), cmd: cmd,
+		record: d.recordPath(id), done: make(chan struct{}), stderr: stderr}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("%w: run %q in the package: %w", driver.ErrStartFailed, fn.Command[0], err)
+	}
+	if err := writeRecord(inst.record, cmd.Process.Pid); err != nil {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	}
+	go func() {
+		werr := cmd.Wait()
+		stdout.Flush()
+		stderr.Flush()
+		// Kill whatever the program left in its group.
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		os.Remove(inst.record)
+		inst.mu.Lock()
+		if !inst.stopped {
+			inst.err = fmt.Errorf("instance exited: %v", werr)
+			if t := stderr.Tail(); t != "" {
+				inst.err = fmt.Errorf("%w; last output: %s", inst.err, t)
+			}
+		}
+		inst.mu.Unlock()
+		close(inst.done)
+	}()
+	if err := inst.waitReady(ctx, fn.HealthPath); err != nil {
+		inst.Stop(context.Background())
+		return nil, err
+	}
+	inst.started = time.Now()
+	return inst, nil
+}
+
+// waitReady probes the instance until it answers an HTTP request on its health
+// path: first a TCP connect (cheap), then a GET. The probe interval starts at
+// 500µs and grows to 20ms.
+func (i *httpInstance) waitReady(ctx context.Context, path string) error {
+	interval := 500 * time.Microsecond
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	req := "GET " + path + " HTTP/1.1\r\nHost: " + i.addr + "\r\nUser-Agent: nimbus-probe\r\nConnection: close\r\n\r\n"
+	for {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w: not ready: %w", driver.ErrStartFailed, ctx.Err())
+		case <-i.done:
+			return fmt.Errorf("%w: %w", driver.ErrStartFailed, i.err)
+		case <-timer.C:
+		}
+		if probe(i.addr, req) {
+			return nil
+		}
+		interval = min(interval*3/2, 20*time.Millisecond)
+		timer.Reset(interval)
+	}
+}
+
+func probe(addr, req string) bool {
+	c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+	if err != nil {
+		return false
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(2 * time.Second))
+	if _, err := c.Write([]byte(req)); err != nil {
+		return false
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return true
+}
+
+// Stop sends SIGTERM to the process group, then SIGKILL when ctx ends.
+func (i *httpInstance) Stop(ctx context.Context) error {
+	i.mu.Lock()
+	i.stopped = true
+	i.mu.Unlock()
+	select {
+	case <-i.done:
+		return nil
+	default:
+	}
+	pgid := i.cmd.Process.Pid
+	syscall.Kill(-pgid, syscall.SIGTERM)
+	select {
+	case <-i.done:
+	case <-ctx.Done():
+		syscall.Kill(-pgid, syscall.SIGKILL)
+		<-i.done
+	}
+	return nil
+}
