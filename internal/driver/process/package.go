@@ -89,4 +89,3 @@ func (c *packageCache) unpack(ctx context.Context, digest string, open func(cont
 	}
 	return final, nil
 }
-

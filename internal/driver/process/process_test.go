@@ -1,70 +1,21 @@
 package process
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
-	"nimbus/internal/archive"
 	"nimbus/internal/driver"
 	"nimbus/internal/driver/drivertest"
 	"nimbus/internal/function"
 )
-
-var (
-	buildOnce sync.Once
-	pkgBytes  []byte
-	pkgDigest string
-	buildErr  error
-)
-
-// testPackage builds drivertest's testfn and packs it as a function package.
-func testPackage(t *testing.T) (string, func(context.Context, string) (io.ReadCloser, error)) {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "testfn-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		defer os.RemoveAll(dir)
-		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, "testfn"), "nimbus/internal/driver/drivertest/testfn")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("build testfn: %v\n%s", err, out)
-			return
-		}
-		var buf bytes.Buffer
-		if _, err := archive.Pack(dir, &buf); err != nil {
-			buildErr = err
-			return
-		}
-		pkgBytes = buf.Bytes()
-		sum := sha256.Sum256(pkgBytes)
-		pkgDigest = "sha256:" + hex.EncodeToString(sum[:])
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return pkgDigest, func(_ context.Context, d string) (io.ReadCloser, error) {
-		if d != pkgDigest {
-			return nil, fmt.Errorf("no package %s", d)
-		}
-		return io.NopCloser(bytes.NewReader(pkgBytes)), nil
-	}
-}
 
 func newDriver(t *testing.T, stateDir string) *Driver {
 	t.Helper()
@@ -77,7 +28,7 @@ func newDriver(t *testing.T, stateDir string) *Driver {
 }
 
 func TestConformance(t *testing.T) {
-	digest, open := testPackage(t)
+	digest, open := drivertest.TestPackage(t)
 	d := newDriver(t, t.TempDir())
 	drivertest.Run(t, drivertest.Fixture{
 		Driver: d,
@@ -89,7 +40,7 @@ func TestConformance(t *testing.T) {
 }
 
 func testSpec(t *testing.T, name string) driver.Spec {
-	digest, open := testPackage(t)
+	digest, open := drivertest.TestPackage(t)
 	fn := function.Function{Name: name, Command: []string{"./testfn"}, Package: digest}.WithDefaults()
 	return driver.Spec{Function: fn, OpenPackage: open}
 }

@@ -3,8 +3,10 @@
 // stdin and stdout.
 //
 // HTTP paths: / echoes the body; /env prints the environment; /crash exits 3;
-// /sleep?ms=N sleeps; /whoami prints the uid. At start it prints "started" on
-// stdout and "warming" on stderr. With the argument "fail" it exits at once.
+// /sleep?ms=N sleeps; /whoami prints the uid; /stream writes three chunks
+// 200ms apart; /headers[/...] prints the request line and headers. At start
+// it prints "started" on stdout and "warming" on stderr. With the argument
+// "fail" it exits at once.
 // stdio: the body "fail" makes it write to stderr and exit 3; "env" prints
 // the environment; anything else is echoed.
 package main
@@ -36,8 +38,9 @@ func main() {
 	fmt.Fprintln(os.Stderr, "warming")
 	mux := http.NewServeMux()
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body) // HTTP/1 handlers must read the body before answering
 		w.Header().Set("X-Testfn", "1")
-		io.Copy(w, r.Body)
+		w.Write(b)
 	})
 	mux.HandleFunc("/env", func(w http.ResponseWriter, r *http.Request) { printEnv(w) })
 	mux.HandleFunc("/whoami", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, os.Getuid()) })
@@ -46,6 +49,15 @@ func main() {
 		b, _ := io.ReadAll(r.Body)
 		fmt.Println(string(b))
 	})
+	mux.HandleFunc("/stream", func(w http.ResponseWriter, r *http.Request) {
+		for i := range 3 {
+			fmt.Fprintf(w, "chunk %d\n", i)
+			w.(http.Flusher).Flush()
+			time.Sleep(200 * time.Millisecond)
+		}
+	})
+	mux.HandleFunc("/headers/", headers)
+	mux.HandleFunc("/headers", headers)
 	mux.HandleFunc("/sleep", func(w http.ResponseWriter, r *http.Request) {
 		ms, _ := strconv.Atoi(r.URL.Query().Get("ms"))
 		select {
@@ -89,5 +101,17 @@ func printEnv(w io.Writer) {
 	sort.Strings(env)
 	for _, kv := range env {
 		fmt.Fprintln(w, kv)
+	}
+}
+
+func headers(w http.ResponseWriter, r *http.Request) {
+	fmt.Fprintf(w, "%s %s %s\n", r.Method, r.URL.RequestURI(), r.Host)
+	keys := make([]string, 0, len(r.Header))
+	for k := range r.Header {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		fmt.Fprintf(w, "%s: %s\n", k, strings.Join(r.Header[k], ","))
 	}
 }

@@ -1,0 +1,62 @@
+package drivertest
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"nimbus/internal/archive"
+)
+
+var (
+	buildOnce sync.Once
+	pkgBytes  []byte
+	pkgDigest string
+	buildErr  error
+)
+
+// TestPackage builds testfn and packs it as a function package; it returns
+// the package digest and a function that serves its bytes.
+func TestPackage(t *testing.T) (string, func(context.Context, string) (io.ReadCloser, error)) {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "testfn-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		defer os.RemoveAll(dir)
+		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, "testfn"), "nimbus/internal/driver/drivertest/testfn")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("build testfn: %v\n%s", err, out)
+			return
+		}
+		var buf bytes.Buffer
+		if _, err := archive.Pack(dir, &buf); err != nil {
+			buildErr = err
+			return
+		}
+		pkgBytes = buf.Bytes()
+		sum := sha256.Sum256(pkgBytes)
+		pkgDigest = "sha256:" + hex.EncodeToString(sum[:])
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return pkgDigest, func(_ context.Context, d string) (io.ReadCloser, error) {
+		if d != pkgDigest {
+			return nil, fmt.Errorf("no package %s", d)
+		}
+		return io.NopCloser(bytes.NewReader(pkgBytes)), nil
+	}
+}
+

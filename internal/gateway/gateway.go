@@ -1,0 +1,323 @@
+// Package gateway is nimbus's data plane. It answers
+// ANY /function/{name}[.{namespace}][/{path...}] by forwarding the request —
+// method, rest of the path, query, headers and body, streamed both ways — to
+// the least-loaded ready instance of the function, starting one when none is
+// ready (scale from zero) and stopping idle ones.
+//
+// Per function, a pool enforces each instance's maxConcurrency and keeps a
+// bounded queue of waiting requests; past it the answer is 429 with
+// Retry-After. The function's timeout bounds the whole call (504). An
+// instance that dies mid-request gives 502 at once and is replaced.
+//
+// Functions come and go through Apply and Remove (called by the controller);
+// the request path reads them under a read lock and never touches the store.
+package gateway
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"nimbus/internal/driver"
+	"nimbus/internal/function"
+	"nimbus/internal/store"
+)
+
+// Options configure a Gateway.
+type Options struct {
+	// Drivers by runtime name.
+	Drivers map[string]driver.Driver
+	// OpenPackage serves function packages to drivers.
+	OpenPackage func(ctx context.Context, digest string) (io.ReadCloser, error)
+	// Log receives instance output and the gateway's own lines about instances.
+	Log func(store.LogLine)
+	// Metrics, from NewMetrics. Required.
+	Metrics *Metrics
+	// MaxBodyBytes bounds a request body (413 beyond). Default 32 MiB.
+	MaxBodyBytes int64
+	// MaxPending bounds the requests queued per function (429 beyond). Default 1024.
+	MaxPending int
+	// StartTimeout bounds one instance start. Default 60s.
+	StartTimeout time.Duration
+	// StopGrace is how long an instance gets to exit after SIGTERM. Default 10s.
+	StopGrace time.Duration
+	// IdleCheck is how often idle instances are looked for. Default 100ms.
+	IdleCheck time.Duration
+	Logger    *slog.Logger
+}
+
+// Gateway routes invocations to function instances.
+type Gateway struct {
+	opts      Options
+	ctx       context.Context
+	cancel    context.CancelFunc
+	transport *http.Transport
+	metrics   *Metrics
+	errorLog  *log.Logger
+
+	mu    sync.RWMutex
+	pools map[string]*pool // by function key
+	wg    sync.WaitGroup
+}
+
+// New returns a gateway and starts its idle-instance loop.
+func New(o Options) *Gateway {
+	if o.MaxBodyBytes == 0 {
+		o.MaxBodyBytes = 32 << 20
+	}
+	if o.MaxPending == 0 {
+		o.MaxPending = 1024
+	}
+	if o.StartTimeout == 0 {
+		o.StartTimeout = 60 * time.Second
+	}
+	if o.StopGrace == 0 {
+		o.StopGrace = 10 * time.Second
+	}
+	if o.IdleCheck == 0 {
+		o.IdleCheck = 100 * time.Millisecond
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	g := &Gateway{opts: o, ctx: ctx, cancel: cancel, transport: newTransport(), metrics: o.Metrics,
+		errorLog: slog.NewLogLogger(o.Logger.Handler(), slog.LevelDebug), pools: map[string]*pool{}}
+	g.wg.Go(g.idleLoop)
+	return g
+}
+
+func (g *Gateway) idleLoop() {
+	t := time.NewTicker(g.opts.IdleCheck)
+	defer t.Stop()
+	for {
+		select {
+		case <-g.ctx.Done():
+			return
+		case now := <-t.C:
+			g.mu.RLock()
+			pools := make([]*pool, 0, len(g.pools))
+			for _, p := range g.pools {
+				pools = append(pools, p)
+			}
+			g.mu.RUnlock()
+			for _, p := range pools {
+				p.reapIdle(now)
+			}
+		}
+	}
+}
+
+// Apply makes the gateway serve rec's revision of a function: a new function
+// gets a pool, a new revision replaces the old instances gracefully.
+func (g *Gateway) Apply(rec store.Record) error {
+	fn := rec.Function
+	drv, ok := g.opts.Drivers[fn.Runtime]
+	if !ok {
+		return fmt.Errorf("function %s: runtime %q is not enabled", fn.Key(), fn.Runtime)
+	}
+	g.mu.Lock()
+	p, ok := g.pools[fn.Key()]
+	if !ok {
+		p = newPool(g, fn, rec.Revision, drv)
+		g.pools[fn.Key()] = p
+	}
+	g.mu.Unlock()
+	if ok {
+		p.update(fn, rec.Revision, drv)
+		return nil
+	}
+	p.mu.Lock()
+	p.ensureMinLocked()
+	p.mu.Unlock()
+	return nil
+}
+
+// Remove stops serving a function and stops its instances.
+func (g *Gateway) Remove(namespace, name string) {
+	key := function.Key(namespace, name)
+	g.mu.Lock()
+	p := g.pools[key]
+	delete(g.pools, key)
+	g.mu.Unlock()
+	if p == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), g.opts.StopGrace)
+	defer cancel()
+	p.close(ctx)
+	p.m.forget()
+}
+
+// Status reports a function's instances and counters on this gateway.
+func (g *Gateway) Status(namespace, name string) (Status, []InstanceStatus, bool) {
+	g.mu.RLock()
+	p := g.pools[function.Key(namespace, name)]
+	g.mu.RUnlock()
+	if p == nil {
+		return Status{}, nil, false
+	}
+	s, list := p.status()
+	return s, list, true
+}
+
+// Close stops every instance (each gets StopGrace to exit) and the idle loop.
+func (g *Gateway) Close(ctx context.Context) {
+	g.cancel()
+	g.wg.Wait()
+	g.mu.Lock()
+	pools := g.pools
+	g.pools = map[string]*pool{}
+	g.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, p := range pools {
+		wg.Go(func() { p.close(ctx) })
+	}
+	wg.Wait()
+	g.transport.CloseIdleConnections()
+}
+
+func (g *Gateway) driverSpec(fn function.Function, rev uint64) driver.Spec {
+	return driver.Spec{Function: fn, Revision: rev, OpenPackage: g.opts.OpenPackage,
+		Log: func(instance, stream, text string) { g.instanceLog(fn, instance, stream, text) }}
+}
+
+func (g *Gateway) instanceLog(fn function.Function, instance, stream, text string) {
+	if g.opts.Log != nil {
+		g.opts.Log(store.LogLine{Time: time.Now(), Namespace: fn.Namespace, Function: fn.Name,
+			Instance: instance, Stream: stream, Text: text})
+	}
+}
+
+func (g *Gateway) systemLog(fn function.Function, instance, text string) {
+	g.instanceLog(fn, instance, "system", text)
+	g.opts.Logger.Debug(text, "function", fn.Key(), "instance", instance)
+}
+
+// Prefix is the path prefix the gateway serves.
+const Prefix = "/function/"
+
+// parseRoute splits "/function/name.ns/rest" into its parts. rest keeps its
+// leading slash; it is "/" when absent.
+func parseRoute(p string) (name, ns, rest string, ok bool) {
+	if !strings.HasPrefix(p, Prefix) {
+		return "", "", "", false
+	}
+	p = p[len(Prefix):]
+	target, rest := p, "/"
+	if i := strings.IndexByte(p, '/'); i >= 0 {
+		target, rest = p[:i], p[i:]
+	}
+	name, ns = target, function.DefaultNamespace
+	if i := strings.IndexByte(target, '.'); i >= 0 {
+		name, ns = target[:i], target[i+1:]
+	}
+	return name, ns, rest, name != ""
+}
+
+// ServeHTTP handles one invocation.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	began := time.Now()
+	callID := r.Header.Get("X-Call-Id")
+	if !validCallID(callID) {
+		callID = newCallID()
+		r.Header.Set("X-Call-Id", callID)
+	}
+	w.Header().Set("X-Call-Id", callID)
+
+	name, ns, rest, ok := parseRoute(r.URL.Path)
+	var p *pool
+	if ok {
+		g.mu.RLock()
+		p = g.pools[function.Key(ns, name)]
+		g.mu.RUnlock()
+	}
+	if p == nil {
+		writeError(w, ErrNotFound, fmt.Sprintf("function %q not found in namespace %q: deploy it, or check the name with 'nimbus list'", name, ns))
+		return
+	}
+	fn := p.spec.Load()
+	if r.ContentLength > g.opts.MaxBodyBytes {
+		p.record(writeError(w, ErrTooLarge, fmt.Sprintf("request body is %d bytes; the limit is %d", r.ContentLength, g.opts.MaxBodyBytes)), time.Since(began))
+		return
+	}
+	sw := &statusWriter{ResponseWriter: w, timeout: time.Duration(fn.Timeout)}
+	if r.Body != nil && r.Body != http.NoBody {
+		sw.body = &limitedBody{r: r.Body, left: g.opts.MaxBodyBytes}
+		r.Body = sw.body
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), time.Duration(fn.Timeout))
+	defer cancel()
+
+	in, _, err := p.acquire(ctx)
+	if err != nil {
+		msg := err.Error()
+		switch err {
+		case ErrNoInstance:
+			if r.Context().Err() != nil {
+				sw.status = 499
+				p.record(sw.status, time.Since(began))
+				return
+			}
+			msg = fmt.Sprintf("no instance of %s became ready within its timeout of %s", fn.Key(), sw.timeout)
+		case ErrStartFailed:
+			msg = fmt.Sprintf("function %s failed to start; see 'nimbus logs %s' for its output", fn.Key(), fn.Name)
+		case ErrOverloaded:
+			msg = fmt.Sprintf("function %s is at capacity (scale.max %d × maxConcurrency %d) and %d requests are queued; retry later",
+				fn.Key(), fn.Scale.Max, fn.Scale.MaxConcurrency, g.opts.MaxPending)
+		}
+		p.record(writeError(w, err, msg), time.Since(began))
+		return
+	}
+	r = r.WithContext(ctx)
+	r.URL.Path = rest
+	if r.URL.RawPath != "" {
+		_, _, r.URL.RawPath, _ = parseRoute(r.URL.RawPath)
+	}
+	in.proxy.ServeHTTP(sw, r)
+	p.release(in)
+	if sw.status == 0 {
+		sw.status = http.StatusOK
+	}
+	p.record(sw.status, time.Since(began))
+}
+
+// A call id is kept when it is short and printable.
+func validCallID(id string) bool {
+	if id == "" || len(id) > 128 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		if c := id[i]; c <= ' ' || c > '~' {
+			return false
+		}
+	}
+	return true
+}
+
+// newCallID returns a random UUID (version 4).
+func newCallID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	var s [36]byte
+	hex.Encode(s[0:8], b[0:4])
+	s[8] = '-'
+	hex.Encode(s[9:13], b[4:6])
+	s[13] = '-'
+	hex.Encode(s[14:18], b[6:8])
+	s[18] = '-'
+	hex.Encode(s[19:23], b[8:10])
+	s[23] = '-'
+	hex.Encode(s[24:], b[10:])
+	return string(s[:])
+}

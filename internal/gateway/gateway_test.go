@@ -1,0 +1,435 @@
+package gateway
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"nimbus/internal/driver"
+	"nimbus/internal/driver/drivertest"
+	"nimbus/internal/driver/process"
+	"nimbus/internal/function"
+	"nimbus/internal/store"
+)
+
+// These tests run the real process driver with drivertest's testfn behind a
+// real HTTP server on loopback.
+
+type harness struct {
+	gw   *Gateway
+	srv  *httptest.Server
+	drv  *process.Driver
+	logs *logSink
+	rev  uint64
+}
+
+type logSink struct {
+	mu    sync.Mutex
+	lines []store.LogLine
+}
+
+func (l *logSink) add(line store.LogLine) { l.mu.Lock(); l.lines = append(l.lines, line); l.mu.Unlock() }
+
+func newHarness(t *testing.T, mod func(*Options)) *harness {
+	t.Helper()
+	_, open := drivertest.TestPackage(t)
+	drv, err := process.New(process.Options{StateDir: t.TempDir(), StopGrace: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &harness{drv: drv, logs: &logSink{}}
+	o := Options{
+		Drivers:     map[string]driver.Driver{"process": drv},
+		OpenPackage: open,
+		Log:         h.logs.add,
+		Metrics:     NewMetrics(prometheus.NewRegistry()),
+		StopGrace:   2 * time.Second,
+		IdleCheck:   20 * time.Millisecond,
+	}
+	if mod != nil {
+		mod(&o)
+	}
+	h.gw = New(o)
+	h.srv = httptest.NewServer(h.gw)
+	t.Cleanup(func() {
+		h.srv.Close()
+		h.gw.Close(context.Background())
+		drv.Close(context.Background())
+	})
+	return h
+}
+
+func (h *harness) deploy(t *testing.T, name string, mod func(*function.Function)) function.Function {
+	t.Helper()
+	digest, _ := drivertest.TestPackage(t)
+	fn := function.Function{Name: name, Command: []string{"./testfn"}, Package: digest}
+	if mod != nil {
+		mod(&fn)
+	}
+	fn = fn.WithDefaults()
+	if err := fn.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	h.rev++
+	if err := h.gw.Apply(store.Record{Function: fn, Revision: h.rev}); err != nil {
+		t.Fatal(err)
+	}
+	return fn
+}
+
+func (h *harness) call(t *testing.T, method, path, body string, hdr ...string) (*http.Response, string) {
+	t.Helper()
+	req, _ := http.NewRequest(method, h.srv.URL+path, strings.NewReader(body))
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, string(b)
+}
+
+func (h *harness) status(t *testing.T, name string) Status {
+	s, _, ok := h.gw.Status("default", name)
+	if !ok {
+		t.Fatalf("no status for %s", name)
+	}
+	return s
+}
+
+func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", d, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestForwardsEverything(t *testing.T) {
+	h := newHarness(t, nil)
+	h.deploy(t, "echo", nil)
+	resp, body := h.call(t, "PUT", "/function/echo/headers/a%20b?x=1&y=2", "", "X-Custom", "v1")
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d: %s", resp.StatusCode, body)
+	}
+	t.Logf("function saw:\n%s", body)
+	for _, want := range []string{"PUT /headers/a%20b?x=1&y=2 ", "X-Custom: v1", "X-Forwarded-For: 127.0.0.1", "X-Call-Id: "} {
+		if !strings.Contains(body, want) {
+			t.Errorf("function did not see %q:\n%s", want, body)
+		}
+	}
+	resp, body = h.call(t, "POST", "/function/echo.default", "the body")
+	if body != "the body" || resp.Header.Get("X-Testfn") != "1" {
+		t.Fatalf("body or response header lost: %q %v", body, resp.Header)
+	}
+}
+
+func TestCallID(t *testing.T) {
+	h := newHarness(t, nil)
+	h.deploy(t, "echo", nil)
+	resp, body := h.call(t, "GET", "/function/echo/headers", "", "X-Call-Id", "my-call-1")
+	if resp.Header.Get("X-Call-Id") != "my-call-1" || !strings.Contains(body, "X-Call-Id: my-call-1") {
+		t.Fatalf("sent call id not kept: %v\n%s", resp.Header, body)
+	}
+	resp, body = h.call(t, "GET", "/function/echo/headers", "")
+	id := resp.Header.Get("X-Call-Id")
+	if len(id) != 36 || !strings.Contains(body, "X-Call-Id: "+id) {
+		t.Fatalf("generated call id %q not on request and response:\n%s", id, body)
+	}
+}
+
+func TestUnknownFunction(t *testing.T) {
+	h := newHarness(t, nil)
+	resp, body := h.call(t, "GET", "/function/nope", "")
+	if resp.StatusCode != 404 || !strings.Contains(body, `"function_not_found"`) {
+		t.Fatalf("want 404 function_not_found, got %d %s", resp.StatusCode, body)
+	}
+	resp, _ = h.call(t, "GET", "/function/", "")
+	if resp.StatusCode != 404 {
+		t.Fatalf("empty name: want 404, got %d", resp.StatusCode)
+	}
+}
+
+func TestStreamsResponse(t *testing.T) {
+	h := newHarness(t, nil)
+	h.deploy(t, "echo", nil)
+	resp, err := http.Get(h.srv.URL + "/function/echo/stream")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	began := time.Now()
+	line, err := bufio.NewReader(resp.Body).ReadString('\n')
+	if err != nil || line != "chunk 0\n" {
+		t.Fatalf("first chunk: %q %v", line, err)
+	}
+	if took := time.Since(began); took > 300*time.Millisecond {
+		t.Fatalf("first chunk took %s: the response was buffered", took)
+	}
+}
+
+func TestStreamsRequestBody(t *testing.T) {
+	h := newHarness(t, nil)
+	h.deploy(t, "echo", nil)
+	pr, pw := io.Pipe()
+	req, _ := http.NewRequest("POST", h.srv.URL+"/function/echo", pr)
+	done := make(chan string, 1)
+	go func() {
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			done <- err.Error()
+			return
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		done <- string(b)
+	}()
+	for i := range 100 {
+		fmt.Fprintf(pw, "part %d;", i)
+	}
+	pw.Close()
+	select {
+	case got := <-done:
+		if !strings.HasPrefix(got, "part 0;") || !strings.HasSuffix(got, "part 99;") {
+			t.Fatalf("chunked body mangled: %q", got)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no answer to a chunked request")
+	}
+}
+
+func TestScaleFromZeroSharesOneStart(t *testing.T) {
+	h := newHarness(t, nil)
+	h.deploy(t, "cold", nil)
+	if s := h.status(t, "cold"); s.TotalInstances != 0 {
+		t.Fatalf("min 0 should start nothing, got %+v", s)
+	}
+	var wg sync.WaitGroup
+	var ok atomic.Int32
+	for range 10 {
+		wg.Go(func() {
+			if resp, body := h.call(t, "POST", "/function/cold", "x"); resp.StatusCode == 200 && body == "x" {
+				ok.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if ok.Load() != 10 {
+		t.Fatalf("%d of 10 cold requests succeeded", ok.Load())
+	}
+	s := h.status(t, "cold")
+	if s.ColdStarts != 1 || s.ReadyInstances != 1 {
+		t.Fatalf("10 concurrent cold requests should share one start: %+v", s)
+	}
+}
+
+func TestIdleScaleToZeroAndMin(t *testing.T) {
+	h := newHarness(t, nil)
+	h.deploy(t, "idle", func(f *function.Function) { f.Scale.IdleTimeout = function.Duration(150 * time.Millisecond) })
+	h.call(t, "GET", "/function/idle", "")
+	if s := h.status(t, "idle"); s.ReadyInstances != 1 {
+		t.Fatalf("after a call: %+v", s)
+	}
+	waitFor(t, "scale to zero", 3*time.Second, func() bool { return h.status(t, "idle").TotalInstances == 0 })
+
+	h.deploy(t, "warm", func(f *function.Function) {
+		f.Scale.Min = 2
+		f.Scale.IdleTimeout = function.Duration(100 * time.Millisecond)
+	})
+	waitFor(t, "min instances", 5*time.Second, func() bool { return h.status(t, "warm").ReadyInstances == 2 })
+	time.Sleep(300 * time.Millisecond)
+	if s := h.status(t, "warm"); s.ReadyInstances != 2 {
+		t.Fatalf("instances at min must not idle out: %+v", s)
+	}
+}
+
+func TestConcurrencyLimitAndQueue(t *testing.T) {
+	h := newHarness(t, func(o *Options) { o.MaxPending = 2 })
+	h.deploy(t, "one", func(f *function.Function) {
+		f.Scale.Max = 1
+		f.Scale.MaxConcurrency = 1
+	})
+	h.call(t, "GET", "/function/one", "") // warm
+	results := make(chan int, 3)
+	for range 3 {
+		go func() {
+			resp, _ := h.call(t, "GET", "/function/one/sleep?ms=400", "")
+			results <- resp.StatusCode
+		}()
+	}
+	// 1 running + 2 queued: the next is refused.
+	waitFor(t, "queue to fill", 3*time.Second, func() bool {
+		h.gw.mu.RLock()
+		p := h.gw.pools["default/one"]
+		h.gw.mu.RUnlock()
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return len(p.waiters) == 2
+	})
+	resp, body := h.call(t, "GET", "/function/one", "")
+	if resp.StatusCode != 429 || resp.Header.Get("Retry-After") == "" || !strings.Contains(body, "overloaded") {
+		t.Fatalf("want 429 with Retry-After, got %d %v %s", resp.StatusCode, resp.Header, body)
+	}
+	began := time.Now()
+	for range 3 {
+		if code := <-results; code != 200 {
+			t.Fatalf("queued request got %d", code)
+		}
+	}
+	// With maxConcurrency 1 they ran one after another.
+	if took := time.Since(began); took < 700*time.Millisecond {
+		t.Fatalf("3×400ms requests finished in %s: maxConcurrency 1 was not enforced", took)
+	}
+}
+
+func TestTimeout(t *testing.T) {
+	h := newHarness(t, nil)
+	h.deploy(t, "slow", func(f *function.Function) {
+		f.Timeout = function.Duration(300 * time.Millisecond)
+		f.Scale.Min = 1
+	})
+	waitFor(t, "instance", 5*time.Second, func() bool { return h.status(t, "slow").ReadyInstances == 1 })
+	began := time.Now()
+	resp, body := h.call(t, "GET", "/function/slow/sleep?ms=5000", "")
+	if resp.StatusCode != 504 || !strings.Contains(body, "timed out") {
+		t.Fatalf("want 504, got %d %s", resp.StatusCode, body)
+	}
+	if took := time.Since(began); took > 2*time.Second {
+		t.Fatalf("timeout answered after %s", took)
+	}
+	// The instance is still usable afterwards.
+	if resp, _ := h.call(t, "GET", "/function/slow", ""); resp.StatusCode != 200 {
+		t.Fatalf("after a timeout: %d", resp.StatusCode)
+	}
+}
+
+func TestCrashGives502AndIsReplaced(t *testing.T) {
+	h := newHarness(t, nil)
+	h.deploy(t, "crashy", func(f *function.Function) { f.Scale.Min = 1 })
+	waitFor(t, "min instance", 5*time.Second, func() bool { return h.status(t, "crashy").ReadyInstances == 1 })
+	_, before, _ := h.gw.Status("default", "crashy")
+	began := time.Now()
+	resp, body := h.call(t, "GET", "/function/crashy/crash", "")
+	if resp.StatusCode != 502 || !strings.Contains(body, "instance_failed") {
+		t.Fatalf("want 502, got %d %s", resp.StatusCode, body)
+	}
+	if took := time.Since(began); took > time.Second {
+		t.Fatalf("502 after %s, want under 1s", took)
+	}
+	waitFor(t, "replacement", 5*time.Second, func() bool {
+		_, list, _ := h.gw.Status("default", "crashy")
+		return len(list) == 1 && list[0].ID != before[0].ID && list[0].State == "ready"
+	})
+	if resp, _ := h.call(t, "GET", "/function/crashy", ""); resp.StatusCode != 200 {
+		t.Fatalf("replacement does not serve: %d", resp.StatusCode)
+	}
+	if s := h.status(t, "crashy"); !strings.Contains(s.LastError, "exit") {
+		t.Fatalf("last error should tell of the exit: %+v", s)
+	}
+}
+
+func TestBodyLimit(t *testing.T) {
+	h := newHarness(t, func(o *Options) { o.MaxBodyBytes = 1000 })
+	h.deploy(t, "echo", nil)
+	resp, body := h.call(t, "POST", "/function/echo", strings.Repeat("x", 1001))
+	if resp.StatusCode != 413 {
+		t.Fatalf("declared length over limit: want 413, got %d %s", resp.StatusCode, body)
+	}
+	// Chunked, so the gateway learns the size only while streaming.
+	req, _ := http.NewRequest("POST", h.srv.URL+"/function/echo", io.MultiReader(strings.NewReader(strings.Repeat("y", 3000))))
+	req.ContentLength = -1
+	r2, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2.Body.Close()
+	if r2.StatusCode != 413 {
+		t.Fatalf("streamed body over limit: want 413, got %d", r2.StatusCode)
+	}
+	if resp, body := h.call(t, "POST", "/function/echo", strings.Repeat("z", 1000)); resp.StatusCode != 200 || len(body) != 1000 {
+		t.Fatalf("body at the limit: %d len %d", resp.StatusCode, len(body))
+	}
+}
+
+func TestUpdateReplacesInstances(t *testing.T) {
+	h := newHarness(t, nil)
+	h.deploy(t, "rolling", func(f *function.Function) { f.Env = map[string]string{"V": "1"} })
+	_, body := h.call(t, "GET", "/function/rolling/env", "")
+	if !strings.Contains(body, "V=1") {
+		t.Fatal(body)
+	}
+	h.deploy(t, "rolling", func(f *function.Function) { f.Env = map[string]string{"V": "2"} })
+	_, body = h.call(t, "GET", "/function/rolling/env", "")
+	if !strings.Contains(body, "V=2") {
+		t.Fatalf("new revision not served:\n%s", body)
+	}
+	waitFor(t, "old instance to stop", 5*time.Second, func() bool { return h.status(t, "rolling").TotalInstances == 1 })
+}
+
+func TestRemoveStopsInstances(t *testing.T) {
+	h := newHarness(t, nil)
+	h.deploy(t, "gone", func(f *function.Function) { f.Scale.Min = 1 })
+	waitFor(t, "instance", 5*time.Second, func() bool { return h.status(t, "gone").ReadyInstances == 1 })
+	_, list, _ := h.gw.Status("default", "gone")
+	addr := list[0].Addr
+	h.gw.Remove("default", "gone")
+	if _, err := http.Get("http://" + addr + "/"); err == nil {
+		t.Fatal("instance still serves after Remove")
+	}
+	if resp, _ := h.call(t, "GET", "/function/gone", ""); resp.StatusCode != 404 {
+		t.Fatalf("removed function: want 404, got %d", resp.StatusCode)
+	}
+}
+
+func TestStdioThroughGateway(t *testing.T) {
+	h := newHarness(t, nil)
+	h.deploy(t, "cat", func(f *function.Function) {
+		f.Protocol = function.ProtocolStdio
+		f.Command = []string{"./testfn", "stdio"}
+	})
+	resp, body := h.call(t, "POST", "/function/cat", "via stdio")
+	if resp.StatusCode != 200 || body != "via stdio" {
+		t.Fatalf("%d %q", resp.StatusCode, body)
+	}
+	resp, body = h.call(t, "POST", "/function/cat", "fail")
+	if resp.StatusCode != 500 || strings.Contains(body, "asked to fail") {
+		t.Fatalf("failing stdio: %d %q", resp.StatusCode, body)
+	}
+}
+
+func TestStartFailure(t *testing.T) {
+	h := newHarness(t, nil)
+	h.deploy(t, "broken", func(f *function.Function) { f.Command = []string{"./testfn", "fail"} })
+	resp, body := h.call(t, "GET", "/function/broken", "")
+	if resp.StatusCode != 503 || !strings.Contains(body, "start_failed") || strings.Contains(body, "refusing") {
+		t.Fatalf("want 503 start_failed without the program's output, got %d %s", resp.StatusCode, body)
+	}
+	if s := h.status(t, "broken"); !strings.Contains(s.LastError, "refusing to start") {
+		t.Fatalf("last error should carry the output for the operator: %+v", s)
+	}
+	h.logs.mu.Lock()
+	defer h.logs.mu.Unlock()
+	found := false
+	for _, l := range h.logs.lines {
+		found = found || (l.Stream == "stderr" && strings.Contains(l.Text, "refusing to start"))
+	}
+	if !found {
+		t.Fatal("the program's stderr is not in the logs")
+	}
+}

@@ -1,0 +1,136 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"sync"
+	"time"
+)
+
+type proxyHandler = *httputil.ReverseProxy
+
+// newTransport is the one pooled keep-alive transport to http instances. Its
+// idle pool covers high concurrency: a small pool (http.DefaultTransport keeps
+// two per host) halves throughput under load.
+func newTransport() *http.Transport {
+	return &http.Transport{
+		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:        0,
+		MaxIdleConnsPerHost: 1024,
+		IdleConnTimeout:     90 * time.Second,
+		DisableCompression:  true,
+		ForceAttemptHTTP2:   false,
+	}
+}
+
+type bufferPool struct{ p sync.Pool }
+
+func (b *bufferPool) Get() []byte  { return *(b.p.Get().(*[]byte)) }
+func (b *bufferPool) Put(v []byte) { b.p.Put(&v) }
+
+var buffers = &bufferPool{p: sync.Pool{New: func() any { v := make([]byte, 32<<10); return &v }}}
+
+// newProxy builds the reverse proxy to one instance. Requests arrive with the
+// path already rewritten to the function's own path.
+func (g *Gateway) newProxy(in *instance) *httputil.ReverseProxy {
+	var rt http.RoundTripper = g.transport
+	if t := in.Transport(); t != nil {
+		rt = t
+	}
+	addr := in.Addr()
+	if addr == "" {
+		addr = "instance"
+	}
+	return &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.Out.URL.Scheme = "http"
+			pr.Out.URL.Host = addr
+			pr.Out.Host = pr.In.Host
+			pr.SetXForwarded()
+		},
+		Transport:  rt,
+		BufferPool: buffers,
+		ModifyResponse: func(resp *http.Response) error {
+			resp.Header.Del("X-Call-Id") // the gateway's call id already stands
+			return nil
+		},
+		ErrorHandler: g.proxyError,
+		ErrorLog:     g.errorLog,
+	}
+}
+
+// proxyError maps what went wrong on the way to an instance to a status.
+func (g *Gateway) proxyError(w http.ResponseWriter, r *http.Request, err error) {
+	sw, _ := w.(*statusWriter)
+	switch {
+	case errors.Is(r.Context().Err(), context.DeadlineExceeded):
+		writeError(w, ErrTimeout, "function timed out after "+sw.timeout.String())
+	case sw != nil && sw.body != nil && sw.body.tooLarge:
+		writeError(w, ErrTooLarge, "request body exceeds the gateway's limit")
+	case errors.Is(r.Context().Err(), context.Canceled):
+		// The caller left; nobody reads an answer.
+		if sw != nil {
+			sw.status = 499
+		}
+	default:
+		writeError(w, ErrUpstream, "function instance failed: "+err.Error())
+	}
+}
+
+// statusWriter records the status written through it.
+type statusWriter struct {
+	http.ResponseWriter
+	status  int
+	timeout time.Duration
+	body    *limitedBody
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// limitedBody fails a read past the body limit and remembers that it did.
+type limitedBody struct {
+	r        io.ReadCloser
+	left     int64
+	tooLarge bool
+}
+
+var errBodyTooLarge = errors.New("request body too large")
+
+func (b *limitedBody) Read(p []byte) (int, error) {
+	if b.left <= 0 {
+		// Probe for one more byte: only an actual excess is an error.
+		var one [1]byte
+		n, err := b.r.Read(one[:])
+		if n > 0 {
+			b.tooLarge = true
+			return 0, errBodyTooLarge
+		}
+		return 0, err
+	}
+	if int64(len(p)) > b.left {
+		p = p[:b.left]
+	}
+	n, err := b.r.Read(p)
+	b.left -= int64(n)
+	return n, err
+}
+
+func (b *limitedBody) Close() error { return b.r.Close() }
