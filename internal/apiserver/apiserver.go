@@ -1,0 +1,149 @@
+// Package apiserver serves nimbus's HTTP surface: the native control API under
+// /v1 (JSON, described by api/openapi.yaml), the health and metrics endpoints,
+// and the invocation routes it hands to the gateway.
+//
+// Every /v1 route needs "Authorization: Bearer <admin token>"; /function/* is
+// open. Errors are {"error": {"code": "...", "message": "..."}} with the
+// stable codes listed in codes.go.
+package apiserver
+
+import (
+	"context"
+	"crypto/subtle"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"nimbus/internal/gateway"
+	"nimbus/internal/store"
+)
+
+// Invoker is the data plane as the API sees it.
+type Invoker interface {
+	http.Handler
+	Status(namespace, name string) (gateway.Status, []gateway.InstanceStatus, bool)
+}
+
+// Options configure the API server.
+type Options struct {
+	Store   store.Store
+	Invoker Invoker
+	// Token is the admin credential /v1 requires.
+	Token string
+	// Runtimes are the runtimes a deploy may name.
+	Runtimes map[string]bool
+	// Metrics serves /metrics.
+	Metrics http.Handler
+	// Ready reports whether nimbus is ready to serve (for /readyz).
+	Ready func(ctx context.Context) error
+	// MaxPackageBytes bounds an uploaded package. Default 256 MiB.
+	MaxPackageBytes int64
+	// Version is reported by /v1/info.
+	Version string
+	Logger  *slog.Logger
+}
+
+// Route is one method and path pattern the server answers.
+type Route struct {
+	Method  string
+	Pattern string // net/http ServeMux pattern, without the method
+	Auth    bool
+	handler http.HandlerFunc
+}
+
+// Server is the HTTP handler of everything nimbus serves on its listener.
+type Server struct {
+	opts   Options
+	mux    *http.ServeMux
+	routes []Route
+}
+
+// New builds the handler.
+func New(o Options) *Server {
+	if o.MaxPackageBytes == 0 {
+		o.MaxPackageBytes = 256 << 20
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	s := &Server{opts: o, mux: http.NewServeMux()}
+	s.routes = []Route{
+		{"GET", "/healthz", false, s.healthz},
+		{"GET", "/readyz", false, s.readyz},
+		{"GET", "/metrics", false, o.Metrics.ServeHTTP},
+		{"GET", "/v1/info", true, s.info},
+		{"POST", "/v1/packages", true, s.uploadPackage},
+		{"GET", "/v1/functions", true, s.listFunctions},
+		{"PUT", "/v1/functions/{name}", true, s.deployFunction},
+		{"GET", "/v1/functions/{name}", true, s.getFunction},
+		{"DELETE", "/v1/functions/{name}", true, s.deleteFunction},
+		{"GET", "/v1/functions/{name}/logs", true, s.functionLogs},
+		{"GET", "/v1/functions/{name}/instances", true, s.functionInstances},
+	}
+	for _, r := range s.routes {
+		h := http.Handler(r.handler)
+		if r.Auth {
+			h = s.auth(h)
+		}
+		s.mux.Handle(r.Method+" "+r.Pattern, h)
+	}
+	// Invocations: any method, the function's own path below.
+	s.mux.Handle(gateway.Prefix, o.Invoker)
+	s.mux.Handle("/v1/", s.auth(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, errNoRoute, "no such API route: "+r.Method+" "+r.URL.Path+"; see api/openapi.yaml")
+	})))
+	return s
+}
+
+// Routes lists what the server answers besides /function/*.
+func (s *Server) Routes() []Route { return s.routes }
+
+// ServeHTTP dispatches a request. Invocations skip the mux's pattern matching
+// on the hot path.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if strings.HasPrefix(r.URL.Path, gateway.Prefix) {
+		s.opts.Invoker.ServeHTTP(w, r)
+		return
+	}
+	s.mux.ServeHTTP(w, r)
+}
+
+func (s *Server) auth(next http.Handler) http.Handler {
+	want := []byte("Bearer " + s.opts.Token)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got := []byte(r.Header.Get("Authorization"))
+		if s.opts.Token == "" || subtle.ConstantTimeCompare(got, want) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="nimbus"`)
+			writeError(w, errUnauthorized, "missing or wrong admin token: send 'Authorization: Bearer <token>' (the token is in the data dir's admin-token file)")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Write([]byte("ok\n"))
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if s.opts.Ready != nil {
+		if err := s.opts.Ready(ctx); err != nil {
+			writeError(w, errUnavailable, "not ready: "+err.Error())
+			return
+		}
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Write([]byte("ready\n"))
+}
+
+func (s *Server) info(w http.ResponseWriter, r *http.Request) {
+	runtimes := make([]string, 0, len(s.opts.Runtimes))
+	for rt := range s.opts.Runtimes {
+		runtimes = append(runtimes, rt)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"version": s.opts.Version, "runtimes": runtimes})
+}

@@ -1,0 +1,78 @@
+package apiserver
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+
+	"nimbus/internal/function"
+	"nimbus/internal/store"
+)
+
+// apiError is a sentinel with a status and a stable code.
+type apiError struct {
+	status int
+	code   string
+}
+
+func (e *apiError) Error() string { return e.code }
+
+// The codes clients may rely on.
+var (
+	errBadRequest      = &apiError{http.StatusBadRequest, "invalid_request"}
+	errInvalidSpec     = &apiError{http.StatusBadRequest, "invalid_spec"}
+	errNoPackage       = &apiError{http.StatusBadRequest, "package_not_found"}
+	errUnauthorized    = &apiError{http.StatusUnauthorized, "unauthorized"}
+	errNotFound        = &apiError{http.StatusNotFound, "function_not_found"}
+	errNoRoute         = &apiError{http.StatusNotFound, "route_not_found"}
+	errConflict        = &apiError{http.StatusConflict, "conflict"}
+	errTooLarge        = &apiError{http.StatusRequestEntityTooLarge, "body_too_large"}
+	errUnavailable     = &apiError{http.StatusServiceUnavailable, "store_unavailable"}
+	errInternal        = &apiError{http.StatusInternalServerError, "internal"}
+	errRuntimeDisabled = &apiError{http.StatusBadRequest, "runtime_unavailable"}
+)
+
+// errorBody is the JSON shape of every error.
+type errorBody struct {
+	Error struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+		Field   string `json:"field,omitempty"`
+	} `json:"error"`
+}
+
+func writeError(w http.ResponseWriter, e *apiError, msg string) {
+	var b errorBody
+	b.Error.Code, b.Error.Message = e.code, msg
+	writeJSON(w, e.status, b)
+}
+
+func writeFieldError(w http.ResponseWriter, fe *function.FieldError) {
+	var b errorBody
+	b.Error.Code, b.Error.Message, b.Error.Field = errInvalidSpec.code, fe.Error(), fe.Field
+	writeJSON(w, errInvalidSpec.status, b)
+}
+
+// writeStoreError maps a store error to an answer; the detail of unexpected
+// errors stays in the server's log, not in the response.
+func writeStoreError(w http.ResponseWriter, err error, what string) {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		writeError(w, errNotFound, what+" not found")
+	case errors.Is(err, store.ErrConflict), errors.Is(err, store.ErrExists):
+		writeError(w, errConflict, what+" was changed concurrently; retry")
+	case errors.Is(err, store.ErrUnavailable):
+		writeError(w, errUnavailable, "the store is unavailable; retry shortly")
+	default:
+		writeError(w, errInternal, "internal error while handling "+what)
+	}
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}

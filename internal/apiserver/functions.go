@@ -1,0 +1,254 @@
+package apiserver
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"nimbus/internal/function"
+	"nimbus/internal/gateway"
+	"nimbus/internal/store"
+)
+
+// maxSpecBytes bounds a function spec in a request.
+const maxSpecBytes = 1 << 20
+
+// FunctionView is a function as the API shows it: its spec, revision and
+// live status.
+type FunctionView struct {
+	Function function.Function `json:"function"`
+	Revision uint64            `json:"revision"`
+	Updated  time.Time         `json:"updated"`
+	Status   gateway.Status    `json:"status"`
+}
+
+// target reads {name} and ?namespace= and checks both.
+func target(w http.ResponseWriter, r *http.Request) (ns, name string, ok bool) {
+	name = r.PathValue("name")
+	ns = r.URL.Query().Get("namespace")
+	if ns == "" {
+		ns = function.DefaultNamespace
+	}
+	for _, check := range []struct{ field, v string }{{"name", name}, {"namespace", ns}} {
+		if err := function.ValidateName(check.field, check.v); err != nil {
+			var fe *function.FieldError
+			errors.As(err, &fe)
+			writeFieldError(w, fe)
+			return "", "", false
+		}
+	}
+	return ns, name, true
+}
+
+func (s *Server) view(rec store.Record) FunctionView {
+	st, _, _ := s.opts.Invoker.Status(rec.Function.Namespace, rec.Function.Name)
+	return FunctionView{Function: rec.Function, Revision: rec.Revision, Updated: rec.Updated, Status: st}
+}
+
+func (s *Server) listFunctions(w http.ResponseWriter, r *http.Request) {
+	ns := r.URL.Query().Get("namespace")
+	if ns != "" {
+		if err := function.ValidateName("namespace", ns); err != nil {
+			var fe *function.FieldError
+			errors.As(err, &fe)
+			writeFieldError(w, fe)
+			return
+		}
+	}
+	recs, err := s.opts.Store.List(r.Context(), ns)
+	if err != nil {
+		writeStoreError(w, err, "functions")
+		return
+	}
+	out := make([]FunctionView, 0, len(recs))
+	for _, rec := range recs {
+		out = append(out, s.view(rec))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"functions": out})
+}
+
+func (s *Server) getFunction(w http.ResponseWriter, r *http.Request) {
+	ns, name, ok := target(w, r)
+	if !ok {
+		return
+	}
+	rec, err := s.opts.Store.Get(r.Context(), ns, name)
+	if err != nil {
+		writeStoreError(w, err, "function "+function.Key(ns, name))
+		return
+	}
+	writeJSON(w, http.StatusOK, s.view(rec))
+}
+
+// DecodeSpec reads a function spec from JSON, refusing unknown fields.
+func DecodeSpec(r io.Reader) (function.Function, error) {
+	var fn function.Function
+	dec := json.NewDecoder(r)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&fn); err != nil {
+		return fn, fmt.Errorf("the body is not a valid function spec: %v", err)
+	}
+	if dec.More() {
+		return fn, errors.New("the body holds more than one JSON value")
+	}
+	return fn, nil
+}
+
+// deployFunction creates or updates a function (PUT is idempotent). An
+// If-Match header with a revision makes the update conditional.
+func (s *Server) deployFunction(w http.ResponseWriter, r *http.Request) {
+	ns, name, ok := target(w, r)
+	if !ok {
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxSpecBytes))
+	if err != nil {
+		writeError(w, errTooLarge, fmt.Sprintf("a function spec may be at most %d bytes", maxSpecBytes))
+		return
+	}
+	fn, err := DecodeSpec(bytes.NewReader(body))
+	if err != nil {
+		writeError(w, errBadRequest, err.Error())
+		return
+	}
+	if fn.Name != "" && fn.Name != name {
+		writeFieldError(w, &function.FieldError{Field: "name", Msg: fmt.Sprintf("%q differs from the name in the path %q: make them equal or leave it out", fn.Name, name)})
+		return
+	}
+	if fn.Namespace != "" && fn.Namespace != ns {
+		writeFieldError(w, &function.FieldError{Field: "namespace", Msg: fmt.Sprintf("%q differs from ?namespace=%s: make them equal or leave it out", fn.Namespace, ns)})
+		return
+	}
+	fn.Name, fn.Namespace = name, ns
+	fn = fn.WithDefaults()
+	if err := fn.Validate(); err != nil {
+		var fe *function.FieldError
+		if errors.As(err, &fe) {
+			writeFieldError(w, fe)
+			return
+		}
+		writeError(w, errInvalidSpec, err.Error())
+		return
+	}
+	if !s.opts.Runtimes[fn.Runtime] {
+		writeError(w, errRuntimeDisabled, fmt.Sprintf("runtime %q is not enabled on this nimbus", fn.Runtime))
+		return
+	}
+	if fn.Package != "" {
+		if _, err := s.opts.Store.StatPackage(r.Context(), fn.Package); errors.Is(err, store.ErrNotFound) {
+			writeError(w, errNoPackage, fmt.Sprintf("package %s is not uploaded: POST it to /v1/packages first", fn.Package))
+			return
+		} else if err != nil {
+			writeStoreError(w, err, "package")
+			return
+		}
+	}
+	var ifMatch uint64
+	if v := r.Header.Get("If-Match"); v != "" {
+		if ifMatch, err = strconv.ParseUint(v, 10, 64); err != nil {
+			writeError(w, errBadRequest, "If-Match must be a revision number")
+			return
+		}
+	}
+	rec, created, err := s.put(r, fn, ifMatch)
+	if err != nil {
+		writeStoreError(w, err, "function "+fn.Key())
+		return
+	}
+	s.opts.Logger.Info("function deployed", "function", fn.Key(), "revision", rec.Revision)
+	status := http.StatusOK
+	if created {
+		status = http.StatusCreated
+	}
+	writeJSON(w, status, s.view(rec))
+}
+
+// put creates or updates, retrying once if a concurrent writer got between
+// the read and the write (unless the caller asked for a revision).
+func (s *Server) put(r *http.Request, fn function.Function, ifMatch uint64) (store.Record, bool, error) {
+	ctx := r.Context()
+	for attempt := 0; ; attempt++ {
+		cur, err := s.opts.Store.Get(ctx, fn.Namespace, fn.Name)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			if ifMatch != 0 {
+				return store.Record{}, false, err
+			}
+			rec, err := s.opts.Store.Create(ctx, fn)
+			if errors.Is(err, store.ErrExists) && attempt == 0 {
+				continue
+			}
+			return rec, true, err
+		case err != nil:
+			return store.Record{}, false, err
+		}
+		rev := cur.Revision
+		if ifMatch != 0 {
+			rev = ifMatch
+		}
+		rec, err := s.opts.Store.Update(ctx, fn, rev)
+		if errors.Is(err, store.ErrConflict) && ifMatch == 0 && attempt == 0 {
+			continue
+		}
+		return rec, false, err
+	}
+}
+
+func (s *Server) deleteFunction(w http.ResponseWriter, r *http.Request) {
+	ns, name, ok := target(w, r)
+	if !ok {
+		return
+	}
+	if err := s.opts.Store.Delete(r.Context(), ns, name, 0); err != nil {
+		writeStoreError(w, err, "function "+function.Key(ns, name))
+		return
+	}
+	s.opts.Logger.Info("function deleted", "function", function.Key(ns, name))
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) functionInstances(w http.ResponseWriter, r *http.Request) {
+	ns, name, ok := target(w, r)
+	if !ok {
+		return
+	}
+	if _, err := s.opts.Store.Get(r.Context(), ns, name); err != nil {
+		writeStoreError(w, err, "function "+function.Key(ns, name))
+		return
+	}
+	_, list, _ := s.opts.Invoker.Status(ns, name)
+	if list == nil {
+		list = []gateway.InstanceStatus{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"instances": list})
+}
+
+func (s *Server) uploadPackage(w http.ResponseWriter, r *http.Request) {
+	if r.ContentLength > s.opts.MaxPackageBytes {
+		writeError(w, errTooLarge, fmt.Sprintf("a package may be at most %d bytes", s.opts.MaxPackageBytes))
+		return
+	}
+	body := http.MaxBytesReader(w, r.Body, s.opts.MaxPackageBytes)
+	// Check the gzip magic before storing anything.
+	head := make([]byte, 2)
+	if _, err := io.ReadFull(body, head); err != nil || head[0] != 0x1f || head[1] != 0x8b {
+		writeError(w, errBadRequest, "a package must be a gzipped tar (nimbus deploy makes one)")
+		return
+	}
+	info, err := s.opts.Store.PutPackage(r.Context(), io.MultiReader(bytes.NewReader(head), body))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			writeError(w, errTooLarge, fmt.Sprintf("a package may be at most %d bytes", s.opts.MaxPackageBytes))
+			return
+		}
+		writeStoreError(w, err, "package")
+		return
+	}
+	writeJSON(w, http.StatusCreated, map[string]any{"digest": info.Digest, "size": info.Size})
+}

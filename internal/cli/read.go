@@ -1,0 +1,180 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"nimbus/internal/store"
+)
+
+func addOutput(c *cobra.Command, output *string) {
+	c.Flags().StringVarP(output, "output", "o", "text", "output format: text or json")
+}
+
+func checkOutput(o string) error {
+	if o != "text" && o != "json" {
+		return usagef("--output must be text or json, not %q", o)
+	}
+	return nil
+}
+
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func listCmd(g *globals) *cobra.Command {
+	var output string
+	c := &cobra.Command{
+		Use:   "list",
+		Short: "List functions",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkOutput(output); err != nil {
+				return err
+			}
+			cl, err := g.client()
+			if err != nil {
+				return err
+			}
+			fns, err := cl.List(cmd.Context(), g.ns())
+			if err != nil {
+				return err
+			}
+			if output == "json" {
+				return printJSON(g.stdout, fns)
+			}
+			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "NAME\tNAMESPACE\tPROTOCOL\tREVISION\tREADY\tINVOCATIONS")
+			for _, v := range fns {
+				f := v.Function
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d/%d\t%d\n", f.Name, f.Namespace, f.Protocol, v.Revision,
+					v.Status.ReadyInstances, v.Status.TotalInstances, v.Status.Invocations)
+			}
+			return tw.Flush()
+		},
+	}
+	addOutput(c, &output)
+	return c
+}
+
+func describeCmd(g *globals) *cobra.Command {
+	var output string
+	c := &cobra.Command{
+		Use:   "describe NAME",
+		Short: "Show a function's spec, status and instances",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkOutput(output); err != nil {
+				return err
+			}
+			cl, err := g.client()
+			if err != nil {
+				return err
+			}
+			v, err := cl.Get(cmd.Context(), g.ns(), args[0])
+			if err != nil {
+				return err
+			}
+			insts, err := cl.Instances(cmd.Context(), g.ns(), args[0])
+			if err != nil {
+				return err
+			}
+			if output == "json" {
+				return printJSON(g.stdout, map[string]any{"function": v, "instances": insts})
+			}
+			f, s := v.Function, v.Status
+			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+			row := func(k string, v any) { fmt.Fprintf(tw, "%s:\t%v\n", k, v) }
+			row("Name", f.Name)
+			row("Namespace", f.Namespace)
+			row("Revision", v.Revision)
+			row("Updated", v.Updated.Local().Format(time.RFC3339))
+			row("Runtime", f.Runtime)
+			row("Protocol", f.Protocol)
+			row("Command", strings.Join(f.Command, " "))
+			row("Package", f.Package)
+			row("Timeout", f.Timeout)
+			row("Scale", fmt.Sprintf("min %d, max %d, maxConcurrency %d, idleTimeout %s", f.Scale.Min, f.Scale.Max, f.Scale.MaxConcurrency, f.Scale.IdleTimeout))
+			row("Instances", fmt.Sprintf("%d ready, %d total", s.ReadyInstances, s.TotalInstances))
+			row("Invocations", fmt.Sprintf("%d (%d failed, %d cold starts)", s.Invocations, s.Failures, s.ColdStarts))
+			if s.LastError != "" {
+				row("Last error", fmt.Sprintf("%s (%s)", s.LastError, s.LastErrorAt.Local().Format(time.RFC3339)))
+			}
+			for _, in := range insts {
+				row("Instance", fmt.Sprintf("%s %s, %d in flight, %d served", in.ID, in.State, in.InFlight, in.Served))
+			}
+			return tw.Flush()
+		},
+	}
+	addOutput(c, &output)
+	return c
+}
+
+func logsCmd(g *globals) *cobra.Command {
+	var output string
+	var follow bool
+	var since time.Duration
+	c := &cobra.Command{
+		Use:   "logs NAME",
+		Short: "Print a function's log lines",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkOutput(output); err != nil {
+				return err
+			}
+			if since < 0 {
+				return usagef("--since must be positive")
+			}
+			cl, err := g.client()
+			if err != nil {
+				return err
+			}
+			enc := json.NewEncoder(g.stdout)
+			return cl.Logs(cmd.Context(), g.ns(), args[0], since, follow, func(l store.LogLine) error {
+				if output == "json" {
+					return enc.Encode(l)
+				}
+				_, err := fmt.Fprintf(g.stdout, "%s %s %s %s\n", l.Time.Local().Format("2006-01-02T15:04:05.000"), shortID(l.Instance), l.Stream, l.Text)
+				return err
+			})
+		},
+	}
+	c.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new lines")
+	c.Flags().DurationVar(&since, "since", 0, "only lines newer than this (e.g. 10m)")
+	addOutput(c, &output)
+	return c
+}
+
+func shortID(id string) string {
+	if id == "" {
+		return "-"
+	}
+	return id
+}
+
+func deleteCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "delete NAME",
+		Short: "Delete a function and stop its instances",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cl, err := g.client()
+			if err != nil {
+				return err
+			}
+			if err := cl.Delete(cmd.Context(), g.ns(), args[0]); err != nil {
+				return err
+			}
+			fmt.Fprintf(g.stdout, "Deleted %s\n", args[0])
+			return nil
+		},
+	}
+}

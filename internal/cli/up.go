@@ -1,0 +1,61 @@
+package cli
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"nimbus/internal/server"
+)
+
+func upCmd(g *globals) *cobra.Command {
+	var cfg server.Config
+	var verbose bool
+	c := &cobra.Command{
+		Use:   "up",
+		Short: "Run the whole platform on this machine (gateway, controller, embedded NATS)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			level := slog.LevelInfo
+			if verbose {
+				level = slog.LevelDebug
+			}
+			cfg.Logger = slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: level}))
+			cfg.DataDir = g.dataDir
+			cfg.Version = Version
+			return server.Run(cmd.Context(), cfg, func(s server.Started) {
+				fmt.Fprintf(g.stdout, "nimbus %s is up at %s\n", Version, s.URL)
+				fmt.Fprintf(g.stdout, "  data dir:    %s\n", g.dataDir)
+				if s.NewToken != "" {
+					fmt.Fprintf(g.stdout, "  admin token: %s (shown once; kept in %s)\n", s.NewToken, s.TokenPath)
+				} else {
+					fmt.Fprintf(g.stdout, "  admin token: in %s\n", s.TokenPath)
+				}
+				fmt.Fprintf(g.stdout, "  try:         nimbus new hello --lang go && nimbus deploy hello && nimbus invoke hello\n")
+			})
+		},
+	}
+	f := c.Flags()
+	f.StringVar(&cfg.Listen, "listen", "127.0.0.1:8080", "address to serve HTTP on")
+	f.StringVar(&cfg.NATSURL, "nats-url", "", "use this NATS server instead of the embedded one")
+	f.StringVar(&cfg.NATSListen, "nats-listen", "", "also let NATS clients reach the embedded server here (e.g. 127.0.0.1:4222)")
+	f.Int64Var(&cfg.MaxBodyBytes, "max-body-bytes", 32<<20, "largest invocation body accepted (413 beyond)")
+	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long to let in-flight requests finish on SIGTERM")
+	f.StringVar(&cfg.RunAs, "run-as", "", "user functions run as (default: nobody when run as root)")
+	f.BoolVarP(&verbose, "verbose", "v", false, "log debug lines")
+	return c
+}
+
+func versionCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the version",
+		Args:  cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			fmt.Fprintln(g.stdout, "nimbus", Version)
+			return nil
+		},
+	}
+}

@@ -1,0 +1,222 @@
+// Package client is the Go client of nimbus's /v1 API; the CLI is built on it.
+package client
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"nimbus/internal/apiserver"
+	"nimbus/internal/function"
+	"nimbus/internal/gateway"
+	"nimbus/internal/store"
+)
+
+// Client talks to one nimbus.
+type Client struct {
+	URL   string // e.g. http://127.0.0.1:8080
+	Token string
+	HTTP  *http.Client
+}
+
+// Error is an error answer from the API.
+type Error struct {
+	Status  int
+	Code    string
+	Message string
+	Field   string
+}
+
+func (e *Error) Error() string {
+	if e.Message == "" {
+		return fmt.Sprintf("%d %s", e.Status, http.StatusText(e.Status))
+	}
+	return e.Message
+}
+
+func (c *Client) http() *http.Client {
+	if c.HTTP != nil {
+		return c.HTTP
+	}
+	return http.DefaultClient
+}
+
+func (c *Client) do(ctx context.Context, method, path string, q url.Values, body io.Reader, hdr http.Header) (*http.Response, error) {
+	u := strings.TrimRight(c.URL, "/") + path
+	if len(q) > 0 {
+		u += "?" + q.Encode()
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, body)
+	if err != nil {
+		return nil, err
+	}
+	for k, v := range hdr {
+		req.Header[k] = v
+	}
+	if c.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+	}
+	resp, err := c.http().Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("cannot reach nimbus at %s: %w (is 'nimbus up' running? set --url or NIMBUS_URL)", c.URL, err)
+	}
+	if resp.StatusCode >= 400 {
+		defer resp.Body.Close()
+		return nil, decodeError(resp)
+	}
+	return resp, nil
+}
+
+func decodeError(resp *http.Response) error {
+	var body struct {
+		Error struct {
+			Code, Message, Field string
+		} `json:"error"`
+	}
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	e := &Error{Status: resp.StatusCode}
+	if json.Unmarshal(b, &body) == nil && body.Error.Code != "" {
+		e.Code, e.Message, e.Field = body.Error.Code, body.Error.Message, body.Error.Field
+	} else {
+		e.Message = strings.TrimSpace(string(b))
+	}
+	return e
+}
+
+func (c *Client) getJSON(ctx context.Context, path string, q url.Values, out any) error {
+	resp, err := c.do(ctx, "GET", path, q, nil, nil)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	return json.NewDecoder(resp.Body).Decode(out)
+}
+
+func nsQuery(ns string) url.Values {
+	if ns == "" {
+		return nil
+	}
+	return url.Values{"namespace": {ns}}
+}
+
+// UploadPackage stores a gzipped tar and returns its digest.
+func (c *Client) UploadPackage(ctx context.Context, r io.Reader) (string, error) {
+	resp, err := c.do(ctx, "POST", "/v1/packages", nil, r, http.Header{"Content-Type": {"application/gzip"}})
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	var out struct{ Digest string }
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		return "", err
+	}
+	return out.Digest, nil
+}
+
+// Deploy creates or updates a function.
+func (c *Client) Deploy(ctx context.Context, fn function.Function) (apiserver.FunctionView, bool, error) {
+	var v apiserver.FunctionView
+	b, err := json.Marshal(fn)
+	if err != nil {
+		return v, false, err
+	}
+	resp, err := c.do(ctx, "PUT", "/v1/functions/"+url.PathEscape(fn.Name), nsQuery(fn.Namespace), bytes.NewReader(b), http.Header{"Content-Type": {"application/json"}})
+	if err != nil {
+		return v, false, err
+	}
+	defer resp.Body.Close()
+	err = json.NewDecoder(resp.Body).Decode(&v)
+	return v, resp.StatusCode == http.StatusCreated, err
+}
+
+// List returns the functions of a namespace, or of all for "".
+func (c *Client) List(ctx context.Context, ns string) ([]apiserver.FunctionView, error) {
+	var out struct{ Functions []apiserver.FunctionView }
+	err := c.getJSON(ctx, "/v1/functions", nsQuery(ns), &out)
+	return out.Functions, err
+}
+
+// Get returns one function.
+func (c *Client) Get(ctx context.Context, ns, name string) (apiserver.FunctionView, error) {
+	var v apiserver.FunctionView
+	err := c.getJSON(ctx, "/v1/functions/"+url.PathEscape(name), nsQuery(ns), &v)
+	return v, err
+}
+
+// Instances lists a function's instances.
+func (c *Client) Instances(ctx context.Context, ns, name string) ([]gateway.InstanceStatus, error) {
+	var out struct{ Instances []gateway.InstanceStatus }
+	err := c.getJSON(ctx, "/v1/functions/"+url.PathEscape(name)+"/instances", nsQuery(ns), &out)
+	return out.Instances, err
+}
+
+// Delete removes a function.
+func (c *Client) Delete(ctx context.Context, ns, name string) error {
+	resp, err := c.do(ctx, "DELETE", "/v1/functions/"+url.PathEscape(name), nsQuery(ns), nil, nil)
+	if err != nil {
+		return err
+	}
+	return resp.Body.Close()
+}
+
+// Logs calls fn for each log line; with follow it runs until ctx ends.
+func (c *Client) Logs(ctx context.Context, ns, name string, since time.Duration, follow bool, fn func(store.LogLine) error) error {
+	q := nsQuery(ns)
+	if q == nil {
+		q = url.Values{}
+	}
+	if since > 0 {
+		q.Set("since", since.String())
+	}
+	if follow {
+		q.Set("follow", "true")
+	}
+	resp, err := c.do(ctx, "GET", "/v1/functions/"+url.PathEscape(name)+"/logs", q, nil, nil)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		var l store.LogLine
+		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
+			return fmt.Errorf("bad log line from server: %w", err)
+		}
+		if err := fn(l); err != nil {
+			return err
+		}
+	}
+	if ctx.Err() != nil {
+		return nil
+	}
+	return sc.Err()
+}
+
+// Invoke calls a function through the gateway. The caller closes the body.
+func (c *Client) Invoke(ctx context.Context, ns, name, method, path string, body io.Reader, hdr http.Header) (*http.Response, error) {
+	target := name
+	if ns != "" && ns != function.DefaultNamespace {
+		target += "." + ns
+	}
+	u := strings.TrimRight(c.URL, "/") + "/function/" + target + path
+	req, err := http.NewRequestWithContext(ctx, method, u, body)
+	if err != nil {
+		return nil, err
+	}
+	for k, v := range hdr {
+		req.Header[k] = v
+	}
+	resp, err := c.http().Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("cannot reach nimbus at %s: %w (is 'nimbus up' running? set --url or NIMBUS_URL)", c.URL, err)
+	}
+	return resp, nil
+}

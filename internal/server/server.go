@@ -1,0 +1,193 @@
+// Package server wires nimbus together: it is the one place that picks
+// backends (embedded or external NATS, the process driver) and hands them to
+// the components, then serves HTTP until its context ends.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"nimbus/internal/apiserver"
+	"nimbus/internal/backbone"
+	"nimbus/internal/controller"
+	"nimbus/internal/driver"
+	"nimbus/internal/driver/process"
+	"nimbus/internal/gateway"
+	"nimbus/internal/store"
+	"nimbus/internal/store/natsstore"
+)
+
+// Config is everything `nimbus up` can be told.
+type Config struct {
+	Listen          string        // HTTP address, e.g. 127.0.0.1:8080
+	DataDir         string        // state: JetStream files, admin token, instance records
+	NATSURL         string        // external NATS; empty embeds one
+	NATSListen      string        // let TCP clients reach the embedded NATS here
+	MaxBodyBytes    int64         // invocation body limit
+	MaxHeaderBytes  int           // request header limit (431 beyond)
+	ShutdownTimeout time.Duration // bound on draining in-flight requests
+	RunAs           string        // user functions run as (default: nobody when root)
+	Version         string
+	Logger          *slog.Logger
+}
+
+// Started tells the caller where nimbus listens, once it does.
+type Started struct {
+	URL       string
+	TokenPath string
+	NewToken  string // the token, only on the start that created it
+}
+
+func (c *Config) defaults() {
+	if c.Listen == "" {
+		c.Listen = "127.0.0.1:8080"
+	}
+	if c.MaxHeaderBytes == 0 {
+		c.MaxHeaderBytes = 64 << 10
+	}
+	if c.ShutdownTimeout == 0 {
+		c.ShutdownTimeout = 30 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Run serves until ctx ends, then shuts down gracefully: stop accepting,
+// finish in-flight requests (bounded by ShutdownTimeout), stop instances.
+func Run(ctx context.Context, cfg Config, started func(Started)) error {
+	cfg.defaults()
+	log := cfg.Logger
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("data dir %s: %w", cfg.DataDir, err)
+	}
+	unlock, err := lockDataDir(cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	token, newToken, err := adminToken(cfg.DataDir)
+	if err != nil {
+		return err
+	}
+
+	bb, err := backbone.Open(ctx, backbone.Config{URL: cfg.NATSURL, Dir: filepath.Join(cfg.DataDir, "jetstream"), Listen: cfg.NATSListen})
+	if err != nil {
+		return err
+	}
+	defer bb.Close()
+	st, err := natsstore.Open(ctx, bb.Conn, bb.JS, natsstore.Options{})
+	if err != nil {
+		return err
+	}
+
+	proc, err := process.New(process.Options{StateDir: filepath.Join(cfg.DataDir, "instances"), RunAs: cfg.RunAs})
+	if err != nil {
+		return err
+	}
+	if err := proc.Reap(ctx); err != nil {
+		log.Warn("could not reap instances of an earlier run", "err", err)
+	}
+	drivers := map[string]driver.Driver{proc.Name(): proc}
+	runtimes := map[string]bool{}
+	for name := range drivers {
+		runtimes[name] = true
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	gw := gateway.New(gateway.Options{
+		Drivers:      drivers,
+		OpenPackage:  st.OpenPackage,
+		Log:          func(l store.LogLine) { st.AppendLog(context.Background(), l) },
+		Metrics:      gateway.NewMetrics(reg),
+		MaxBodyBytes: cfg.MaxBodyBytes,
+		Logger:       log,
+	})
+
+	runCtx, stopRun := context.WithCancel(context.Background())
+	defer stopRun()
+	synced := make(chan struct{})
+	ctl := &controller.Controller{Store: st, Target: gw, Logger: log}
+	var wg sync.WaitGroup
+	wg.Go(func() { ctl.Run(runCtx, synced) })
+	select {
+	case <-synced:
+	case <-ctx.Done():
+		stopRun()
+		wg.Wait()
+		gw.Close(context.Background())
+		proc.Close(context.Background())
+		return nil
+	}
+
+	api := apiserver.New(apiserver.Options{
+		Store: st, Invoker: gw, Token: token, Runtimes: runtimes, Version: cfg.Version,
+		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
+		Ready:   st.Ping,
+		Logger:  log,
+	})
+	srv := &http.Server{
+		Handler:           api,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    cfg.MaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		stopRun()
+		wg.Wait()
+		gw.Close(context.Background())
+		proc.Close(context.Background())
+		return fmt.Errorf("listen on %s: %w (use --listen to pick another address)", cfg.Listen, err)
+	}
+	url := "http://" + ln.Addr().String()
+	if err := os.WriteFile(filepath.Join(cfg.DataDir, URLFile), []byte(url+"\n"), 0o600); err != nil {
+		log.Warn("cannot record the URL in the data dir", "err", err)
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	if started != nil {
+		s := Started{URL: url, TokenPath: filepath.Join(cfg.DataDir, TokenFile)}
+		if newToken {
+			s.NewToken = token
+		}
+		started(s)
+	}
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case err := <-serveErr:
+		if !errors.Is(err, http.ErrServerClosed) {
+			runErr = err
+		}
+	}
+	log.Info("shutting down: draining in-flight requests", "timeout", cfg.ShutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		log.Warn("in-flight requests did not finish in time", "err", err)
+		srv.Close()
+	}
+	stopRun()
+	wg.Wait()
+	gw.Close(sctx)
+	proc.Close(sctx)
+	os.Remove(filepath.Join(cfg.DataDir, URLFile))
+	log.Info("stopped")
+	return runErr
+}
