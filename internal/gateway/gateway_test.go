@@ -38,7 +38,11 @@ type logSink struct {
 	lines []store.LogLine
 }
 
-func (l *logSink) add(line store.LogLine) { l.mu.Lock(); l.lines = append(l.lines, line); l.mu.Unlock() }
+func (l *logSink) add(line store.LogLine) {
+	l.mu.Lock()
+	l.lines = append(l.lines, line)
+	l.mu.Unlock()
+}
 
 func newHarness(t *testing.T, mod func(*Options)) *harness {
 	t.Helper()

@@ -59,4 +59,3 @@ func TestPackage(t *testing.T) (string, func(context.Context, string) (io.ReadCl
 		return io.NopCloser(bytes.NewReader(pkgBytes)), nil
 	}
 }
-

@@ -1,0 +1,349 @@
+package apiserver_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.yaml.in/yaml/v3"
+
+	"nimbus/internal/apiserver"
+	"nimbus/internal/backbone"
+	"nimbus/internal/controller"
+	"nimbus/internal/driver"
+	"nimbus/internal/driver/drivertest"
+	"nimbus/internal/driver/process"
+	"nimbus/internal/gateway"
+	"nimbus/internal/store"
+	"nimbus/internal/store/natsstore"
+)
+
+const token = "0123456789abcdef0123456789abcdef"
+
+type env struct {
+	srv   *httptest.Server
+	api   *apiserver.Server
+	store store.Store
+}
+
+// newEnv runs the API on a real embedded NATS store, a real gateway and the
+// process driver, kept in step by the controller.
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	bb, err := backbone.Open(ctx, backbone.Config{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := natsstore.Open(ctx, bb.Conn, bb.JS, natsstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	drv, err := process.New(process.Options{StateDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	gw := gateway.New(gateway.Options{Drivers: map[string]driver.Driver{"process": drv}, OpenPackage: st.OpenPackage,
+		Log: func(l store.LogLine) { st.AppendLog(context.Background(), l) }, Metrics: gateway.NewMetrics(reg)})
+	synced := make(chan struct{})
+	ctl := &controller.Controller{Store: st, Target: gw}
+	done := make(chan struct{})
+	go func() { ctl.Run(ctx, synced); close(done) }()
+	<-synced
+	api := apiserver.New(apiserver.Options{Store: st, Invoker: gw, Token: token, Runtimes: map[string]bool{"process": true},
+		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), Ready: st.Ping, Version: "test"})
+	srv := httptest.NewServer(api)
+	t.Cleanup(func() {
+		srv.Close()
+		cancel()
+		<-done
+		gw.Close(context.Background())
+		drv.Close(context.Background())
+		bb.Close()
+	})
+	return &env{srv: srv, api: api, store: st}
+}
+
+func (e *env) do(t *testing.T, method, path string, body io.Reader, auth bool) (int, []byte, http.Header) {
+	t.Helper()
+	req, _ := http.NewRequest(method, e.srv.URL+path, body)
+	if auth {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b, resp.Header
+}
+
+type apiErr struct {
+	Error struct{ Code, Message, Field string }
+}
+
+func decodeErr(t *testing.T, b []byte) apiErr {
+	var e apiErr
+	if err := json.Unmarshal(b, &e); err != nil || e.Error.Code == "" || e.Error.Message == "" {
+		t.Fatalf("not an error body: %s", b)
+	}
+	return e
+}
+
+// upload sends testfn's package and returns its digest.
+func (e *env) upload(t *testing.T) string {
+	_, open := drivertest.TestPackage(t)
+	digest, _ := drivertest.TestPackage(t)
+	rc, _ := open(context.Background(), digest)
+	code, b, _ := e.do(t, "POST", "/v1/packages", rc, true)
+	if code != 201 || !strings.Contains(string(b), digest) {
+		t.Fatalf("upload: %d %s", code, b)
+	}
+	return digest
+}
+
+func spec(digest string, extra string) io.Reader {
+	return strings.NewReader(`{"command":["./testfn"],"package":"` + digest + `"` + extra + `}`)
+}
+
+func TestAuthRequiredOnEveryV1Route(t *testing.T) {
+	e := newEnv(t)
+	for _, r := range e.api.Routes() {
+		path := strings.ReplaceAll(r.Pattern, "{name}", "x")
+		code, b, h := e.do(t, r.Method, path, nil, false)
+		if r.Auth != strings.HasPrefix(r.Pattern, "/v1/") {
+			t.Errorf("%s %s: auth %v", r.Method, r.Pattern, r.Auth)
+		}
+		if !r.Auth {
+			continue
+		}
+		if code != 401 || decodeErr(t, b).Error.Code != "unauthorized" || h.Get("WWW-Authenticate") == "" {
+			t.Errorf("%s %s without a token: %d %s", r.Method, path, code, b)
+		}
+		req, _ := http.NewRequest(r.Method, e.srv.URL+path, nil)
+		req.Header.Set("Authorization", "Bearer wrong")
+		resp, _ := http.DefaultClient.Do(req)
+		resp.Body.Close()
+		if resp.StatusCode != 401 {
+			t.Errorf("%s %s with a wrong token: %d", r.Method, path, resp.StatusCode)
+		}
+	}
+}
+
+func TestDeployLifecycle(t *testing.T) {
+	e := newEnv(t)
+	digest := e.upload(t)
+	code, b, _ := e.do(t, "PUT", "/v1/functions/echo", spec(digest, `,"env":{"A":"1"}`), true)
+	if code != 201 {
+		t.Fatalf("create: %d %s", code, b)
+	}
+	var v apiserver.FunctionView
+	json.Unmarshal(b, &v)
+	if v.Revision == 0 || v.Function.Namespace != "default" || v.Function.Scale.Max == 0 {
+		t.Fatalf("created view: %+v", v)
+	}
+	code, b, _ = e.do(t, "PUT", "/v1/functions/echo", spec(digest, `,"env":{"A":"2"}`), true)
+	var v2 apiserver.FunctionView
+	json.Unmarshal(b, &v2)
+	if code != 200 || v2.Revision <= v.Revision {
+		t.Fatalf("update: %d %s", code, b)
+	}
+	// Conditional update with a stale revision.
+	req, _ := http.NewRequest("PUT", e.srv.URL+"/v1/functions/echo", spec(digest, ""))
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("If-Match", "1")
+	resp, _ := http.DefaultClient.Do(req)
+	resp.Body.Close()
+	if resp.StatusCode != 409 {
+		t.Fatalf("stale If-Match: want 409, got %d", resp.StatusCode)
+	}
+	// Invoke, then status counts it.
+	waitInvoke(t, e, "/function/echo", "hi")
+	code, b, _ = e.do(t, "GET", "/v1/functions/echo", nil, true)
+	json.Unmarshal(b, &v2)
+	if code != 200 || v2.Status.Invocations != 1 || v2.Status.ReadyInstances != 1 || v2.Function.Env["A"] != "2" {
+		t.Fatalf("get: %d %s", code, b)
+	}
+	code, b, _ = e.do(t, "GET", "/v1/functions/echo/instances", nil, true)
+	if code != 200 || !strings.Contains(string(b), `"state": "ready"`) {
+		t.Fatalf("instances: %d %s", code, b)
+	}
+	code, b, _ = e.do(t, "GET", "/v1/functions", nil, true)
+	if code != 200 || !strings.Contains(string(b), `"name": "echo"`) {
+		t.Fatalf("list: %d %s", code, b)
+	}
+	code, b, _ = e.do(t, "GET", "/v1/functions/echo/logs", nil, true)
+	if code != 200 || !strings.Contains(string(b), `"text":"started"`) {
+		t.Fatalf("logs: %d %s", code, b)
+	}
+	for _, line := range bytes.Split(bytes.TrimSpace(b), []byte("\n")) {
+		var l store.LogLine
+		if err := json.Unmarshal(line, &l); err != nil || l.Function != "echo" {
+			t.Fatalf("logs are not NDJSON of LogLine: %s", line)
+		}
+	}
+	if code, b, _ = e.do(t, "GET", "/v1/functions/echo/logs?since=soon", nil, true); code != 400 {
+		t.Fatalf("bad since: %d %s", code, b)
+	}
+	if code, b, _ = e.do(t, "DELETE", "/v1/functions/echo", nil, true); code != 204 {
+		t.Fatalf("delete: %d %s", code, b)
+	}
+	if code, b, _ = e.do(t, "GET", "/v1/functions/echo", nil, true); code != 404 || decodeErr(t, b).Error.Code != "function_not_found" {
+		t.Fatalf("get after delete: %d %s", code, b)
+	}
+	if code, _, _ = e.do(t, "DELETE", "/v1/functions/echo", nil, true); code != 404 {
+		t.Fatalf("second delete: %d", code)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		c, _, _ := e.do(t, "GET", "/function/echo", nil, false)
+		if c == 404 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("deleted function still invocable: %d", c)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// waitInvoke calls a function until the controller has applied its deploy.
+func waitInvoke(t *testing.T, e *env, path, body string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		code, b, _ := e.do(t, "POST", path, strings.NewReader(body), false)
+		if code == 200 && string(b) == body {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("invoke %s: %d %s", path, code, b)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestInvalidSpecsStoreNothing(t *testing.T) {
+	e := newEnv(t)
+	digest := e.upload(t)
+	cases := []struct {
+		path, body, code, field string
+	}{
+		{"/v1/functions/Bad_Name", `{"command":["x"],"package":"` + digest + `"}`, "invalid_spec", "name"},
+		{"/v1/functions/ok?namespace=NS", `{"command":["x"],"package":"` + digest + `"}`, "invalid_spec", "namespace"},
+		{"/v1/functions/ok", `{"command":[],"package":"` + digest + `"}`, "invalid_spec", "command"},
+		{"/v1/functions/ok", `{"command":["x"],"package":"` + digest + `","scale":{"min":3,"max":1}}`, "invalid_spec", "scale.min"},
+		{"/v1/functions/ok", `{"command":["x"],"package":"` + digest + `","protocol":"grpc"}`, "invalid_spec", "protocol"},
+		{"/v1/functions/ok", `{"command":["x"],"package":"` + digest + `","env":{"PORT":"1"}}`, "invalid_spec", "env.PORT"},
+		{"/v1/functions/ok", `{"command":["x"],"package":"` + digest + `","timeout":"forever"}`, "invalid_request", ""},
+		{"/v1/functions/ok", `{"command":["x"],"package":"` + digest + `","colour":"red"}`, "invalid_request", ""},
+		{"/v1/functions/ok", `{"name":"other","command":["x"],"package":"` + digest + `"}`, "invalid_spec", "name"},
+		{"/v1/functions/ok", `{"command":["x"],"package":"sha256:` + strings.Repeat("1", 64) + `"}`, "package_not_found", ""},
+		{"/v1/functions/ok", `{"command":["x"]}`, "invalid_spec", "package"},
+		{"/v1/functions/ok", `{"command":["x"],"package":"` + digest + `","runtime":"docker"}`, "invalid_spec", "runtime"},
+		{"/v1/functions/ok", `not json`, "invalid_request", ""},
+	}
+	for _, c := range cases {
+		code, b, _ := e.do(t, "PUT", c.path, strings.NewReader(c.body), true)
+		if code != 400 {
+			t.Errorf("%s %s: want 400, got %d %s", c.path, c.body, code, b)
+			continue
+		}
+		got := decodeErr(t, b)
+		if got.Error.Code != c.code || got.Error.Field != c.field {
+			t.Errorf("%s %s: got code %q field %q (%s), want %q %q", c.path, c.body, got.Error.Code, got.Error.Field, got.Error.Message, c.code, c.field)
+		}
+	}
+	if recs, _ := e.store.List(context.Background(), ""); len(recs) != 0 {
+		t.Fatalf("invalid deploys stored %d functions", len(recs))
+	}
+}
+
+func TestPackageUploadChecks(t *testing.T) {
+	e := newEnv(t)
+	code, b, _ := e.do(t, "POST", "/v1/packages", strings.NewReader("plain text"), true)
+	if code != 400 || !strings.Contains(decodeErr(t, b).Error.Message, "gzip") {
+		t.Fatalf("non-gzip package: %d %s", code, b)
+	}
+}
+
+func TestHealthAndMetrics(t *testing.T) {
+	e := newEnv(t)
+	if code, _, _ := e.do(t, "GET", "/healthz", nil, false); code != 200 {
+		t.Fatalf("healthz %d", code)
+	}
+	if code, _, _ := e.do(t, "GET", "/readyz", nil, false); code != 200 {
+		t.Fatalf("readyz %d", code)
+	}
+	digest := e.upload(t)
+	e.do(t, "PUT", "/v1/functions/m", spec(digest, ""), true)
+	waitInvoke(t, e, "/function/m", "x")
+	_, b, _ := e.do(t, "GET", "/metrics", nil, false)
+	for _, want := range []string{
+		`nimbus_invocations_total{code="200",function="m",namespace="default"} 1`,
+		`nimbus_invocation_duration_seconds_count{function="m",namespace="default"} 1`,
+		`nimbus_cold_starts_total{function="m",namespace="default"} 1`,
+		`nimbus_cold_start_duration_seconds_count{function="m",namespace="default"} 1`,
+		`nimbus_instances{function="m",namespace="default"} 1`,
+	} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+}
+
+// TestOpenAPIMatchesRoutes: every route the server answers is in
+// api/openapi.yaml, and every route there is answered.
+func TestOpenAPIMatchesRoutes(t *testing.T) {
+	raw, err := os.ReadFile("../../api/openapi.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Paths map[string]map[string]any `yaml:"paths"`
+	}
+	if err := yaml.Unmarshal(raw, &doc); err != nil {
+		t.Fatal(err)
+	}
+	methods := map[string]bool{"get": true, "put": true, "post": true, "delete": true, "patch": true, "head": true, "options": true}
+	inSpec := map[string]bool{}
+	for path, ops := range doc.Paths {
+		for m := range ops {
+			if methods[m] {
+				inSpec[strings.ToUpper(m)+" "+path] = true
+			}
+		}
+	}
+	e := newEnv(t)
+	for _, r := range e.api.Routes() {
+		if !inSpec[r.Method+" "+r.Pattern] {
+			t.Errorf("%s %s is served but not in api/openapi.yaml", r.Method, r.Pattern)
+		}
+	}
+	for _, m := range []string{"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"} {
+		for _, p := range []string{"/function/{function}", "/function/{function}/{path}"} {
+			if !inSpec[m+" "+p] {
+				t.Errorf("%s %s is served but not in api/openapi.yaml", m, p)
+			}
+		}
+	}
+	for route := range inSpec {
+		method, path, _ := strings.Cut(route, " ")
+		concrete := strings.NewReplacer("{name}", "nosuchfn", "{function}", "nosuchfn", "{path}", "sub/path").Replace(path)
+		code, b, _ := e.do(t, method, concrete, nil, true)
+		if code == 405 || (code == 404 && method != "HEAD" && decodeErr(t, b).Error.Code == "route_not_found") {
+			t.Errorf("%s is in the spec but not answered: %d %s", route, code, b)
+		}
+	}
+}
