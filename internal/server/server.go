@@ -140,7 +140,7 @@ func Run(ctx context.Context, cfg Config, started func(Started)) error {
 		Logger:  log,
 	})
 	srv := &http.Server{
-		Handler:           api,
+		Handler:           limitHeaders(api, cfg.MaxHeaderBytes),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    cfg.MaxHeaderBytes,
