@@ -1,0 +1,26 @@
+// Command fn is the trivial function every setup in the benchmark calls: an
+// HTTP server on $PORT that echoes the request body. With -stdio it copies
+// stdin to stdout once instead (the stdio protocol).
+package main
+
+import (
+	"flag"
+	"io"
+	"net/http"
+	"os"
+)
+
+func main() {
+	stdio := flag.Bool("stdio", false, "copy stdin to stdout and exit")
+	flag.Parse()
+	if *stdio {
+		io.Copy(os.Stdout, os.Stdin)
+		return
+	}
+	http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		w.Header().Set("Content-Type", "text/plain")
+		w.Write(b)
+	})
+	http.ListenAndServe("127.0.0.1:"+os.Getenv("PORT"), nil)
+}
