@@ -82,6 +82,10 @@ func main() {
 	stdioRuns := flag.Int("stdio-runs", 300, "stdio calls to time")
 	out := flag.String("out", "bench/results.json", "where to write the JSON report")
 	flag.Parse()
+	if *rounds < 1 {
+		fmt.Fprintln(os.Stderr, "bench: -rounds must be at least 1")
+		os.Exit(2)
+	}
 	if err := run(*rounds, *dur, *warm, *coldRuns, *stdioRuns, *out); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
@@ -120,7 +124,11 @@ func run(rounds int, dur, warm time.Duration, coldRuns, stdioRuns int, out strin
 	if err := waitHTTP("http://"+rpAddr+"/", 10*time.Second); err != nil {
 		return err
 	}
-	nb, err := startNimbus(nimbusBin, filepath.Join(tmp, "data"), env)
+	nenv := env
+	if v := os.Getenv("BENCH_NIMBUS_GOMAXPROCS"); v != "" {
+		nenv = append(append([]string(nil), env...), "GOMAXPROCS="+v)
+	}
+	nb, err := startNimbus(nimbusBin, filepath.Join(tmp, "data"), nenv)
 	if err != nil {
 		return err
 	}

@@ -60,7 +60,7 @@ func cpuTime(pid int) time.Duration {
 	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
 	utime, _ := strconv.ParseInt(f[11], 10, 64) // field 14 overall
 	stime, _ := strconv.ParseInt(f[12], 10, 64) // field 15 overall
-	const hz = 100                               // USER_HZ on Linux
+	const hz = 100                              // USER_HZ on Linux
 	return time.Duration(utime+stime) * time.Second / hz
 }
 

@@ -52,6 +52,8 @@ type instance struct {
 	served   int64
 	lastUsed time.Time
 	stopping bool
+	// closeIdle drops pooled connections to the instance, if any.
+	closeIdle func()
 }
 
 type waiter struct {
@@ -243,6 +245,7 @@ func (p *pool) watch(in *instance) {
 	in.stopping = true
 	had := in.inflight > 0
 	p.dropLocked(in)
+	in.dropConns()
 	msg := "instance exited"
 	if err := in.Err(); err != nil {
 		msg = err.Error()
@@ -280,6 +283,13 @@ func (p *pool) stop(in *instance) {
 	ctx, cancel := context.WithTimeout(context.Background(), p.g.opts.StopGrace)
 	defer cancel()
 	in.Stop(ctx)
+	in.dropConns()
+}
+
+func (in *instance) dropConns() {
+	if in.closeIdle != nil {
+		in.closeIdle()
+	}
 }
 
 // retireLocked takes an instance out of rotation; it stops once idle.
@@ -346,7 +356,7 @@ func (p *pool) close(ctx context.Context) {
 	p.mu.Unlock()
 	var wg sync.WaitGroup
 	for _, in := range all {
-		wg.Go(func() { in.Stop(ctx) })
+		wg.Go(func() { in.Stop(ctx); in.dropConns() })
 	}
 	wg.Wait()
 }

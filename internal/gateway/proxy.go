@@ -37,9 +37,13 @@ var buffers = &bufferPool{p: sync.Pool{New: func() any { v := make([]byte, 32<<1
 // newProxy builds the reverse proxy to one instance. Requests arrive with the
 // path already rewritten to the function's own path.
 func (g *Gateway) newProxy(in *instance) *httputil.ReverseProxy {
-	var rt http.RoundTripper = g.transport
+	var rt http.RoundTripper
 	if t := in.Transport(); t != nil {
 		rt = t
+	} else {
+		dt := newDirectTransport(in.Addr(), g.transport)
+		in.closeIdle = dt.Close
+		rt = dt
 	}
 	addr := in.Addr()
 	if addr == "" {
