@@ -90,8 +90,16 @@ func (s *stdioInstance) RoundTrip(req *http.Request) (*http.Response, error) {
 		s.wg.Done()
 		return nil, err
 	}
-	if req.Body != nil && req.Body != http.NoBody {
-		cmd.Stdin = req.Body
+	stdin, err := stdinFor(req)
+	if err != nil {
+		s.wg.Done()
+		return nil, err
+	}
+	if stdin != nil {
+		defer stdin.Close() // the child has its own copy once started
+		cmd.Stdin = stdin
+	} else if req.Body != nil && req.Body != http.NoBody {
+		cmd.Stdin = req.Body // streamed by os/exec's copying goroutine
 	}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -221,4 +229,27 @@ func (b *streamBody) Close() error {
 	syscall.Kill(-b.run.pid, syscall.SIGKILL)
 	b.run.wait()
 	return nil
+}
+
+// pipeBuffer is what a pipe holds without a reader (Linux's default).
+const pipeBuffer = 64 << 10
+
+// stdinFor writes a small body of known length into a pipe up front and
+// returns the pipe's read end, so the child reads it directly and no goroutine
+// copies it. Larger or unknown bodies return nil and are streamed instead.
+func stdinFor(req *http.Request) (*os.File, error) {
+	if req.Body == nil || req.Body == http.NoBody || req.ContentLength < 0 || req.ContentLength > pipeBuffer {
+		return nil, nil
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	_, err = io.Copy(w, io.LimitReader(req.Body, req.ContentLength))
+	w.Close()
+	if err != nil {
+		r.Close()
+		return nil, fmt.Errorf("read request body: %w", err)
+	}
+	return r, nil
 }
