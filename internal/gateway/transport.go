@@ -57,7 +57,7 @@ func eligible(req *http.Request) bool {
 	if req.Header.Get("Upgrade") != "" || req.Header.Get("Expect") != "" {
 		return false
 	}
-	return len(req.TransferEncoding) == 0 && req.ProtoAtLeast(1, 0)
+	return len(req.TransferEncoding) == 0 && len(req.Trailer) == 0
 }
 
 func (t *directTransport) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -73,12 +73,7 @@ func (t *directTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	// Abandon the connection if the caller gives up mid-exchange.
 	stop := context.AfterFunc(req.Context(), func() { dc.c.SetDeadline(time.Unix(1, 0)) })
-	if err := req.Write(dc.bw); err != nil {
-		stop()
-		dc.c.Close()
-		return nil, err
-	}
-	if err := dc.bw.Flush(); err != nil {
+	if err := writeRequest(dc.bw, req); err != nil {
 		stop()
 		dc.c.Close()
 		return nil, err

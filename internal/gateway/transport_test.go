@@ -2,6 +2,8 @@ package gateway
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -213,5 +215,43 @@ func TestDirectCancelClosesConnection(t *testing.T) {
 	}
 	if n := ln.accepted.Load(); n != 2 {
 		t.Fatalf("the abandoned connection must not be reused: %d connections", n)
+	}
+}
+
+func TestWriteRequestWire(t *testing.T) {
+	var got []string
+	dt, _ := serve(t, func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		got = append(got, r.Method+" "+r.URL.RequestURI()+" host="+r.Host+" ua="+r.UserAgent()+
+			" x="+strings.Join(r.Header.Values("X-Multi"), ",")+" len="+fmt.Sprint(r.ContentLength)+" body="+string(b))
+	}, nil)
+	req, _ := http.NewRequest("PUT", "http://instance/a%20b/c?q=1&r=%2F", strings.NewReader(strings.Repeat("x", 10000)))
+	req.Host = "front.example"
+	req.Header.Add("X-Multi", "1")
+	req.Header.Add("X-Multi", "2")
+	req.Header.Set("User-Agent", "")
+	resp, err := dt.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	req2, _ := http.NewRequest("POST", "http://instance/", nil)
+	resp, err = dt.RoundTrip(req2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	want := []string{
+		"PUT /a%20b/c?q=1&r=%2F host=front.example ua= x=1,2 len=10000 body=" + strings.Repeat("x", 10000),
+		"POST / host=instance ua= x= len=0 body=",
+	}
+	if len(got) != 2 || got[0] != want[0] || got[1] != want[1] {
+		t.Fatalf("the function saw:\n%q\nwant:\n%q", got, want)
+	}
+	// A body shorter than its declared length is an error, not a hang.
+	short, _ := http.NewRequest("POST", "http://instance/", io.LimitReader(strings.NewReader("abc"), 3))
+	short.ContentLength = 10
+	if _, err := dt.RoundTrip(short); !errors.Is(err, errShortBody) {
+		t.Fatalf("short body: %v", err)
 	}
 }
