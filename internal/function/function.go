@@ -29,6 +29,7 @@ const (
 // Runtimes (drivers) that run instances.
 const (
 	RuntimeProcess = "process"
+	RuntimeDocker  = "docker"
 )
 
 // Limits on spec values; they bound what one function may ask of the machine.
@@ -68,6 +69,24 @@ type Function struct {
 	Scale     Scale             `json:"scale" yaml:"scale"`
 	// HealthPath is probed until it answers; any HTTP response means ready.
 	HealthPath string `json:"healthPath,omitempty" yaml:"healthPath,omitempty"`
+
+	// Image is the container image (runtime docker).
+	Image string `json:"image,omitempty" yaml:"image,omitempty"`
+	// Limits cap a container's resources; Requests are kept for the
+	// OpenFaaS API and schedulers that use them.
+	Limits   Resources `json:"limits,omitzero" yaml:"limits,omitempty"`
+	Requests Resources `json:"requests,omitzero" yaml:"requests,omitempty"`
+	// ReadOnlyRootFilesystem mounts a container's root read-only (with a
+	// writable /tmp).
+	ReadOnlyRootFilesystem bool              `json:"readOnlyRootFilesystem,omitempty" yaml:"readOnlyRootFilesystem,omitempty"`
+	Labels                 map[string]string `json:"labels,omitempty" yaml:"labels,omitempty"`
+	Annotations            map[string]string `json:"annotations,omitempty" yaml:"annotations,omitempty"`
+}
+
+// Resources are Kubernetes-style quantities: memory "128Mi", cpu "500m".
+type Resources struct {
+	Memory string `json:"memory,omitempty" yaml:"memory,omitempty"`
+	CPU    string `json:"cpu,omitempty" yaml:"cpu,omitempty"`
 }
 
 // Scale bounds how many instances run and how much each one takes.
@@ -150,14 +169,38 @@ func (f Function) Validate() error {
 	if err := ValidateName("namespace", f.Namespace); err != nil {
 		return err
 	}
-	if f.Runtime != RuntimeProcess {
-		return fieldErr("runtime", "%q is not supported: use %q", f.Runtime, RuntimeProcess)
+	if f.Runtime != RuntimeProcess && f.Runtime != RuntimeDocker {
+		return fieldErr("runtime", "%q is not supported: use %q or %q", f.Runtime, RuntimeProcess, RuntimeDocker)
 	}
 	if f.Protocol != ProtocolHTTP && f.Protocol != ProtocolStdio {
 		return fieldErr("protocol", "%q is not supported: use %q or %q", f.Protocol, ProtocolHTTP, ProtocolStdio)
 	}
-	if len(f.Command) == 0 || strings.TrimSpace(f.Command[0]) == "" {
+	if f.Runtime == RuntimeDocker {
+		if err := validateImage(f.Image); err != nil {
+			return err
+		}
+		if f.Package != "" {
+			return fieldErr("package", "is for runtime %q; a %q function runs its image: remove package", RuntimeProcess, RuntimeDocker)
+		}
+	} else if f.Image != "" {
+		return fieldErr("image", "is for runtime %q: set runtime: docker, or remove image", RuntimeDocker)
+	}
+	if f.Runtime == RuntimeProcess && (len(f.Command) == 0 || strings.TrimSpace(f.Command[0]) == "") {
 		return fieldErr("command", "is required: the program to run, e.g. [\"./hello\"] or [\"python3\", \"main.py\"]")
+	}
+	if err := f.Limits.validate("limits"); err != nil {
+		return err
+	}
+	if err := f.Requests.validate("requests"); err != nil {
+		return err
+	}
+	for _, m := range []struct {
+		field string
+		v     map[string]string
+	}{{"labels", f.Labels}, {"annotations", f.Annotations}} {
+		if err := validateMeta(m.field, m.v); err != nil {
+			return err
+		}
 	}
 	if f.Runtime == RuntimeProcess && f.Package == "" {
 		return fieldErr("package", "is required for runtime %q: upload the code with POST /v1/packages and give its digest", RuntimeProcess)

@@ -94,3 +94,37 @@ func TestDurationJSON(t *testing.T) {
 		t.Fatalf("marshal: %s", b)
 	}
 }
+
+func TestDockerSpecs(t *testing.T) {
+	f := Function{Name: "c", Runtime: RuntimeDocker, Image: "ghcr.io/you/fn:1.0",
+		Limits: Resources{Memory: "128Mi", CPU: "500m"}, Labels: map[string]string{"com.openfaas.scale.min": "1"}}.WithDefaults()
+	if err := f.Validate(); err != nil {
+		t.Fatalf("valid docker spec rejected: %v", err)
+	}
+	bad := map[string]func(*Function){
+		"image":          func(f *Function) { f.Image = "" },
+		"package":        func(f *Function) { f.Package = digest },
+		"limits.memory":  func(f *Function) { f.Limits.Memory = "lots" },
+		"limits.cpu":     func(f *Function) { f.Limits.CPU = "-1" },
+		"labels.bad key": func(f *Function) { f.Labels = map[string]string{"bad key": "x"} },
+	}
+	for field, mutate := range bad {
+		g := f
+		mutate(&g)
+		var fe *FieldError
+		if err := g.Validate(); !errors.As(err, &fe) || fe.Field != field {
+			t.Errorf("%s: got %v", field, err)
+		}
+	}
+	p := valid()
+	p.Image = "x"
+	if err := p.Validate(); err == nil {
+		t.Error("image on a process function accepted")
+	}
+	if b, _ := ParseMemory("128Mi"); b != 128<<20 {
+		t.Errorf("128Mi = %d", b)
+	}
+	if n, _ := ParseCPU("250m"); n != 250_000_000 {
+		t.Errorf("250m = %d", n)
+	}
+}

@@ -18,10 +18,18 @@ import (
 
 var (
 	buildOnce sync.Once
+	binPath   string
 	pkgBytes  []byte
 	pkgDigest string
 	buildErr  error
 )
+
+// TestBinary builds testfn (once per test process) and returns its path.
+func TestBinary(t *testing.T) string {
+	t.Helper()
+	TestPackage(t)
+	return binPath
+}
 
 // TestPackage builds testfn and packs it as a function package; it returns
 // the package digest and a function that serves its bytes.
@@ -33,7 +41,7 @@ func TestPackage(t *testing.T) (string, func(context.Context, string) (io.ReadCl
 			buildErr = err
 			return
 		}
-		defer os.RemoveAll(dir)
+		binPath = filepath.Join(dir, "testfn") // kept for TestBinary until the machine clears its temp dir
 		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, "testfn"), "nimbus/internal/driver/drivertest/testfn")
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {

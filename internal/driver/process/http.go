@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"nimbus/internal/driver"
+	"nimbus/internal/watchdog"
 )
 
 // httpInstance is a long-running process serving HTTP on 127.0.0.1:$PORT.
@@ -27,7 +28,7 @@ type httpInstance struct {
 	err     error // set before done closes
 	stopped bool
 	mu      sync.Mutex
-	stderr  *lineWriter
+	stderr  *watchdog.LineWriter
 }
 
 func (i *httpInstance) ID() string                   { return i.id }
@@ -71,8 +72,8 @@ func startHTTP(ctx context.Context, d *Driver, id, dir string, spec driver.Spec)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", driver.ErrStartFailed, err)
 	}
-	stdout := newLineWriter(log("stdout"))
-	stderr := newLineWriter(log("stderr"))
+	stdout := watchdog.NewLineWriter(log("stdout"))
+	stderr := watchdog.NewLineWriter(log("stderr"))
 	cmd.Stdout, cmd.Stderr = stdout, stderr
 	inst := &httpInstance{id: id, addr: "127.0.0.1:" + strconv.Itoa(port), cmd: cmd,
 		record: d.recordPath(id), done: make(chan struct{}), stderr: stderr}

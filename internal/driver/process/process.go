@@ -132,7 +132,11 @@ func (d *Driver) Start(ctx context.Context, spec driver.Spec) (driver.Instance, 
 	}
 	switch fn.Protocol {
 	case function.ProtocolStdio:
-		inst = newStdio(d, id, dir, spec)
+		path, err := d.resolve(spec.Function.Command[0], d.env(spec, id, dir))
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", driver.ErrStartFailed, err)
+		}
+		inst = newStdio(d, id, dir, spec, path)
 	default:
 		inst, err = startHTTP(ctx, d, id, dir, spec)
 		if err != nil {
@@ -214,16 +218,22 @@ func (d *Driver) recordPath(id string) string {
 // taken relative to the package directory.
 func (d *Driver) command(spec driver.Spec, dir string, env []string) (*exec.Cmd, error) {
 	argv := spec.Function.Command
-	path := argv[0]
-	if !strings.Contains(path, "/") {
-		p, err := lookPath(path, envValue(env, "PATH"))
-		if err != nil {
-			return nil, err
-		}
-		path = p
+	path, err := d.resolve(argv[0], env)
+	if err != nil {
+		return nil, err
 	}
 	cmd := &exec.Cmd{Path: path, Args: argv, Dir: dir, Env: env, SysProcAttr: d.sysProcAttr(), WaitDelay: time.Second}
 	return cmd, nil
+}
+
+// resolve finds a command's program: with a slash it is a path (relative to
+// the package directory, where the process runs); without one it is looked up
+// in the function's PATH.
+func (d *Driver) resolve(name string, env []string) (string, error) {
+	if strings.Contains(name, "/") {
+		return name, nil
+	}
+	return lookPath(name, envValue(env, "PATH"))
 }
 
 func envValue(env []string, key string) string {

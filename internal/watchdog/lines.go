@@ -1,4 +1,4 @@
-package process
+package watchdog
 
 import (
 	"bytes"
@@ -8,9 +8,9 @@ import (
 // maxLine is the longest log line kept whole; longer ones are split.
 const maxLine = 16 << 10
 
-// lineWriter turns a byte stream into log lines and keeps the last few of them
+// LineWriter turns a byte stream into log lines and keeps the last few of them
 // for error messages. It is an io.Writer for exec.Cmd.
-type lineWriter struct {
+type LineWriter struct {
 	emit func(string)
 	mu   sync.Mutex
 	buf  []byte
@@ -19,9 +19,10 @@ type lineWriter struct {
 
 const tailLines = 5
 
-func newLineWriter(emit func(string)) *lineWriter { return &lineWriter{emit: emit} }
+// NewLineWriter returns a writer that calls emit once per line.
+func NewLineWriter(emit func(string)) *LineWriter { return &LineWriter{emit: emit} }
 
-func (w *lineWriter) Write(p []byte) (int, error) {
+func (w *LineWriter) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	n := len(p)
@@ -47,7 +48,7 @@ func (w *lineWriter) Write(p []byte) (int, error) {
 	return n, nil
 }
 
-func (w *lineWriter) line(b []byte) {
+func (w *LineWriter) line(b []byte) {
 	s := string(bytes.TrimSuffix(b, []byte("\r")))
 	if len(w.tail) == tailLines {
 		copy(w.tail, w.tail[1:])
@@ -60,7 +61,7 @@ func (w *lineWriter) line(b []byte) {
 }
 
 // Flush emits a partial last line.
-func (w *lineWriter) Flush() {
+func (w *LineWriter) Flush() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if len(w.buf) > 0 {
@@ -70,7 +71,7 @@ func (w *lineWriter) Flush() {
 }
 
 // Tail returns the last lines written, joined.
-func (w *lineWriter) Tail() string {
+func (w *LineWriter) Tail() string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	var b bytes.Buffer
