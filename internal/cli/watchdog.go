@@ -36,6 +36,7 @@ serves HTTP on $PORT and the watchdog fronts it. It listens on --listen and answ
 		proto = "http"
 	}
 	f := c.Flags()
+	f.SetInterspersed(false) // everything after COMMAND is COMMAND's
 	f.StringVar(&cfg.Listen, "listen", "0.0.0.0:"+port, "address to serve on (default 0.0.0.0:$PORT, else :8080)")
 	f.StringVar(&cfg.Protocol, "protocol", proto, "http or stdio (default $NIMBUS_PROTOCOL, else http)")
 	f.IntVar(&cfg.UpstreamPort, "upstream-port", 8081, "http: the port COMMAND serves on, given to it as PORT")

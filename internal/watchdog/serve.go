@@ -78,6 +78,13 @@ func Serve(ctx context.Context, cfg Config) error {
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	srv.Shutdown(sctx)
+	if exited != nil && ctx.Err() != nil {
+		// The program got SIGTERM with ctx; let it finish its work and exit.
+		select {
+		case <-exited:
+		case <-sctx.Done():
+		}
+	}
 	return runErr
 }
 

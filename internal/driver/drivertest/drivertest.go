@@ -161,8 +161,9 @@ func testCrash(t *testing.T, fx Fixture) {
 	s, _ := spec(fx, "crash", function.ProtocolHTTP)
 	inst := start(t, fx, s)
 	began := time.Now()
-	if _, _, err := Call(inst, "GET", "/crash", ""); err == nil {
-		t.Fatal("a request to a crashing instance succeeded")
+	// In process the connection breaks; behind a watchdog the answer is a 5xx.
+	if code, _, err := Call(inst, "GET", "/crash", ""); err == nil && code < 500 {
+		t.Fatalf("a request to a crashing instance succeeded: %d", code)
 	}
 	select {
 	case <-inst.Done():
@@ -218,8 +219,8 @@ func testStop(t *testing.T, fx Fixture) {
 func testStdio(t *testing.T, fx Fixture) {
 	s, logs := spec(fx, "cat", function.ProtocolStdio, "stdio")
 	inst := start(t, fx, s)
-	if inst.Transport() == nil {
-		t.Fatal("a stdio instance needs a transport")
+	if inst.Transport() == nil && inst.Addr() == "" {
+		t.Fatal("a stdio instance needs a transport or an address")
 	}
 	code, body, err := Call(inst, "POST", "/", "hello stdio")
 	if err != nil || code != 200 || body != "hello stdio" {

@@ -1,0 +1,280 @@
+package docker
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/moby/moby/api/pkg/stdcopy"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/client"
+
+	"nimbus/internal/driver"
+	"nimbus/internal/function"
+	"nimbus/internal/watchdog"
+)
+
+// instance is one container.
+type instance struct {
+	d       *Driver
+	id      string // nimbus's instance id
+	cid     string // the engine's container id
+	addr    string
+	started time.Time
+	done    chan struct{}
+	mu      sync.Mutex
+	err     error
+	stopped bool
+	stderr  *watchdog.LineWriter
+	logged  chan struct{} // closed when the log stream has ended
+}
+
+func (i *instance) ID() string                   { return i.id }
+func (i *instance) Addr() string                 { return i.addr }
+func (i *instance) Transport() http.RoundTripper { return nil }
+func (i *instance) Started() time.Time           { return i.started }
+func (i *instance) Done() <-chan struct{}        { return i.done }
+func (i *instance) Err() error {
+	select {
+	case <-i.done:
+		i.mu.Lock()
+		defer i.mu.Unlock()
+		return i.err
+	default:
+		return nil
+	}
+}
+
+func (d *Driver) env(spec driver.Spec, id string) []string {
+	fn := spec.Function
+	env := make([]string, 0, len(fn.Env)+6)
+	for k, v := range fn.Env {
+		env = append(env, k+"="+v)
+	}
+	return append(env,
+		"PORT="+strconv.Itoa(ContainerPort),
+		"NIMBUS_FUNCTION="+fn.Name,
+		"NIMBUS_NAMESPACE="+fn.Namespace,
+		"NIMBUS_INSTANCE="+id,
+		"NIMBUS_REVISION="+strconv.FormatUint(spec.Revision, 10),
+		"NIMBUS_PROTOCOL="+fn.Protocol,
+		"NIMBUS_HEALTH_PATH="+fn.HealthPath,
+	)
+}
+
+// Start creates and starts a container and waits until it answers HTTP.
+func (d *Driver) Start(ctx context.Context, spec driver.Spec) (driver.Instance, error) {
+	fn := spec.Function
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("%w: %w", driver.ErrStartFailed, err)
+	}
+	user, err := d.userFor(ctx, fn.Image)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", driver.ErrStartFailed, err)
+	}
+	id := fmt.Sprintf("%s-%s-%s%d", fn.Name, fn.Namespace, d.boot, d.seq.Add(1))
+	cfg, host, err := d.containerConfig(spec, id, user)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", driver.ErrStartFailed, err)
+	}
+	created, err := d.cli.ContainerCreate(ctx, client.ContainerCreateOptions{Config: cfg, HostConfig: host, Name: "nimbus-" + id})
+	if err != nil {
+		return nil, fmt.Errorf("%w: create container: %w", driver.ErrStartFailed, err)
+	}
+	in := &instance{d: d, id: id, cid: created.ID, done: make(chan struct{}), logged: make(chan struct{})}
+	log := func(stream string) func(string) {
+		return func(s string) {
+			if spec.Log != nil {
+				spec.Log(id, stream, s)
+			}
+		}
+	}
+	in.stderr = watchdog.NewLineWriter(log("stderr"))
+	fail := func(err error) (driver.Instance, error) {
+		d.cli.ContainerRemove(context.Background(), in.cid, client.ContainerRemoveOptions{Force: true})
+		if t := in.stderr.Tail(); t != "" {
+			err = fmt.Errorf("%w; last output: %s", err, t)
+		}
+		return nil, fmt.Errorf("%w: %w", driver.ErrStartFailed, err)
+	}
+	// Wait for exit before starting, so that an exit is never missed.
+	wait := d.cli.ContainerWait(context.Background(), in.cid, client.ContainerWaitOptions{Condition: container.WaitConditionNextExit})
+	if _, err := d.cli.ContainerStart(ctx, in.cid, client.ContainerStartOptions{}); err != nil {
+		return fail(fmt.Errorf("start container: %w", err))
+	}
+	go in.follow(log("stdout"))
+	go in.watch(wait)
+	info, err := d.cli.ContainerInspect(ctx, in.cid, client.ContainerInspectOptions{})
+	if err != nil {
+		return fail(fmt.Errorf("inspect container: %w", err))
+	}
+	ep := info.Container.NetworkSettings.Networks[d.opts.Network]
+	if ep == nil || !ep.IPAddress.IsValid() {
+		return fail(fmt.Errorf("container has no address on network %s", d.opts.Network))
+	}
+	in.addr = net.JoinHostPort(ep.IPAddress.String(), strconv.Itoa(ContainerPort))
+	d.mu.Lock()
+	if d.close {
+		d.mu.Unlock()
+		return fail(fmt.Errorf("driver is shutting down"))
+	}
+	d.live[id] = in
+	d.mu.Unlock()
+	go func() {
+		<-in.done
+		d.mu.Lock()
+		delete(d.live, id)
+		d.mu.Unlock()
+	}()
+	if err := in.waitReady(ctx, fn.HealthPath); err != nil {
+		in.Stop(context.Background())
+		return nil, fmt.Errorf("%w: %w", driver.ErrStartFailed, err)
+	}
+	in.started = time.Now()
+	return in, nil
+}
+
+func (d *Driver) containerConfig(spec driver.Spec, id, user string) (*container.Config, *container.HostConfig, error) {
+	fn := spec.Function
+	labels := map[string]string{}
+	for k, v := range fn.Labels {
+		labels[k] = v
+	}
+	for k, v := range map[string]string{LabelManaged: "true", LabelOwner: d.opts.Owner, LabelFunction: fn.Name,
+		LabelNamespace: fn.Namespace, LabelRevision: strconv.FormatUint(spec.Revision, 10), LabelInstance: id} {
+		labels[k] = v
+	}
+	stop := 10
+	cfg := &container.Config{Image: fn.Image, Env: d.env(spec, id), Labels: labels, User: user, StopTimeout: &stop}
+	if len(fn.Command) > 0 {
+		cfg.Cmd = fn.Command
+	}
+	pids := d.opts.PidsLimit
+	host := &container.HostConfig{
+		NetworkMode:    container.NetworkMode(d.opts.Network),
+		ReadonlyRootfs: fn.ReadOnlyRootFilesystem,
+		CapDrop:        []string{"ALL"},
+		SecurityOpt:    []string{"no-new-privileges"},
+		Resources:      container.Resources{PidsLimit: &pids},
+	}
+	if fn.ReadOnlyRootFilesystem {
+		host.Tmpfs = map[string]string{"/tmp": "rw,nosuid,nodev,size=64m"}
+	}
+	if q := fn.Limits.Memory; q != "" {
+		b, err := function.ParseMemory(q)
+		if err != nil {
+			return nil, nil, err
+		}
+		host.Resources.Memory = b
+	}
+	if q := fn.Limits.CPU; q != "" {
+		n, err := function.ParseCPU(q)
+		if err != nil {
+			return nil, nil, err
+		}
+		host.Resources.NanoCPUs = n
+	}
+	return cfg, host, nil
+}
+
+// follow copies the container's output, demultiplexed, into the log stream.
+func (i *instance) follow(stdout func(string)) {
+	defer close(i.logged)
+	rc, err := i.d.cli.ContainerLogs(context.Background(), i.cid, client.ContainerLogsOptions{ShowStdout: true, ShowStderr: true, Follow: true})
+	if err != nil {
+		return
+	}
+	defer rc.Close()
+	out := watchdog.NewLineWriter(stdout)
+	stdcopy.StdCopy(out, i.stderr, rc)
+	out.Flush()
+	i.stderr.Flush()
+}
+
+// watch records the container's exit and closes done.
+func (i *instance) watch(wait client.ContainerWaitResult) {
+	var err error
+	select {
+	case res := <-wait.Result:
+		err = fmt.Errorf("container exited with status %d", res.StatusCode)
+	case werr := <-wait.Error:
+		err = fmt.Errorf("container wait failed: %w", werr)
+	}
+	select { // let the last lines arrive, so the error can quote them
+	case <-i.logged:
+	case <-time.After(time.Second):
+	}
+	i.mu.Lock()
+	if !i.stopped {
+		if t := i.stderr.Tail(); t != "" {
+			err = fmt.Errorf("%w; last output: %s", err, t)
+		}
+		i.err = err
+	}
+	i.mu.Unlock()
+	close(i.done)
+}
+
+func (i *instance) waitReady(ctx context.Context, path string) error {
+	interval := 500 * time.Microsecond
+	req := "GET " + path + " HTTP/1.1\r\nHost: " + i.addr + "\r\nUser-Agent: nimbus-probe\r\nConnection: close\r\n\r\n"
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("not ready: %w", ctx.Err())
+		case <-i.done:
+			return i.Err()
+		case <-timer.C:
+		}
+		if probe(i.addr, req) {
+			return nil
+		}
+		interval = min(interval*3/2, 20*time.Millisecond)
+		timer.Reset(interval)
+	}
+}
+
+func probe(addr, req string) bool {
+	c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+	if err != nil {
+		return false
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(2 * time.Second))
+	if _, err := c.Write([]byte(req)); err != nil {
+		return false
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return true
+}
+
+// Stop asks the container to stop (SIGTERM, then SIGKILL when ctx ends) and
+// removes it.
+func (i *instance) Stop(ctx context.Context) error {
+	i.mu.Lock()
+	i.stopped = true
+	i.mu.Unlock()
+	timeout := 10
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = max(0, int(time.Until(dl).Seconds()))
+	}
+	bg := context.Background()
+	i.d.cli.ContainerStop(bg, i.cid, client.ContainerStopOptions{Timeout: &timeout})
+	_, err := i.d.cli.ContainerRemove(bg, i.cid, client.ContainerRemoveOptions{Force: true})
+	select {
+	case <-i.done:
+	case <-time.After(5 * time.Second):
+	}
+	return err
+}
