@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"nimbus/internal/function"
 	"nimbus/internal/gateway"
 	"nimbus/internal/store"
 )
@@ -33,6 +34,9 @@ type Options struct {
 	Token string
 	// Runtimes are the runtimes a deploy may name.
 	Runtimes map[string]bool
+	// Prepare, per runtime, readies what a function needs before it is stored
+	// (the docker runtime pulls the image); an error fails the deploy.
+	Prepare map[string]func(context.Context, function.Function) error
 	// Metrics serves /metrics.
 	Metrics http.Handler
 	// Ready reports whether nimbus is ready to serve (for /readyz).

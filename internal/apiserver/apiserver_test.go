@@ -251,7 +251,9 @@ func TestInvalidSpecsStoreNothing(t *testing.T) {
 		{"/v1/functions/ok", `{"name":"other","command":["x"],"package":"` + digest + `"}`, "invalid_spec", "name"},
 		{"/v1/functions/ok", `{"command":["x"],"package":"sha256:` + strings.Repeat("1", 64) + `"}`, "package_not_found", ""},
 		{"/v1/functions/ok", `{"command":["x"]}`, "invalid_spec", "package"},
-		{"/v1/functions/ok", `{"command":["x"],"package":"` + digest + `","runtime":"docker"}`, "invalid_spec", "runtime"},
+		{"/v1/functions/ok", `{"command":["x"],"package":"` + digest + `","runtime":"vm"}`, "invalid_spec", "runtime"},
+		{"/v1/functions/ok", `{"runtime":"docker"}`, "invalid_spec", "image"},
+		{"/v1/functions/ok", `{"runtime":"docker","image":"alpine:3"}`, "runtime_unavailable", ""},
 		{"/v1/functions/ok", `not json`, "invalid_request", ""},
 	}
 	for _, c := range cases {

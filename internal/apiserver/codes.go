@@ -30,6 +30,7 @@ var (
 	errUnavailable     = &apiError{http.StatusServiceUnavailable, "store_unavailable"}
 	errInternal        = &apiError{http.StatusInternalServerError, "internal"}
 	errRuntimeDisabled = &apiError{http.StatusBadRequest, "runtime_unavailable"}
+	errImage           = &apiError{http.StatusBadRequest, "image_unavailable"}
 )
 
 // errorBody is the JSON shape of every error.

@@ -136,8 +136,18 @@ func (s *Server) deployFunction(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !s.opts.Runtimes[fn.Runtime] {
-		writeError(w, errRuntimeDisabled, fmt.Sprintf("runtime %q is not enabled on this nimbus", fn.Runtime))
+		msg := fmt.Sprintf("runtime %q is not enabled on this nimbus", fn.Runtime)
+		if fn.Runtime == function.RuntimeDocker {
+			msg = "runtime \"docker\" needs a Docker engine, and none answered when nimbus started: start dockerd (or point DOCKER_HOST at an engine) and restart nimbus"
+		}
+		writeError(w, errRuntimeDisabled, msg)
 		return
+	}
+	if prep := s.opts.Prepare[fn.Runtime]; prep != nil {
+		if err := prep(r.Context(), fn); err != nil {
+			writeError(w, errImage, fmt.Sprintf("image %s cannot be used: %v", fn.Image, err))
+			return
+		}
 	}
 	if fn.Package != "" {
 		if _, err := s.opts.Store.StatPackage(r.Context(), fn.Package); errors.Is(err, store.ErrNotFound) {

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"nimbus/internal/archive"
+	"nimbus/internal/function"
 )
 
 func deployCmd(g *globals) *cobra.Command {
@@ -48,18 +49,22 @@ func deployCmd(g *globals) *cobra.Command {
 				}
 				p("built in %s", time.Since(began).Round(time.Millisecond))
 			}
-			var pkg bytes.Buffer
-			st, err := archive.Pack(dir, &pkg)
-			if err != nil {
-				return fmt.Errorf("pack %s: %w", dir, err)
+			if fn.Runtime == function.RuntimeProcess {
+				var pkg bytes.Buffer
+				st, err := archive.Pack(dir, &pkg)
+				if err != nil {
+					return fmt.Errorf("pack %s: %w", dir, err)
+				}
+				p("packed %d files, %s", st.Files, size(int64(pkg.Len())))
+				digest, err := cl.UploadPackage(cmd.Context(), &pkg)
+				if err != nil {
+					return err
+				}
+				p("uploaded %s", digest[:19])
+				fn.Package = digest
+			} else {
+				p("deploying image %s", fn.Image)
 			}
-			p("packed %d files, %s", st.Files, size(int64(pkg.Len())))
-			digest, err := cl.UploadPackage(cmd.Context(), &pkg)
-			if err != nil {
-				return err
-			}
-			p("uploaded %s", digest[:19])
-			fn.Package = digest
 			v, created, err := cl.Deploy(cmd.Context(), fn)
 			if err != nil {
 				return err

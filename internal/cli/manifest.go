@@ -28,6 +28,13 @@ type manifest struct {
 	Timeout    function.Duration `yaml:"timeout"`
 	Scale      function.Scale    `yaml:"scale"`
 	HealthPath string            `yaml:"healthPath"`
+	// Container functions (runtime: docker).
+	Image                  string             `yaml:"image"`
+	Limits                 function.Resources `yaml:"limits"`
+	Requests               function.Resources `yaml:"requests"`
+	ReadOnlyRootFilesystem bool               `yaml:"readOnlyRootFilesystem"`
+	Labels                 map[string]string  `yaml:"labels"`
+	Annotations            map[string]string  `yaml:"annotations"`
 }
 
 // command is written as a string ("python3 main.py", split on spaces) or a list.
@@ -69,10 +76,14 @@ func readManifest(dir string) (manifest, function.Function, error) {
 	fn := function.Function{
 		Name: m.Name, Namespace: m.Namespace, Runtime: m.Runtime, Protocol: m.Protocol,
 		Command: m.Command, Env: m.Env, Timeout: m.Timeout, Scale: m.Scale, HealthPath: m.HealthPath,
+		Image: m.Image, Limits: m.Limits, Requests: m.Requests, ReadOnlyRootFilesystem: m.ReadOnlyRootFilesystem,
+		Labels: m.Labels, Annotations: m.Annotations,
 	}.WithDefaults()
 	// The package digest is known only after packing; check the rest now.
 	check := fn
-	check.Package = "sha256:" + strings.Repeat("0", 64)
+	if fn.Runtime == function.RuntimeProcess {
+		check.Package = "sha256:" + strings.Repeat("0", 64)
+	}
 	if err := check.Validate(); err != nil {
 		return m, fn, fmt.Errorf("%s: %v", path, err)
 	}

@@ -33,6 +33,7 @@ func upCmd(g *globals) *cobra.Command {
 				} else {
 					fmt.Fprintf(g.stdout, "  admin token: in %s\n", s.TokenPath)
 				}
+				fmt.Fprintf(g.stdout, "  runtimes:    process, %s\n", s.Docker)
 				fmt.Fprintf(g.stdout, "  try:         nimbus new hello --lang go && nimbus deploy hello && nimbus invoke hello\n")
 			})
 		},

@@ -50,4 +50,3 @@ func envOr(k, def string) string {
 	}
 	return def
 }
-

@@ -15,6 +15,7 @@ import (
 const (
 	TokenFile = "admin-token" // the admin credential, mode 0600
 	URLFile   = "url"         // where the running nimbus listens
+	OwnerFile = "owner-id"    // tells this nimbus's containers from others' on a shared engine
 	lockFile  = "lock"
 )
 
@@ -71,4 +72,16 @@ func lockDataDir(dir string) (func(), error) {
 		return nil, fmt.Errorf("data dir %s is in use by another nimbus: stop it, or give this one --data-dir", dir)
 	}
 	return func() { f.Close() }, nil
+}
+
+// ownerID reads this data dir's owner id, creating it on first start.
+func ownerID(dir string) (string, error) {
+	path := filepath.Join(dir, OwnerFile)
+	if b, err := os.ReadFile(path); err == nil && len(strings.TrimSpace(string(b))) > 0 {
+		return strings.TrimSpace(string(b)), nil
+	}
+	raw := make([]byte, 8)
+	rand.Read(raw)
+	id := hex.EncodeToString(raw)
+	return id, os.WriteFile(path, []byte(id+"\n"), 0o600)
 }

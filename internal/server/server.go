@@ -23,7 +23,9 @@ import (
 	"nimbus/internal/backbone"
 	"nimbus/internal/controller"
 	"nimbus/internal/driver"
+	"nimbus/internal/driver/docker"
 	"nimbus/internal/driver/process"
+	"nimbus/internal/function"
 	"nimbus/internal/gateway"
 	"nimbus/internal/store"
 	"nimbus/internal/store/natsstore"
@@ -48,6 +50,7 @@ type Started struct {
 	URL       string
 	TokenPath string
 	NewToken  string // the token, only on the start that created it
+	Docker    string // whether runtime docker is on, and why
 }
 
 func (c *Config) defaults() {
@@ -101,6 +104,25 @@ func Run(ctx context.Context, cfg Config, started func(Started)) error {
 		log.Warn("could not reap instances of an earlier run", "err", err)
 	}
 	drivers := map[string]driver.Driver{proc.Name(): proc}
+	prepare := map[string]func(context.Context, function.Function) error{}
+	dockerNote := ""
+	owner, err := ownerID(cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	if dk, err := docker.New(ctx, docker.Options{Owner: owner}); err != nil {
+		dockerNote = fmt.Sprintf("docker off (%v): start dockerd or set DOCKER_HOST, then restart", err)
+		log.Info("runtime docker is off: no Docker engine answers; start dockerd or set DOCKER_HOST, then restart nimbus", "err", err)
+	} else {
+		defer dk.Close(context.Background())
+		if err := dk.Reap(ctx); err != nil {
+			log.Warn("could not remove containers of an earlier run", "err", err)
+		}
+		drivers[dk.Name()] = dk
+		prepare[dk.Name()] = dk.Prepare
+		dockerNote = "docker (engine at " + dk.Host() + ")"
+		log.Info("runtime docker is on", "engine", dk.Host())
+	}
 	runtimes := map[string]bool{}
 	for name := range drivers {
 		runtimes[name] = true
@@ -134,7 +156,7 @@ func Run(ctx context.Context, cfg Config, started func(Started)) error {
 	}
 
 	api := apiserver.New(apiserver.Options{
-		Store: st, Invoker: gw, Token: token, Runtimes: runtimes, Version: cfg.Version,
+		Store: st, Invoker: gw, Token: token, Runtimes: runtimes, Prepare: prepare, Version: cfg.Version,
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
 		Ready:   st.Ping,
 		Logger:  log,
@@ -161,7 +183,7 @@ func Run(ctx context.Context, cfg Config, started func(Started)) error {
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	if started != nil {
-		s := Started{URL: url, TokenPath: filepath.Join(cfg.DataDir, TokenFile)}
+		s := Started{URL: url, TokenPath: filepath.Join(cfg.DataDir, TokenFile), Docker: dockerNote}
 		if newToken {
 			s.NewToken = token
 		}

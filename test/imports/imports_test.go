@@ -13,10 +13,10 @@ import (
 const mod = "nimbus/"
 
 // backends are implementations; only internal/server may import them.
-var backends = []string{"nimbus/internal/store/natsstore", "nimbus/internal/driver/process", "nimbus/internal/backbone"}
+var backends = []string{"nimbus/internal/store/natsstore", "nimbus/internal/driver/process", "nimbus/internal/driver/docker", "nimbus/internal/backbone"}
 
 // sdks are the libraries only backends (and the wiring) may touch.
-var sdks = []string{"github.com/nats-io/"}
+var sdks = []string{"github.com/nats-io/", "github.com/moby/", "github.com/containerd/"}
 
 // rules: for packages with this prefix, every project import must be one of
 // allowed (prefix match). stdlib-only packages allow nothing.
@@ -27,7 +27,9 @@ var rules = map[string][]string{
 	"nimbus/internal/driver":                   {"nimbus/internal/function"},
 	"nimbus/internal/store/natsstore":          {"nimbus/internal/store", "nimbus/internal/function"},
 	"nimbus/internal/store/storetest":          {"nimbus/internal/store", "nimbus/internal/function"},
-	"nimbus/internal/driver/process":           {"nimbus/internal/driver", "nimbus/internal/function", "nimbus/internal/archive"},
+	"nimbus/internal/driver/process":           {"nimbus/internal/driver", "nimbus/internal/function", "nimbus/internal/archive", "nimbus/internal/watchdog"},
+	"nimbus/internal/driver/docker":            {"nimbus/internal/driver", "nimbus/internal/function", "nimbus/internal/watchdog"},
+	"nimbus/internal/watchdog":                 {},
 	"nimbus/internal/driver/drivertest":        {"nimbus/internal/driver", "nimbus/internal/function", "nimbus/internal/archive"},
 	"nimbus/internal/backbone":                 {},
 	"nimbus/cmd/nimbus":                        {"nimbus/internal/cli"},
@@ -35,7 +37,7 @@ var rules = map[string][]string{
 	"nimbus/internal/gateway":                  {"nimbus/internal/store", "nimbus/internal/driver", "nimbus/internal/function"},
 	"nimbus/internal/apiserver":                {"nimbus/internal/store", "nimbus/internal/gateway", "nimbus/internal/function"},
 	"nimbus/internal/client":                   {"nimbus/internal/apiserver", "nimbus/internal/gateway", "nimbus/internal/store", "nimbus/internal/function"},
-	"nimbus/internal/cli":                      {"nimbus/internal/client", "nimbus/internal/server", "nimbus/internal/store", "nimbus/internal/function", "nimbus/internal/archive"},
+	"nimbus/internal/cli":                      {"nimbus/internal/client", "nimbus/internal/server", "nimbus/internal/store", "nimbus/internal/function", "nimbus/internal/archive", "nimbus/internal/watchdog"},
 	"nimbus/internal/driver/drivertest/testfn": {},
 }
 

@@ -1,0 +1,3 @@
+module hello-container
+
+go 1.26
