@@ -12,11 +12,13 @@ import (
 	"crypto/subtle"
 	"log/slog"
 	"net/http"
+	"sort"
 	"strings"
 	"time"
 
 	"nimbus/internal/function"
 	"nimbus/internal/gateway"
+	"nimbus/internal/openfaas"
 	"nimbus/internal/store"
 )
 
@@ -92,6 +94,31 @@ func New(o Options) *Server {
 		}
 		s.mux.Handle(r.Method+" "+r.Pattern, h)
 	}
+	// The OpenFaaS gateway API, deploying through the same path.
+	orch := make([]string, 0, len(o.Runtimes))
+	for rt := range o.Runtimes {
+		orch = append(orch, rt)
+	}
+	sort.Strings(orch)
+	of := openfaas.New(openfaas.Options{
+		Store: o.Store, Status: o.Invoker.Status, Token: o.Token, Version: o.Version,
+		Orchestration: strings.Join(orch, ","),
+		Deploy: func(ctx context.Context, fn function.Function, createOnly, updateOnly bool) (store.Record, error) {
+			mode := Upsert
+			switch {
+			case createOnly:
+				mode = CreateOnly
+			case updateOnly:
+				mode = UpdateOnly
+			}
+			rec, _, err := s.Deploy(ctx, fn, mode, 0)
+			return rec, err
+		},
+	})
+	for _, r := range of.Routes() {
+		s.routes = append(s.routes, Route{Method: r.Method, Pattern: r.Pattern, Auth: true})
+	}
+	s.mux.Handle("/system/", of)
 	// Invocations: any method, the function's own path below.
 	s.mux.Handle(gateway.Prefix, o.Invoker)
 	s.mux.Handle("/v1/", s.auth(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -122,10 +122,17 @@ func TestAuthRequiredOnEveryV1Route(t *testing.T) {
 	for _, r := range e.api.Routes() {
 		path := strings.ReplaceAll(r.Pattern, "{name}", "x")
 		code, b, h := e.do(t, r.Method, path, nil, false)
-		if r.Auth != strings.HasPrefix(r.Pattern, "/v1/") {
+		admin := strings.HasPrefix(r.Pattern, "/v1/") || strings.HasPrefix(r.Pattern, "/system/")
+		if r.Auth != admin {
 			t.Errorf("%s %s: auth %v", r.Method, r.Pattern, r.Auth)
 		}
 		if !r.Auth {
+			continue
+		}
+		if strings.HasPrefix(r.Pattern, "/system/") { // OpenFaaS: plain-text errors, basic auth
+			if code != 401 || !strings.Contains(h.Get("WWW-Authenticate"), "Basic") {
+				t.Errorf("%s %s without credentials: %d %s", r.Method, path, code, b)
+			}
 			continue
 		}
 		if code != 401 || decodeErr(t, b).Error.Code != "unauthorized" || h.Get("WWW-Authenticate") == "" {
@@ -344,7 +351,9 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 		method, path, _ := strings.Cut(route, " ")
 		concrete := strings.NewReplacer("{name}", "nosuchfn", "{function}", "nosuchfn", "{path}", "sub/path").Replace(path)
 		code, b, _ := e.do(t, method, concrete, nil, true)
-		if code == 405 || (code == 404 && method != "HEAD" && decodeErr(t, b).Error.Code == "route_not_found") {
+		var e apiErr
+		json.Unmarshal(b, &e) // OpenFaaS routes answer in plain text
+		if code == 405 || (code == 404 && e.Error.Code == "route_not_found") {
 			t.Errorf("%s is in the spec but not answered: %d %s", route, code, b)
 		}
 	}

@@ -125,39 +125,6 @@ func (s *Server) deployFunction(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	fn.Name, fn.Namespace = name, ns
-	fn = fn.WithDefaults()
-	if err := fn.Validate(); err != nil {
-		var fe *function.FieldError
-		if errors.As(err, &fe) {
-			writeFieldError(w, fe)
-			return
-		}
-		writeError(w, errInvalidSpec, err.Error())
-		return
-	}
-	if !s.opts.Runtimes[fn.Runtime] {
-		msg := fmt.Sprintf("runtime %q is not enabled on this nimbus", fn.Runtime)
-		if fn.Runtime == function.RuntimeDocker {
-			msg = "runtime \"docker\" needs a Docker engine, and none answered when nimbus started: start dockerd (or point DOCKER_HOST at an engine) and restart nimbus"
-		}
-		writeError(w, errRuntimeDisabled, msg)
-		return
-	}
-	if prep := s.opts.Prepare[fn.Runtime]; prep != nil {
-		if err := prep(r.Context(), fn); err != nil {
-			writeError(w, errImage, fmt.Sprintf("image %s cannot be used: %v", fn.Image, err))
-			return
-		}
-	}
-	if fn.Package != "" {
-		if _, err := s.opts.Store.StatPackage(r.Context(), fn.Package); errors.Is(err, store.ErrNotFound) {
-			writeError(w, errNoPackage, fmt.Sprintf("package %s is not uploaded: POST it to /v1/packages first", fn.Package))
-			return
-		} else if err != nil {
-			writeStoreError(w, err, "package")
-			return
-		}
-	}
 	var ifMatch uint64
 	if v := r.Header.Get("If-Match"); v != "" {
 		if ifMatch, err = strconv.ParseUint(v, 10, 64); err != nil {
@@ -165,48 +132,16 @@ func (s *Server) deployFunction(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	rec, created, err := s.put(r, fn, ifMatch)
+	rec, created, err := s.Deploy(r.Context(), fn, Upsert, ifMatch)
 	if err != nil {
-		writeStoreError(w, err, "function "+fn.Key())
+		writeDeployError(w, err, "function "+function.Key(ns, name))
 		return
 	}
-	s.opts.Logger.Info("function deployed", "function", fn.Key(), "revision", rec.Revision)
 	status := http.StatusOK
 	if created {
 		status = http.StatusCreated
 	}
 	writeJSON(w, status, s.view(rec))
-}
-
-// put creates or updates, retrying once if a concurrent writer got between
-// the read and the write (unless the caller asked for a revision).
-func (s *Server) put(r *http.Request, fn function.Function, ifMatch uint64) (store.Record, bool, error) {
-	ctx := r.Context()
-	for attempt := 0; ; attempt++ {
-		cur, err := s.opts.Store.Get(ctx, fn.Namespace, fn.Name)
-		switch {
-		case errors.Is(err, store.ErrNotFound):
-			if ifMatch != 0 {
-				return store.Record{}, false, err
-			}
-			rec, err := s.opts.Store.Create(ctx, fn)
-			if errors.Is(err, store.ErrExists) && attempt == 0 {
-				continue
-			}
-			return rec, true, err
-		case err != nil:
-			return store.Record{}, false, err
-		}
-		rev := cur.Revision
-		if ifMatch != 0 {
-			rev = ifMatch
-		}
-		rec, err := s.opts.Store.Update(ctx, fn, rev)
-		if errors.Is(err, store.ErrConflict) && ifMatch == 0 && attempt == 0 {
-			continue
-		}
-		return rec, false, err
-	}
 }
 
 func (s *Server) deleteFunction(w http.ResponseWriter, r *http.Request) {

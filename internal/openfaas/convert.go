@@ -1,0 +1,145 @@
+package openfaas
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"nimbus/internal/function"
+	"nimbus/internal/gateway"
+	"nimbus/internal/store"
+)
+
+// OpenFaaS scaling labels (gateway/scaling/ranges.go) and their defaults.
+const (
+	labelMin          = "com.openfaas.scale.min"
+	labelMax          = "com.openfaas.scale.max"
+	labelZero         = "com.openfaas.scale.zero"
+	labelZeroDuration = "com.openfaas.scale.zero-duration"
+	defaultMin        = 1
+	defaultMax        = 20
+)
+
+// maxBody bounds a request body of this API.
+const maxBody = 1 << 20
+
+func decode(r *http.Request, v any) error {
+	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, maxBody))
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("the body is not valid JSON for this request: %v", err)
+	}
+	return nil
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
+
+// toFunction maps a FunctionDeployment onto a nimbus spec. OpenFaaS's
+// semantics are kept: at least one replica unless com.openfaas.scale.zero is
+// "true", health on /_/health (what its watchdogs serve), fprocess from
+// envProcess.
+func toFunction(d FunctionDeployment) (function.Function, error) {
+	if d.Service == "" {
+		return function.Function{}, errors.New("service is required")
+	}
+	if d.Image == "" {
+		return function.Function{}, errors.New("image is required")
+	}
+	if len(d.Secrets) > 0 {
+		return function.Function{}, errors.New("secrets are not supported by this nimbus yet: deploy without them")
+	}
+	fn := function.Function{
+		Name: d.Service, Namespace: namespaceOf(d.Namespace), Runtime: function.RuntimeDocker,
+		Protocol: function.ProtocolHTTP, Image: d.Image, HealthPath: "/_/health",
+		ReadOnlyRootFilesystem: d.ReadOnlyRootFilesystem,
+	}
+	if len(d.EnvVars) > 0 || d.EnvProcess != "" {
+		fn.Env = map[string]string{}
+		for k, v := range d.EnvVars {
+			fn.Env[k] = v
+		}
+		if d.EnvProcess != "" {
+			fn.Env["fprocess"] = d.EnvProcess
+		}
+	}
+	if d.Labels != nil {
+		fn.Labels = *d.Labels
+	}
+	if d.Annotations != nil {
+		fn.Annotations = *d.Annotations
+	}
+	if d.Limits != nil {
+		fn.Limits = function.Resources{Memory: d.Limits.Memory, CPU: d.Limits.CPU}
+	}
+	if d.Requests != nil {
+		fn.Requests = function.Resources{Memory: d.Requests.Memory, CPU: d.Requests.CPU}
+	}
+	min, max := defaultMin, defaultMax
+	var err error
+	if v, ok := fn.Labels[labelMin]; ok {
+		if min, err = strconv.Atoi(v); err != nil || min < 0 {
+			return fn, fmt.Errorf("label %s=%q is not a count of replicas", labelMin, v)
+		}
+	}
+	if v, ok := fn.Labels[labelMax]; ok {
+		if max, err = strconv.Atoi(v); err != nil || max < 1 {
+			return fn, fmt.Errorf("label %s=%q is not a count of replicas", labelMax, v)
+		}
+	}
+	if fn.Labels[labelZero] == "true" {
+		min = 0
+	}
+	if v, ok := fn.Labels[labelZeroDuration]; ok {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return fn, fmt.Errorf("label %s=%q is not a duration such as 15m", labelZeroDuration, v)
+		}
+		fn.Scale.IdleTimeout = function.Duration(d)
+	}
+	fn.Scale.Min, fn.Scale.Max = min, max
+	return fn, nil
+}
+
+// toStatus shows a nimbus function as OpenFaaS does.
+func toStatus(rec store.Record, st gateway.Status) FunctionStatus {
+	fn := rec.Function
+	s := FunctionStatus{
+		Name: fn.Name, Image: fn.Image, Namespace: fn.Namespace,
+		ReadOnlyRootFilesystem: fn.ReadOnlyRootFilesystem,
+		InvocationCount:        float64(st.Invocations),
+		Replicas:               uint64(st.TotalInstances),
+		AvailableReplicas:      uint64(st.ReadyInstances),
+		CreatedAt:              rec.Updated,
+	}
+	if len(fn.Env) > 0 {
+		s.EnvVars = map[string]string{}
+		for k, v := range fn.Env {
+			if k == "fprocess" {
+				s.EnvProcess = v
+				continue
+			}
+			s.EnvVars[k] = v
+		}
+	}
+	if len(fn.Labels) > 0 {
+		l := fn.Labels
+		s.Labels = &l
+	}
+	if len(fn.Annotations) > 0 {
+		a := fn.Annotations
+		s.Annotations = &a
+	}
+	if fn.Limits != (function.Resources{}) {
+		s.Limits = &FunctionResources{Memory: fn.Limits.Memory, CPU: fn.Limits.CPU}
+	}
+	if fn.Requests != (function.Resources{}) {
+		s.Requests = &FunctionResources{Memory: fn.Requests.Memory, CPU: fn.Requests.CPU}
+	}
+	return s
+}

@@ -1,0 +1,276 @@
+// Package openfaas serves the OpenFaaS gateway API (/system/*) on nimbus, wire
+// compatible with OpenFaaS's published spec and faas-provider's types, so
+// that faas-cli, stack.yml files and the OpenFaaS Go SDK work unchanged. It is
+// an adapter: it translates requests and answers, and deploys through the
+// same path as the native API.
+//
+// /system/* takes HTTP basic auth with user "admin" and the admin token as
+// password (what `faas-cli login` sends), or the native bearer token. Errors
+// are plain text, as OpenFaaS returns them.
+package openfaas
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"net/http"
+	"runtime"
+	"sort"
+
+	"nimbus/internal/function"
+	"nimbus/internal/gateway"
+	"nimbus/internal/store"
+)
+
+// Deploy stores a function after every check the native API makes; mode is
+// one of the apiserver's DeployMode values.
+type Deploy func(ctx context.Context, fn function.Function, createOnly, updateOnly bool) (store.Record, error)
+
+// Options wire the adapter to nimbus.
+type Options struct {
+	Store   store.Functions
+	Status  func(namespace, name string) (gateway.Status, []gateway.InstanceStatus, bool)
+	Deploy  Deploy
+	Token   string
+	Version string
+	// Orchestration names the runtimes, for /system/info.
+	Orchestration string
+}
+
+// Route is one method and pattern the adapter answers.
+type Route struct{ Method, Pattern string }
+
+// Handler serves /system/*.
+type Handler struct {
+	opts   Options
+	mux    *http.ServeMux
+	routes []Route
+}
+
+// New builds the handler.
+func New(o Options) *Handler {
+	h := &Handler{opts: o, mux: http.NewServeMux()}
+	for _, r := range []struct {
+		method, pattern string
+		fn              http.HandlerFunc
+	}{
+		{"GET", "/system/functions", h.list},
+		{"POST", "/system/functions", h.create},
+		{"PUT", "/system/functions", h.update},
+		{"DELETE", "/system/functions", h.delete},
+		{"GET", "/system/function/{name}", h.get},
+		{"POST", "/system/scale-function/{name}", h.scale},
+		{"GET", "/system/info", h.info},
+		{"GET", "/system/namespaces", h.namespaces},
+	} {
+		h.mux.HandleFunc(r.method+" "+r.pattern, r.fn)
+		h.routes = append(h.routes, Route{r.method, r.pattern})
+	}
+	return h
+}
+
+// Routes lists what the adapter answers.
+func (h *Handler) Routes() []Route { return h.routes }
+
+// ServeHTTP checks the credential and dispatches.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !h.authorized(r) {
+		w.Header().Set("WWW-Authenticate", `Basic realm="nimbus"`)
+		http.Error(w, "Unauthorized: log in with faas-cli login -u admin and the nimbus admin token as the password", http.StatusUnauthorized)
+		return
+	}
+	h.mux.ServeHTTP(w, r)
+}
+
+func (h *Handler) authorized(r *http.Request) bool {
+	if h.opts.Token == "" {
+		return false
+	}
+	auth := r.Header.Get("Authorization")
+	if user, pass, ok := r.BasicAuth(); ok {
+		return subtle.ConstantTimeCompare([]byte(user), []byte("admin"))&
+			subtle.ConstantTimeCompare([]byte(pass), []byte(h.opts.Token)) == 1
+	}
+	return subtle.ConstantTimeCompare([]byte(auth), []byte("Bearer "+h.opts.Token)) == 1
+}
+
+// BasicAuth is the header value faas-cli sends for the admin token.
+func BasicAuth(token string) string {
+	return "Basic " + base64.StdEncoding.EncodeToString([]byte("admin:"+token))
+}
+
+// namespaceOf maps OpenFaaS's namespace ("" means the provider's default) to
+// nimbus's.
+func namespaceOf(ns string) string {
+	if ns == "" {
+		return function.DefaultNamespace
+	}
+	return ns
+}
+
+func (h *Handler) status(rec store.Record) FunctionStatus {
+	st, _, _ := h.opts.Status(rec.Function.Namespace, rec.Function.Name)
+	return toStatus(rec, st)
+}
+
+func (h *Handler) list(w http.ResponseWriter, r *http.Request) {
+	ns := namespaceOf(r.URL.Query().Get("namespace"))
+	if err := function.ValidateName("namespace", ns); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	recs, err := h.opts.Store.List(r.Context(), ns)
+	if err != nil {
+		storeError(w, err)
+		return
+	}
+	out := make([]FunctionStatus, 0, len(recs))
+	for _, rec := range recs {
+		out = append(out, h.status(rec))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (h *Handler) get(w http.ResponseWriter, r *http.Request) {
+	ns := namespaceOf(r.URL.Query().Get("namespace"))
+	rec, err := h.opts.Store.Get(r.Context(), ns, r.PathValue("name"))
+	if err != nil {
+		storeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, h.status(rec))
+}
+
+func (h *Handler) create(w http.ResponseWriter, r *http.Request) { h.deploy(w, r, true, false) }
+func (h *Handler) update(w http.ResponseWriter, r *http.Request) { h.deploy(w, r, false, true) }
+
+func (h *Handler) deploy(w http.ResponseWriter, r *http.Request, createOnly, updateOnly bool) {
+	var dep FunctionDeployment
+	if err := decode(r, &dep); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	fn, err := toFunction(dep)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	if _, err := h.opts.Deploy(r.Context(), fn, createOnly, updateOnly); err != nil {
+		var hs interface{ HTTPStatus() int }
+		if errors.As(err, &hs) {
+			http.Error(w, err.Error(), hs.HTTPStatus())
+			return
+		}
+		storeError(w, err)
+		return
+	}
+	if createOnly {
+		w.WriteHeader(http.StatusAccepted)
+		return
+	}
+	w.WriteHeader(http.StatusOK)
+}
+
+func (h *Handler) delete(w http.ResponseWriter, r *http.Request) {
+	var req DeleteFunctionRequest
+	if err := decode(r, &req); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	if req.FunctionName == "" {
+		http.Error(w, "functionName is required", http.StatusBadRequest)
+		return
+	}
+	ns := req.Namespace
+	if ns == "" {
+		ns = r.URL.Query().Get("namespace") // where faas-cli puts it
+	}
+	if err := h.opts.Store.Delete(r.Context(), namespaceOf(ns), req.FunctionName, 0); err != nil {
+		storeError(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusOK)
+}
+
+// scale sets the function's minimum instances to the replicas asked for,
+// raising its maximum if needed: nimbus puts no cap on replicas.
+func (h *Handler) scale(w http.ResponseWriter, r *http.Request) {
+	var req ScaleServiceRequest
+	if err := decode(r, &req); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	name := r.PathValue("name")
+	if req.ServiceName != "" && req.ServiceName != name {
+		http.Error(w, "serviceName differs from the name in the path", http.StatusBadRequest)
+		return
+	}
+	if req.Replicas > function.MaxInstances {
+		http.Error(w, "replicas is above nimbus's limit of 1000", http.StatusBadRequest)
+		return
+	}
+	ns := namespaceOf(req.Namespace)
+	for attempt := 0; ; attempt++ {
+		rec, err := h.opts.Store.Get(r.Context(), ns, name)
+		if err != nil {
+			storeError(w, err)
+			return
+		}
+		fn := rec.Function
+		fn.Scale.Min = int(req.Replicas)
+		fn.Scale.Max = max(fn.Scale.Max, fn.Scale.Min, 1)
+		_, err = h.opts.Store.Update(r.Context(), fn, rec.Revision)
+		if errors.Is(err, store.ErrConflict) && attempt < 3 {
+			continue
+		}
+		if err != nil {
+			storeError(w, err)
+			return
+		}
+		break
+	}
+	w.WriteHeader(http.StatusAccepted)
+}
+
+func (h *Handler) info(w http.ResponseWriter, r *http.Request) {
+	v := &VersionInfo{Release: h.opts.Version, SHA: h.opts.Version}
+	writeJSON(w, http.StatusOK, GatewayInfo{
+		Provider: &ProviderInfo{Name: "nimbus", Orchestration: h.opts.Orchestration, Version: v},
+		Version:  v, Arch: runtime.GOARCH,
+	})
+}
+
+func (h *Handler) namespaces(w http.ResponseWriter, r *http.Request) {
+	recs, err := h.opts.Store.List(r.Context(), "")
+	if err != nil {
+		storeError(w, err)
+		return
+	}
+	seen := map[string]bool{function.DefaultNamespace: true}
+	for _, rec := range recs {
+		seen[rec.Function.Namespace] = true
+	}
+	out := make([]string, 0, len(seen))
+	for ns := range seen {
+		out = append(out, ns)
+	}
+	sort.Strings(out)
+	writeJSON(w, http.StatusOK, out)
+}
+
+func storeError(w http.ResponseWriter, err error) {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		http.Error(w, "function not found", http.StatusNotFound)
+	case errors.Is(err, store.ErrExists):
+		http.Error(w, "function already exists: update it with PUT /system/functions", http.StatusConflict)
+	case errors.Is(err, store.ErrConflict):
+		http.Error(w, "function changed concurrently; retry", http.StatusConflict)
+	case errors.Is(err, store.ErrUnavailable):
+		http.Error(w, "store unavailable; retry shortly", http.StatusServiceUnavailable)
+	default:
+		http.Error(w, "internal error", http.StatusInternalServerError)
+	}
+}
+
