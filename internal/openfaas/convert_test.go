@@ -1,0 +1,53 @@
+package openfaas
+
+import (
+	"testing"
+	"time"
+
+	"nimbus/internal/function"
+	"nimbus/internal/gateway"
+	"nimbus/internal/store"
+)
+
+func TestToFunctionKeepsOpenFaaSSemantics(t *testing.T) {
+	labels := map[string]string{"com.openfaas.scale.min": "2", "com.openfaas.scale.max": "7"}
+	fn, err := toFunction(FunctionDeployment{Service: "f", Image: "img:1", EnvProcess: "cat", Labels: &labels,
+		Limits: &FunctionResources{Memory: "128Mi"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fn.Runtime != function.RuntimeDocker || fn.Namespace != "default" || fn.HealthPath != "/_/health" ||
+		fn.Env["fprocess"] != "cat" || fn.Scale.Min != 2 || fn.Scale.Max != 7 || fn.Limits.Memory != "128Mi" {
+		t.Fatalf("%+v", fn)
+	}
+	// Without labels: OpenFaaS keeps one replica.
+	fn, _ = toFunction(FunctionDeployment{Service: "f", Image: "img:1"})
+	if fn.Scale.Min != 1 {
+		t.Fatalf("default min %d, want 1", fn.Scale.Min)
+	}
+	zero := map[string]string{"com.openfaas.scale.zero": "true", "com.openfaas.scale.zero-duration": "3m"}
+	fn, _ = toFunction(FunctionDeployment{Service: "f", Image: "img:1", Labels: &zero})
+	if fn.Scale.Min != 0 || time.Duration(fn.Scale.IdleTimeout) != 3*time.Minute {
+		t.Fatalf("scale to zero: %+v", fn.Scale)
+	}
+	for name, d := range map[string]FunctionDeployment{
+		"no service": {Image: "x"},
+		"no image":   {Service: "f"},
+		"bad min":    {Service: "f", Image: "x", Labels: &map[string]string{"com.openfaas.scale.min": "many"}},
+		"secrets":    {Service: "f", Image: "x", Secrets: []string{"s"}},
+	} {
+		if _, err := toFunction(d); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
+
+func TestToStatusRoundTrips(t *testing.T) {
+	fn := function.Function{Name: "f", Namespace: "ns", Image: "img:1", Env: map[string]string{"fprocess": "cat", "A": "1"},
+		Labels: map[string]string{"l": "v"}, Limits: function.Resources{CPU: "1"}}
+	s := toStatus(store.Record{Function: fn}, gateway.Status{Invocations: 5, ReadyInstances: 1, TotalInstances: 2})
+	if s.EnvProcess != "cat" || s.EnvVars["A"] != "1" || s.EnvVars["fprocess"] != "" || s.InvocationCount != 5 ||
+		s.Replicas != 2 || s.AvailableReplicas != 1 || (*s.Labels)["l"] != "v" || s.Limits.CPU != "1" || s.Requests != nil {
+		t.Fatalf("%+v", s)
+	}
+}
