@@ -305,6 +305,10 @@ func TestHealthAndMetrics(t *testing.T) {
 		`nimbus_cold_starts_total{function="m",namespace="default"} 1`,
 		`nimbus_cold_start_duration_seconds_count{function="m",namespace="default"} 1`,
 		`nimbus_instances{function="m",namespace="default"} 1`,
+		`gateway_function_invocation_total{code="200",function_name="m.default"} 1`,
+		`gateway_functions_seconds_count{code="200",function_name="m.default"} 1`,
+		`gateway_function_invocation_started{function_name="m.default"} 1`,
+		`gateway_service_count{function_name="m.default"} 1`,
 	} {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("metrics lack %s", want)

@@ -245,6 +245,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	fn := p.spec.Load()
+	p.m.started.Inc()
 	if r.ContentLength > g.opts.MaxBodyBytes {
 		p.record(writeError(w, ErrTooLarge, fmt.Sprintf("request body is %d bytes; the limit is %d", r.ContentLength, g.opts.MaxBodyBytes)), time.Since(began))
 		return

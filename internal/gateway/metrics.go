@@ -17,6 +17,12 @@ type Metrics struct {
 	coldStarts       *prometheus.CounterVec
 	coldStartSeconds *prometheus.HistogramVec
 	instances        *prometheus.GaugeVec
+	// OpenFaaS's names and labels (gateway/metrics/metrics.go), so its
+	// dashboards and alert rules work unchanged.
+	ofInvocations *prometheus.CounterVec
+	ofSeconds     *prometheus.HistogramVec
+	ofStarted     *prometheus.CounterVec
+	ofReplicas    *prometheus.GaugeVec
 }
 
 // NewMetrics registers the gateway's metrics with reg.
@@ -41,7 +47,20 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "nimbus_instances", Help: "Ready instances by function.",
 		}, labels),
 	}
-	reg.MustRegister(m.invocations, m.duration, m.coldStarts, m.coldStartSeconds, m.instances)
+	m.ofInvocations = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "gateway_function_invocation_total", Help: "Function invocations (OpenFaaS name).",
+	}, []string{"function_name", "code"})
+	m.ofSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "gateway_functions_seconds", Help: "Function time taken (OpenFaaS name).",
+	}, []string{"function_name", "code"})
+	m.ofStarted = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "gateway_function_invocation_started", Help: "Function invocations started (OpenFaaS name).",
+	}, []string{"function_name"})
+	m.ofReplicas = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "gateway_service_count", Help: "Ready replicas of a function (OpenFaaS name).",
+	}, []string{"function_name"})
+	reg.MustRegister(m.invocations, m.duration, m.coldStarts, m.coldStartSeconds, m.instances,
+		m.ofInvocations, m.ofSeconds, m.ofStarted, m.ofReplicas)
 	return m
 }
 
@@ -53,26 +72,52 @@ type fnMetrics struct {
 	coldStarts       prometheus.Counter
 	coldStartSeconds prometheus.Observer
 	instances        prometheus.Gauge
-	codes            sync.Map // int → prometheus.Counter
+	ofReplicas       prometheus.Gauge   // OpenFaaS
+	started          prometheus.Counter // OpenFaaS
+	ofName           string             // "name.namespace", as OpenFaaS labels functions
+	codes            sync.Map           // int → *codeMetrics
+}
+
+type codeMetrics struct {
+	native, of prometheus.Counter
+	ofSeconds  prometheus.Observer
 }
 
 func (m *Metrics) forFunction(fn function.Function) *fnMetrics {
+	of := fn.Name + "." + fn.Namespace
 	return &fnMetrics{
-		parent: m, ns: fn.Namespace, name: fn.Name,
+		parent: m, ns: fn.Namespace, name: fn.Name, ofName: of,
 		duration:         m.duration.WithLabelValues(fn.Namespace, fn.Name),
 		coldStarts:       m.coldStarts.WithLabelValues(fn.Namespace, fn.Name),
 		coldStartSeconds: m.coldStartSeconds.WithLabelValues(fn.Namespace, fn.Name),
 		instances:        m.instances.WithLabelValues(fn.Namespace, fn.Name),
+		ofReplicas:       m.ofReplicas.WithLabelValues(of),
+		started:          m.ofStarted.WithLabelValues(of),
 	}
 }
 
+// setInstances sets nimbus's and OpenFaaS's instance gauges together.
+func (f *fnMetrics) setInstances(n int) {
+	f.instances.Set(float64(n))
+	f.ofReplicas.Set(float64(n))
+}
+
 func (f *fnMetrics) observe(status int, took time.Duration) {
-	c, ok := f.codes.Load(status)
+	v, ok := f.codes.Load(status)
 	if !ok {
-		c, _ = f.codes.LoadOrStore(status, f.parent.invocations.WithLabelValues(f.ns, f.name, strconv.Itoa(status)))
+		code := strconv.Itoa(status)
+		v, _ = f.codes.LoadOrStore(status, &codeMetrics{
+			native:    f.parent.invocations.WithLabelValues(f.ns, f.name, code),
+			of:        f.parent.ofInvocations.WithLabelValues(f.ofName, code),
+			ofSeconds: f.parent.ofSeconds.WithLabelValues(f.ofName, code),
+		})
 	}
-	c.(prometheus.Counter).Inc()
-	f.duration.Observe(took.Seconds())
+	c := v.(*codeMetrics)
+	secs := took.Seconds()
+	c.native.Inc()
+	c.of.Inc()
+	c.ofSeconds.Observe(secs)
+	f.duration.Observe(secs)
 }
 
 // forget drops a deleted function's series.
@@ -82,5 +127,10 @@ func (f *fnMetrics) forget() {
 		DeletePartialMatch(prometheus.Labels) int
 	}{m.invocations, m.duration, m.coldStarts, m.coldStartSeconds, m.instances} {
 		v.DeletePartialMatch(prometheus.Labels{"namespace": f.ns, "function": f.name})
+	}
+	for _, v := range []interface {
+		DeletePartialMatch(prometheus.Labels) int
+	}{m.ofInvocations, m.ofSeconds, m.ofStarted, m.ofReplicas} {
+		v.DeletePartialMatch(prometheus.Labels{"function_name": f.ofName})
 	}
 }

@@ -216,7 +216,7 @@ func (p *pool) start(demand bool) {
 		return
 	}
 	p.insts = append(p.insts, in)
-	p.m.instances.Set(float64(len(p.insts)))
+	p.m.setInstances(len(p.insts))
 	if demand {
 		p.coldStarts.Add(1)
 		p.m.coldStarts.Inc()
@@ -267,7 +267,7 @@ func (p *pool) watch(in *instance) {
 func (p *pool) dropLocked(in *instance) {
 	p.insts = remove(p.insts, in)
 	p.retiring = remove(p.retiring, in)
-	p.m.instances.Set(float64(len(p.insts)))
+	p.m.setInstances(len(p.insts))
 }
 
 func remove(list []*instance, in *instance) []*instance {
@@ -317,7 +317,7 @@ func (p *pool) update(fn function.Function, rev uint64, drv driver.Driver) {
 	for _, in := range append([]*instance(nil), p.insts...) {
 		p.retireLocked(in)
 	}
-	p.m.instances.Set(0)
+	p.m.setInstances(0)
 	p.ensureMinLocked()
 	p.scaleUpLocked()
 }
@@ -336,7 +336,7 @@ func (p *pool) reapIdle(now time.Time) {
 			p.g.systemLog(p.fn, in.ID(), fmt.Sprintf("instance stopped after %s idle", idle))
 		}
 	}
-	p.m.instances.Set(float64(len(p.insts)))
+	p.m.setInstances(len(p.insts))
 }
 
 // close fails queued requests and stops every instance, waiting for them.
@@ -352,7 +352,7 @@ func (p *pool) close(ctx context.Context) {
 		in.stopping = true
 	}
 	p.insts, p.retiring = nil, nil
-	p.m.instances.Set(0)
+	p.m.setInstances(0)
 	p.mu.Unlock()
 	var wg sync.WaitGroup
 	for _, in := range all {
