@@ -29,6 +29,10 @@ type Spec struct {
 	// Log receives each line the instance writes; stream is "stdout",
 	// "stderr" or "system". It must not block.
 	Log func(instance, stream, text string)
+	// Secrets are the values of the function's secrets, by name. A driver
+	// gives them to the instance as files only: never in its environment,
+	// arguments or logs.
+	Secrets map[string][]byte
 }
 
 // Instance is one running copy of a function.

@@ -81,6 +81,9 @@ type Function struct {
 	ReadOnlyRootFilesystem bool              `json:"readOnlyRootFilesystem,omitempty" yaml:"readOnlyRootFilesystem,omitempty"`
 	Labels                 map[string]string `json:"labels,omitempty" yaml:"labels,omitempty"`
 	Annotations            map[string]string `json:"annotations,omitempty" yaml:"annotations,omitempty"`
+	// Secrets name secrets of the function's namespace, given to each
+	// instance as files (never as environment variables).
+	Secrets []string `json:"secrets,omitempty" yaml:"secrets,omitempty"`
 }
 
 // Resources are Kubernetes-style quantities: memory "128Mi", cpu "500m".
@@ -187,6 +190,16 @@ func (f Function) Validate() error {
 	}
 	if f.Runtime == RuntimeProcess && (len(f.Command) == 0 || strings.TrimSpace(f.Command[0]) == "") {
 		return fieldErr("command", "is required: the program to run, e.g. [\"./hello\"] or [\"python3\", \"main.py\"]")
+	}
+	seen := map[string]bool{}
+	for i, sec := range f.Secrets {
+		if err := ValidateName(fmt.Sprintf("secrets[%d]", i), sec); err != nil {
+			return err
+		}
+		if seen[sec] {
+			return fieldErr(fmt.Sprintf("secrets[%d]", i), "%q is listed twice: remove one", sec)
+		}
+		seen[sec] = true
 	}
 	if err := f.Limits.validate("limits"); err != nil {
 		return err

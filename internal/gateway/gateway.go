@@ -39,6 +39,8 @@ type Options struct {
 	OpenPackage func(ctx context.Context, digest string) (io.ReadCloser, error)
 	// Log receives instance output and the gateway's own lines about instances.
 	Log func(store.LogLine)
+	// SecretValue reads a secret for an instance being started.
+	SecretValue func(ctx context.Context, namespace, name string) ([]byte, error)
 	// Metrics, from NewMetrics. Required.
 	Metrics *Metrics
 	// MaxBodyBytes bounds a request body (413 beyond). Default 32 MiB.
@@ -185,9 +187,23 @@ func (g *Gateway) Close(ctx context.Context) {
 	g.transport.CloseIdleConnections()
 }
 
-func (g *Gateway) driverSpec(fn function.Function, rev uint64) driver.Spec {
-	return driver.Spec{Function: fn, Revision: rev, OpenPackage: g.opts.OpenPackage,
+func (g *Gateway) driverSpec(ctx context.Context, fn function.Function, rev uint64) (driver.Spec, error) {
+	spec := driver.Spec{Function: fn, Revision: rev, OpenPackage: g.opts.OpenPackage,
 		Log: func(instance, stream, text string) { g.instanceLog(fn, instance, stream, text) }}
+	if len(fn.Secrets) > 0 {
+		if g.opts.SecretValue == nil {
+			return spec, fmt.Errorf("%w: secrets are not available", driver.ErrStartFailed)
+		}
+		spec.Secrets = make(map[string][]byte, len(fn.Secrets))
+		for _, name := range fn.Secrets {
+			v, err := g.opts.SecretValue(ctx, fn.Namespace, name)
+			if err != nil {
+				return spec, fmt.Errorf("%w: secret %q: %w", driver.ErrStartFailed, name, err)
+			}
+			spec.Secrets[name] = v
+		}
+	}
+	return spec, nil
 }
 
 func (g *Gateway) instanceLog(fn function.Function, instance, stream, text string) {

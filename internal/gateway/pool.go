@@ -187,7 +187,11 @@ func (p *pool) start(demand bool) {
 	ctx, cancel := context.WithTimeout(p.g.ctx, p.g.opts.StartTimeout)
 	defer cancel()
 	began := time.Now()
-	di, err := drv.Start(ctx, p.g.driverSpec(fn, rev))
+	spec, err := p.g.driverSpec(ctx, fn, rev)
+	var di driver.Instance
+	if err == nil {
+		di, err = drv.Start(ctx, spec)
+	}
 	took := time.Since(began)
 
 	p.mu.Lock()

@@ -104,11 +104,33 @@ type Logs interface {
 	ReadLogs(ctx context.Context, namespace, name string, since time.Time, follow bool, fn func(LogLine) error) error
 }
 
+// SecretInfo describes a secret without its value.
+type SecretInfo struct {
+	Namespace string    `json:"namespace"`
+	Name      string    `json:"name"`
+	Updated   time.Time `json:"updated"`
+}
+
+// Secrets keeps secret values. Only the data plane reads values (to hand them
+// to instances as files); the APIs list names.
+type Secrets interface {
+	// PutSecret creates (create true: ErrExists if present) or updates
+	// (create false: ErrNotFound if absent) a secret.
+	PutSecret(ctx context.Context, namespace, name string, value []byte, create bool) error
+	// SecretValue returns a secret's value, or ErrNotFound.
+	SecretValue(ctx context.Context, namespace, name string) ([]byte, error)
+	// ListSecrets returns the secrets of a namespace ("" for all), sorted.
+	ListSecrets(ctx context.Context, namespace string) ([]SecretInfo, error)
+	// DeleteSecret removes a secret, or returns ErrNotFound.
+	DeleteSecret(ctx context.Context, namespace, name string) error
+}
+
 // Store is everything nimbus keeps.
 type Store interface {
 	Functions
 	Packages
 	Logs
+	Secrets
 	// Ping reports whether the backend answers.
 	Ping(ctx context.Context) error
 }

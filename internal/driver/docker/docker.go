@@ -14,6 +14,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -64,9 +65,11 @@ type Driver struct {
 	seq   atomic.Uint64
 	boot  string
 	users sync.Map // image → user to run as
-	mu    sync.Mutex
-	live  map[string]*instance
-	close bool
+	// secretsRoot holds per-instance secret directories to bind-mount.
+	secretsRoot string
+	mu          sync.Mutex
+	live        map[string]*instance
+	close       bool
 }
 
 // New connects to the engine and makes sure nimbus's network exists. It fails
@@ -98,7 +101,13 @@ func New(ctx context.Context, o Options) (*Driver, error) {
 		cli.Close()
 		return nil, fmt.Errorf("no Docker engine answers at %s: %w", cli.DaemonHost(), err)
 	}
-	d := &Driver{cli: cli, opts: o, live: map[string]*instance{}, boot: strconv.FormatInt(time.Now().UnixNano()%1e9, 36)}
+	root, err := os.MkdirTemp("", "nimbus-docker-secrets-")
+	if err != nil {
+		cli.Close()
+		return nil, err
+	}
+	d := &Driver{cli: cli, opts: o, live: map[string]*instance{}, secretsRoot: root,
+		boot: strconv.FormatInt(time.Now().UnixNano()%1e9, 36)}
 	if err := d.ensureNetwork(ctx); err != nil {
 		cli.Close()
 		return nil, err
@@ -164,5 +173,6 @@ func (d *Driver) Close(ctx context.Context) error {
 		wg.Go(func() { in.Stop(ctx) })
 	}
 	wg.Wait()
+	os.RemoveAll(d.secretsRoot)
 	return d.cli.Close()
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"sync"
 	"time"
@@ -82,11 +83,25 @@ func (d *Driver) Start(ctx context.Context, spec driver.Spec) (driver.Instance, 
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", driver.ErrStartFailed, err)
 	}
+	secretsDir := ""
+	if len(spec.Secrets) > 0 {
+		if secretsDir, err = d.writeSecrets(id, user, spec.Secrets); err != nil {
+			return nil, fmt.Errorf("%w: secrets: %w", driver.ErrStartFailed, err)
+		}
+		host.Binds = append(host.Binds, secretsDir+":"+SecretsPath+":ro")
+		cfg.Env = append(cfg.Env, "NIMBUS_SECRETS_DIR="+SecretsPath)
+	}
 	created, err := d.cli.ContainerCreate(ctx, client.ContainerCreateOptions{Config: cfg, HostConfig: host, Name: "nimbus-" + id})
 	if err != nil {
+		if secretsDir != "" {
+			os.RemoveAll(secretsDir)
+		}
 		return nil, fmt.Errorf("%w: create container: %w", driver.ErrStartFailed, err)
 	}
 	in := &instance{d: d, id: id, cid: created.ID, done: make(chan struct{}), logged: make(chan struct{})}
+	if secretsDir != "" {
+		go func() { <-in.done; os.RemoveAll(secretsDir) }()
+	}
 	log := func(stream string) func(string) {
 		return func(s string) {
 			if spec.Log != nil {

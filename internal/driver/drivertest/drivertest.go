@@ -66,6 +66,7 @@ func Run(t *testing.T, fx Fixture) {
 	t.Run("StopIsGraceful", func(t *testing.T) { testStop(t, fx) })
 	t.Run("Stdio", func(t *testing.T) { testStdio(t, fx) })
 	t.Run("StartCancelled", func(t *testing.T) { testCancelled(t, fx) })
+	t.Run("SecretsAsFilesOnly", func(t *testing.T) { testSecrets(t, fx) })
 }
 
 func spec(fx Fixture, name, protocol string, args ...string) (driver.Spec, *Logs) {
@@ -263,5 +264,21 @@ func testCancelled(t *testing.T, fx Fixture) {
 	if inst, err := fx.Driver.Start(ctx, s); err == nil {
 		inst.Stop(context.Background())
 		t.Fatal("Start with a cancelled context succeeded")
+	}
+}
+
+func testSecrets(t *testing.T, fx Fixture) {
+	s, _ := spec(fx, "secretive", function.ProtocolHTTP)
+	const value = "s3cret-value-9f2c"
+	s.Function.Secrets = []string{"db-password"}
+	s.Secrets = map[string][]byte{"db-password": []byte(value)}
+	inst := start(t, fx, s)
+	code, body, err := Call(inst, "GET", "/secret?name=db-password", "")
+	if err != nil || code != 200 || body != value {
+		t.Fatalf("the function cannot read its secret file: %d %q %v", code, body, err)
+	}
+	_, env, _ := Call(inst, "GET", "/env", "")
+	if strings.Contains(env, value) || !strings.Contains(env, "NIMBUS_SECRETS_DIR=") {
+		t.Fatalf("secret leaked into the environment, or NIMBUS_SECRETS_DIR missing:\n%s", env)
 	}
 }

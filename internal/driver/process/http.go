@@ -55,7 +55,7 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-func startHTTP(ctx context.Context, d *Driver, id, dir string, spec driver.Spec) (*httpInstance, error) {
+func startHTTP(ctx context.Context, d *Driver, id, dir string, spec driver.Spec, extraEnv []string) (*httpInstance, error) {
 	fn := spec.Function
 	port, err := freePort()
 	if err != nil {
@@ -68,7 +68,7 @@ func startHTTP(ctx context.Context, d *Driver, id, dir string, spec driver.Spec)
 			}
 		}
 	}
-	cmd, err := d.command(spec, dir, d.env(spec, id, dir, "PORT="+strconv.Itoa(port)))
+	cmd, err := d.command(spec, dir, d.env(spec, id, dir, append(extraEnv, "PORT="+strconv.Itoa(port))...))
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", driver.ErrStartFailed, err)
 	}

@@ -127,6 +127,14 @@ func (d *Driver) Start(ctx context.Context, spec driver.Spec) (driver.Instance, 
 		return nil, fmt.Errorf("%w: package %s: %w", driver.ErrStartFailed, fn.Package, err)
 	}
 	id := d.newID(fn)
+	var extra []string
+	secretsDir := ""
+	if len(spec.Secrets) > 0 {
+		if secretsDir, err = d.writeSecrets(id, spec.Secrets); err != nil {
+			return nil, fmt.Errorf("%w: secrets: %w", driver.ErrStartFailed, err)
+		}
+		extra = append(extra, "NIMBUS_SECRETS_DIR="+secretsDir)
+	}
 	var inst interface {
 		driver.Instance
 	}
@@ -134,12 +142,14 @@ func (d *Driver) Start(ctx context.Context, spec driver.Spec) (driver.Instance, 
 	case function.ProtocolStdio:
 		path, err := d.resolve(spec.Function.Command[0], d.env(spec, id, dir))
 		if err != nil {
+			removeSecrets(secretsDir)
 			return nil, fmt.Errorf("%w: %w", driver.ErrStartFailed, err)
 		}
-		inst = newStdio(d, id, dir, spec, path)
+		inst = newStdio(d, id, dir, spec, path, extra)
 	default:
-		inst, err = startHTTP(ctx, d, id, dir, spec)
+		inst, err = startHTTP(ctx, d, id, dir, spec, extra)
 		if err != nil {
+			removeSecrets(secretsDir)
 			return nil, err
 		}
 	}
@@ -147,12 +157,14 @@ func (d *Driver) Start(ctx context.Context, spec driver.Spec) (driver.Instance, 
 	if d.close {
 		d.mu.Unlock()
 		inst.Stop(context.Background())
+		removeSecrets(secretsDir)
 		return nil, fmt.Errorf("%w: driver is shutting down", driver.ErrStartFailed)
 	}
 	d.live[id] = inst
 	d.mu.Unlock()
 	go func() {
 		<-inst.Done()
+		removeSecrets(secretsDir)
 		d.mu.Lock()
 		delete(d.live, id)
 		d.mu.Unlock()

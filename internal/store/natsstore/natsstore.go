@@ -38,11 +38,12 @@ type Options struct {
 
 // Store is a store.Store on JetStream.
 type Store struct {
-	nc  *nats.Conn
-	js  jetstream.JetStream
-	kv  jetstream.KeyValue
-	obs jetstream.ObjectStore
-	log jetstream.Stream
+	nc      *nats.Conn
+	js      jetstream.JetStream
+	kv      jetstream.KeyValue
+	obs     jetstream.ObjectStore
+	log     jetstream.Stream
+	secrets jetstream.KeyValue
 }
 
 // Open creates or binds the buckets and stream nimbus uses.
@@ -78,7 +79,14 @@ func Open(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, o Options)
 	if err != nil {
 		return nil, fmt.Errorf("logs stream: %w", err)
 	}
-	return &Store{nc: nc, js: js, kv: kv, obs: obs, log: ls}, nil
+	sec, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket: secretsBucket, Description: "nimbus secrets (values never leave through the APIs)",
+		History: 1, Storage: jetstream.FileStorage, Replicas: o.Replicas,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("secrets bucket: %w", err)
+	}
+	return &Store{nc: nc, js: js, kv: kv, obs: obs, log: ls, secrets: sec}, nil
 }
 
 // Ping reports whether JetStream answers.

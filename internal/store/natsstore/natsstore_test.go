@@ -68,7 +68,7 @@ func TestExternalURL(t *testing.T) {
 
 func purge(t *testing.T, bb *backbone.Backbone) {
 	ctx := context.Background()
-	for _, name := range []string{"KV_nimbus_functions", "OBJ_nimbus_packages", "NIMBUS_LOGS"} {
+	for _, name := range []string{"KV_nimbus_functions", "OBJ_nimbus_packages", "NIMBUS_LOGS", "KV_nimbus_secrets"} {
 		_ = bb.JS.DeleteStream(ctx, name)
 	}
 }

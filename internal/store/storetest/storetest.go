@@ -28,6 +28,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		"Packages":         testPackages,
 		"LogsReadAndSince": testLogs,
 		"LogsFollow":       testLogsFollow,
+		"Secrets":          testSecrets,
 	}
 	for name, fn := range tests {
 		t.Run(name, func(t *testing.T) { fn(t, newStore(t)) })
@@ -285,5 +286,44 @@ func testLogsFollow(t *testing.T, s store.Store) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("follow did not stop when its context ended")
+	}
+}
+
+func testSecrets(t *testing.T, s store.Store) {
+	c := ctx(t)
+	if _, err := s.SecretValue(c, "default", "db"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("missing secret: %v", err)
+	}
+	if err := s.PutSecret(c, "default", "db", []byte("pw1"), false); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("update of a missing secret: want ErrNotFound, got %v", err)
+	}
+	if err := s.PutSecret(c, "default", "db", []byte("pw1"), true); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutSecret(c, "default", "db", []byte("pw2"), true); !errors.Is(err, store.ErrExists) {
+		t.Fatalf("second create: want ErrExists, got %v", err)
+	}
+	if err := s.PutSecret(c, "default", "db", []byte("pw2"), false); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := s.SecretValue(c, "default", "db"); err != nil || string(v) != "pw2" {
+		t.Fatalf("value: %q %v", v, err)
+	}
+	s.PutSecret(c, "team", "api", []byte("k"), true)
+	all, err := s.ListSecrets(c, "")
+	if err != nil || len(all) != 2 || all[0].Name != "db" || all[1].Namespace != "team" {
+		t.Fatalf("list: %+v %v", all, err)
+	}
+	if def, _ := s.ListSecrets(c, "default"); len(def) != 1 {
+		t.Fatalf("namespace list: %+v", def)
+	}
+	if err := s.DeleteSecret(c, "default", "db"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteSecret(c, "default", "db"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("second delete: %v", err)
+	}
+	if err := s.PutSecret(c, "default", "db", []byte("again"), true); err != nil {
+		t.Fatalf("create after delete: %v", err)
 	}
 }

@@ -6,7 +6,7 @@
 // /sleep?ms=N sleeps; /whoami prints the uid; /stream writes three chunks
 // 200ms apart; /headers[/...] prints the request line and headers. At start
 // it prints "started" on stdout and "warming" on stderr. With the argument
-// "fail" it exits at once.
+// "fail" it exits at once. /secret?name=N prints $NIMBUS_SECRETS_DIR/N.
 // stdio: the body "fail" makes it write to stderr and exit 3; "env" prints
 // the environment; anything else is echoed.
 package main
@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -43,6 +44,14 @@ func main() {
 		w.Write(b)
 	})
 	mux.HandleFunc("/env", func(w http.ResponseWriter, r *http.Request) { printEnv(w) })
+	mux.HandleFunc("/secret", func(w http.ResponseWriter, r *http.Request) {
+		b, err := os.ReadFile(filepath.Join(os.Getenv("NIMBUS_SECRETS_DIR"), r.URL.Query().Get("name")))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusNotFound)
+			return
+		}
+		w.Write(b)
+	})
 	mux.HandleFunc("/whoami", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, os.Getuid()) })
 	mux.HandleFunc("/crash", func(w http.ResponseWriter, r *http.Request) { os.Exit(3) })
 	mux.HandleFunc("/log", func(w http.ResponseWriter, r *http.Request) {
