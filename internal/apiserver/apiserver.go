@@ -86,6 +86,9 @@ func New(o Options) *Server {
 		{"DELETE", "/v1/functions/{name}", true, s.deleteFunction},
 		{"GET", "/v1/functions/{name}/logs", true, s.functionLogs},
 		{"GET", "/v1/functions/{name}/instances", true, s.functionInstances},
+		{"GET", "/v1/secrets", true, s.listSecrets},
+		{"PUT", "/v1/secrets/{name}", true, s.putSecret},
+		{"DELETE", "/v1/secrets/{name}", true, s.deleteSecret},
 	}
 	for _, r := range s.routes {
 		h := http.Handler(r.handler)
@@ -101,7 +104,7 @@ func New(o Options) *Server {
 	}
 	sort.Strings(orch)
 	of := openfaas.New(openfaas.Options{
-		Store: o.Store, Status: o.Invoker.Status, Token: o.Token, Version: o.Version,
+		Store: o.Store, Secrets: o.Store, Status: o.Invoker.Status, Token: o.Token, Version: o.Version,
 		Orchestration: strings.Join(orch, ","),
 		Deploy: func(ctx context.Context, fn function.Function, createOnly, updateOnly bool) (store.Record, error) {
 			mode := Upsert

@@ -53,7 +53,7 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()
-	gw := gateway.New(gateway.Options{Drivers: map[string]driver.Driver{"process": drv}, OpenPackage: st.OpenPackage,
+	gw := gateway.New(gateway.Options{Drivers: map[string]driver.Driver{"process": drv}, OpenPackage: st.OpenPackage, SecretValue: st.SecretValue,
 		Log: func(l store.LogLine) { st.AppendLog(context.Background(), l) }, Metrics: gateway.NewMetrics(reg)})
 	synced := make(chan struct{})
 	ctl := &controller.Controller{Store: st, Target: gw}
@@ -360,5 +360,60 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 		if code == 405 || (code == 404 && e.Error.Code == "route_not_found") {
 			t.Errorf("%s is in the spec but not answered: %d %s", route, code, b)
 		}
+	}
+}
+
+func TestSecrets(t *testing.T) {
+	e := newEnv(t)
+	const value = "hunter2-secret-7c1"
+	code, b, _ := e.do(t, "PUT", "/v1/secrets/db", strings.NewReader(`{"value":"`+value+`"}`), true)
+	if code != 201 || strings.Contains(string(b), value) {
+		t.Fatalf("create: %d %s", code, b)
+	}
+	if code, b, _ = e.do(t, "PUT", "/v1/secrets/db", strings.NewReader(`{"value":"`+value+`"}`), true); code != 200 {
+		t.Fatalf("update: %d %s", code, b)
+	}
+	if code, b, _ = e.do(t, "PUT", "/v1/secrets/db", strings.NewReader(`{"secret":"x"}`), true); code != 400 {
+		t.Fatalf("bad body: %d %s", code, b)
+	}
+	code, b, _ = e.do(t, "GET", "/v1/secrets", nil, true)
+	if code != 200 || !strings.Contains(string(b), `"name": "db"`) || strings.Contains(string(b), value) {
+		t.Fatalf("list: %d %s", code, b)
+	}
+	code, b, _ = e.do(t, "GET", "/system/secrets", nil, true)
+	if code != 200 || !strings.Contains(string(b), `"name":"db"`) || strings.Contains(string(b), value) {
+		t.Fatalf("OpenFaaS list: %d %s", code, b)
+	}
+	digest := e.upload(t)
+	if code, b, _ = e.do(t, "PUT", "/v1/functions/sec", spec(digest, `,"secrets":["nope"]`), true); code != 400 || decodeErr(t, b).Error.Code != "secret_not_found" {
+		t.Fatalf("missing secret: %d %s", code, b)
+	}
+	if code, b, _ = e.do(t, "PUT", "/v1/functions/sec", spec(digest, `,"secrets":["db"]`), true); code != 201 {
+		t.Fatalf("deploy: %d %s", code, b)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		code, b, _ = e.do(t, "GET", "/function/sec/secret?name=db", nil, false)
+		if code == 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("function cannot read its secret: %d %s", code, b)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if string(b) != value {
+		t.Fatalf("secret file holds %q", b)
+	}
+	for _, path := range []string{"/v1/functions/sec", "/v1/functions/sec/logs", "/v1/functions/sec/instances", "/system/function/sec"} {
+		if _, b, _ := e.do(t, "GET", path, nil, true); strings.Contains(string(b), value) {
+			t.Fatalf("%s shows the secret's value: %s", path, b)
+		}
+	}
+	if code, _, _ = e.do(t, "DELETE", "/v1/secrets/db", nil, true); code != 204 {
+		t.Fatalf("delete: %d", code)
+	}
+	if code, b, _ = e.do(t, "DELETE", "/v1/secrets/db", nil, true); code != 404 || decodeErr(t, b).Error.Code != "secret_not_found" {
+		t.Fatalf("second delete: %d %s", code, b)
 	}
 }

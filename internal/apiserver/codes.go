@@ -31,6 +31,8 @@ var (
 	errInternal        = &apiError{http.StatusInternalServerError, "internal"}
 	errRuntimeDisabled = &apiError{http.StatusBadRequest, "runtime_unavailable"}
 	errImage           = &apiError{http.StatusBadRequest, "image_unavailable"}
+	errSecretNotFound  = &apiError{http.StatusNotFound, "secret_not_found"}
+	errMissingSecret   = &apiError{http.StatusBadRequest, "secret_not_found"}
 )
 
 // errorBody is the JSON shape of every error.

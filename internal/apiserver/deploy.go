@@ -64,6 +64,13 @@ func (s *Server) Deploy(ctx context.Context, fn function.Function, mode DeployMo
 			return store.Record{}, false, err
 		}
 	}
+	for _, name := range fn.Secrets {
+		if _, err := s.opts.Store.SecretValue(ctx, fn.Namespace, name); errors.Is(err, store.ErrNotFound) {
+			return store.Record{}, false, refuse(errMissingSecret, "secret %q does not exist in namespace %q: create it first (PUT /v1/secrets/%s)", name, fn.Namespace, name)
+		} else if err != nil {
+			return store.Record{}, false, err
+		}
+	}
 	if prep := s.opts.Prepare[fn.Runtime]; prep != nil {
 		if err := prep(ctx, fn); err != nil {
 			return store.Record{}, false, refuse(errImage, "image %s cannot be used: %v", fn.Image, err)

@@ -51,13 +51,10 @@ func toFunction(d FunctionDeployment) (function.Function, error) {
 	if d.Image == "" {
 		return function.Function{}, errors.New("image is required")
 	}
-	if len(d.Secrets) > 0 {
-		return function.Function{}, errors.New("secrets are not supported by this nimbus yet: deploy without them")
-	}
 	fn := function.Function{
 		Name: d.Service, Namespace: namespaceOf(d.Namespace), Runtime: function.RuntimeDocker,
 		Protocol: function.ProtocolHTTP, Image: d.Image, HealthPath: "/_/health",
-		ReadOnlyRootFilesystem: d.ReadOnlyRootFilesystem,
+		ReadOnlyRootFilesystem: d.ReadOnlyRootFilesystem, Secrets: d.Secrets,
 	}
 	if len(d.EnvVars) > 0 || d.EnvProcess != "" {
 		fn.Env = map[string]string{}
@@ -110,7 +107,7 @@ func toFunction(d FunctionDeployment) (function.Function, error) {
 func toStatus(rec store.Record, st gateway.Status) FunctionStatus {
 	fn := rec.Function
 	s := FunctionStatus{
-		Name: fn.Name, Image: fn.Image, Namespace: fn.Namespace,
+		Name: fn.Name, Image: fn.Image, Namespace: fn.Namespace, Secrets: fn.Secrets,
 		ReadOnlyRootFilesystem: fn.ReadOnlyRootFilesystem,
 		InvocationCount:        float64(st.Invocations),
 		Replicas:               uint64(st.TotalInstances),

@@ -34,7 +34,6 @@ func TestToFunctionKeepsOpenFaaSSemantics(t *testing.T) {
 		"no service": {Image: "x"},
 		"no image":   {Service: "f"},
 		"bad min":    {Service: "f", Image: "x", Labels: &map[string]string{"com.openfaas.scale.min": "many"}},
-		"secrets":    {Service: "f", Image: "x", Secrets: []string{"s"}},
 	} {
 		if _, err := toFunction(d); err == nil {
 			t.Errorf("%s: accepted", name)

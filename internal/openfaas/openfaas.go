@@ -30,6 +30,7 @@ type Deploy func(ctx context.Context, fn function.Function, createOnly, updateOn
 // Options wire the adapter to nimbus.
 type Options struct {
 	Store   store.Functions
+	Secrets store.Secrets
 	Status  func(namespace, name string) (gateway.Status, []gateway.InstanceStatus, bool)
 	Deploy  Deploy
 	Token   string
@@ -63,6 +64,10 @@ func New(o Options) *Handler {
 		{"POST", "/system/scale-function/{name}", h.scale},
 		{"GET", "/system/info", h.info},
 		{"GET", "/system/namespaces", h.namespaces},
+		{"GET", "/system/secrets", h.listSecrets},
+		{"POST", "/system/secrets", h.createSecret},
+		{"PUT", "/system/secrets", h.updateSecret},
+		{"DELETE", "/system/secrets", h.deleteSecret},
 	} {
 		h.mux.HandleFunc(r.method+" "+r.pattern, r.fn)
 		h.routes = append(h.routes, Route{r.method, r.pattern})

@@ -133,6 +133,7 @@ func Run(ctx context.Context, cfg Config, started func(Started)) error {
 	gw := gateway.New(gateway.Options{
 		Drivers:      drivers,
 		OpenPackage:  st.OpenPackage,
+		SecretValue:  st.SecretValue,
 		Log:          func(l store.LogLine) { st.AppendLog(context.Background(), l) },
 		Metrics:      gateway.NewMetrics(reg),
 		MaxBodyBytes: cfg.MaxBodyBytes,

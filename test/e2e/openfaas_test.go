@@ -91,8 +91,15 @@ func TestOpenFaaSAPI(t *testing.T) {
 	}
 	// faas-cli deploy: PUT first (update), then POST on 404. Body as faas-cli
 	// marshals requests.CreateFunctionRequest, labels always present.
+	// faas-cli secret create: the value as text.
+	if code, body := n.faas(t, "POST", "/system/secrets", `{"name":"api-key","value":"k-123-secret"}`, pw); code != 201 {
+		t.Fatalf("secret create: %d %s", code, body)
+	}
+	if code, _ := n.faas(t, "POST", "/system/secrets", `{"name":"api-key","value":"again"}`, pw); code != 409 {
+		t.Fatalf("second secret create: %d", code)
+	}
 	deploy := `{"service":"of-echo","image":"` + ofImage + `","network":"","envProcess":"","envVars":{"GREETING":"hi"},` +
-		`"constraints":[],"secrets":[],"labels":{"com.openfaas.scale.zero":"true","team":"a"},"annotations":{"topic":"x"},` +
+		`"constraints":[],"secrets":["api-key"],"labels":{"com.openfaas.scale.zero":"true","team":"a"},"annotations":{"topic":"x"},` +
 		`"limits":{"memory":"64Mi","cpu":"500m"}}`
 	if code, body := n.faas(t, "PUT", "/system/functions", deploy, pw); code != 404 {
 		t.Fatalf("PUT of a new function: want 404, got %d %s", code, body)
@@ -106,6 +113,9 @@ func TestOpenFaaSAPI(t *testing.T) {
 	code, body, _ := n.invoke("POST", "/function/of-echo", "via openfaas")
 	if code != 200 || body != "via openfaas" {
 		t.Fatalf("invoke: %d %q", code, body)
+	}
+	if code, body, _ := n.invoke("GET", "/function/of-echo/secret?name=api-key", ""); code != 200 || body != "k-123-secret" {
+		t.Fatalf("container cannot read its secret at /var/openfaas/secrets: %d %q", code, body)
 	}
 	code, list := n.faas(t, "GET", "/system/functions", "", pw)
 	var fns []map[string]any
@@ -168,6 +178,12 @@ func TestOpenFaaSAPI(t *testing.T) {
 	}
 	if code, _ := n.faas(t, "DELETE", "/system/functions", `{"functionName":"of-echo"}`, pw); code != 404 {
 		t.Fatalf("second delete: %d", code)
+	}
+	if code, body := n.faas(t, "GET", "/system/secrets", "", pw); code != 200 || strings.Contains(body, "k-123") {
+		t.Fatalf("secret list: %d %s", code, body)
+	}
+	if code, _ := n.faas(t, "DELETE", "/system/secrets", `{"name":"api-key"}`, pw); code != 204 {
+		t.Fatalf("secret delete: %d", code)
 	}
 	if code, _ := n.faas(t, "GET", "/healthz", "", ""); code != 200 {
 		t.Fatalf("healthz: %d", code)
