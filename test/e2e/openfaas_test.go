@@ -123,7 +123,7 @@ func TestOpenFaaSAPI(t *testing.T) {
 		t.Fatalf("list: %d %s", code, list)
 	}
 	f := fns[0]
-	if f["name"] != "of-echo" || f["image"] != ofImage || f["invocationCount"].(float64) != 1 ||
+	if f["name"] != "of-echo" || f["image"] != ofImage || f["invocationCount"].(float64) != 2 ||
 		f["availableReplicas"].(float64) != 1 || f["namespace"] != "default" {
 		t.Fatalf("FunctionStatus: %s", list)
 	}
