@@ -104,7 +104,7 @@ func New(o Options) *Server {
 	}
 	sort.Strings(orch)
 	of := openfaas.New(openfaas.Options{
-		Store: o.Store, Secrets: o.Store, Status: o.Invoker.Status, Token: o.Token, Version: o.Version,
+		Store: o.Store, Secrets: o.Store, Logs: o.Store, Status: o.Invoker.Status, Token: o.Token, Version: o.Version,
 		Orchestration: strings.Join(orch, ","),
 		Deploy: func(ctx context.Context, fn function.Function, createOnly, updateOnly bool) (store.Record, error) {
 			mode := Upsert

@@ -200,6 +200,22 @@ func TestDeployLifecycle(t *testing.T) {
 			t.Fatalf("logs are not NDJSON of LogLine: %s", line)
 		}
 	}
+	// The OpenFaaS view of the same lines: LogEntry, last N with tail.
+	code, b, _ = e.do(t, "GET", "/system/logs?name=echo&tail=1", nil, true)
+	var entry struct {
+		Name, Namespace, Instance, Text string
+		Timestamp                       time.Time
+	}
+	if lines := bytes.Split(bytes.TrimSpace(b), []byte("\n")); code != 200 || len(lines) != 1 || json.Unmarshal(lines[0], &entry) != nil ||
+		entry.Name != "echo" || entry.Namespace != "default" || entry.Instance == "" || entry.Timestamp.IsZero() {
+		t.Fatalf("/system/logs?tail=1: %d %s", code, b)
+	}
+	if code, _, _ = e.do(t, "GET", "/system/logs?name=echo", nil, true); code != 200 {
+		t.Fatalf("/system/logs: %d", code)
+	}
+	if code, _, _ = e.do(t, "GET", "/system/logs", nil, true); code != 400 {
+		t.Fatalf("/system/logs without name: %d", code)
+	}
 	if code, b, _ = e.do(t, "GET", "/v1/functions/echo/logs?since=soon", nil, true); code != 400 {
 		t.Fatalf("bad since: %d %s", code, b)
 	}

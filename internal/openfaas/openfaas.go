@@ -31,6 +31,7 @@ type Deploy func(ctx context.Context, fn function.Function, createOnly, updateOn
 type Options struct {
 	Store   store.Functions
 	Secrets store.Secrets
+	Logs    store.Logs
 	Status  func(namespace, name string) (gateway.Status, []gateway.InstanceStatus, bool)
 	Deploy  Deploy
 	Token   string
@@ -64,6 +65,7 @@ func New(o Options) *Handler {
 		{"POST", "/system/scale-function/{name}", h.scale},
 		{"GET", "/system/info", h.info},
 		{"GET", "/system/namespaces", h.namespaces},
+		{"GET", "/system/logs", h.logs},
 		{"GET", "/system/secrets", h.listSecrets},
 		{"POST", "/system/secrets", h.createSecret},
 		{"PUT", "/system/secrets", h.updateSecret},
