@@ -433,3 +433,38 @@ func TestSecrets(t *testing.T) {
 		t.Fatalf("second delete: %d %s", code, b)
 	}
 }
+
+// TestAlertScales: an AlertManager webhook scales the function it names by
+// the OpenFaaS rule, and its resolution scales it back.
+func TestAlertScales(t *testing.T) {
+	e := newEnv(t)
+	digest := e.upload(t)
+	e.do(t, "PUT", "/v1/functions/hot", spec(digest, `,"labels":{"com.openfaas.scale.min":"0","com.openfaas.scale.max":"10","com.openfaas.scale.factor":"30"}`), true)
+	payload := func(status string) io.Reader {
+		return strings.NewReader(`{"receiver":"scale-up","status":"` + status + `","alerts":[{"status":"` + status +
+			`","labels":{"alertname":"APIHighInvocationRate","function_name":"hot.default"}}],"version":"4"}`)
+	}
+	min := func() int {
+		_, b, _ := e.do(t, "GET", "/v1/functions/hot", nil, true)
+		var v apiserver.FunctionView
+		json.Unmarshal(b, &v)
+		return v.Function.Scale.Min
+	}
+	if code, b, _ := e.do(t, "POST", "/system/alert", payload("firing"), true); code != 200 {
+		t.Fatalf("alert: %d %s", code, b)
+	}
+	if got := min(); got != 3 { // ceil(10 × 30 / 100)
+		t.Fatalf("after firing: min %d, want 3", got)
+	}
+	e.do(t, "POST", "/system/alert", payload("firing"), true)
+	if got := min(); got != 6 {
+		t.Fatalf("after a second firing: min %d, want 6", got)
+	}
+	e.do(t, "POST", "/system/alert", payload("resolved"), true)
+	if got := min(); got != 0 {
+		t.Fatalf("after resolved: min %d, want 0", got)
+	}
+	if code, _, _ := e.do(t, "POST", "/system/alert", strings.NewReader(`{"x":1}`), true); code != 400 {
+		t.Fatalf("not a payload: %d", code)
+	}
+}

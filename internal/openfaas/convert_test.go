@@ -50,3 +50,21 @@ func TestToStatusRoundTrips(t *testing.T) {
 		t.Fatalf("%+v", s)
 	}
 }
+
+func TestNextReplicas(t *testing.T) {
+	cases := []struct {
+		firing                           bool
+		current, base, top, factor, want int
+	}{
+		{true, 1, 1, 20, 10, 3},   // step ceil(20×10/100)=2
+		{true, 19, 1, 20, 10, 20}, // capped at max
+		{true, 0, 0, 5, 10, 1},    // step at least 1
+		{false, 7, 1, 20, 10, 1},  // resolved: back to min
+		{false, 7, 0, 20, 10, 0},  // to zero when scale.zero
+	}
+	for _, c := range cases {
+		if got := NextReplicas(c.firing, c.current, c.base, c.top, c.factor); got != c.want {
+			t.Errorf("%+v: got %d", c, got)
+		}
+	}
+}

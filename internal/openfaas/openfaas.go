@@ -66,6 +66,7 @@ func New(o Options) *Handler {
 		{"GET", "/system/info", h.info},
 		{"GET", "/system/namespaces", h.namespaces},
 		{"GET", "/system/logs", h.logs},
+		{"POST", "/system/alert", h.alertScale},
 		{"GET", "/system/secrets", h.listSecrets},
 		{"POST", "/system/secrets", h.createSecret},
 		{"PUT", "/system/secrets", h.updateSecret},
