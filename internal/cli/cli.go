@@ -111,10 +111,17 @@ func explain(err error) string {
 }
 
 // client resolves the URL and token: flags, then environment, then the data dir.
-func (g *globals) client() (*client.Client, error) {
+func (g *globals) client() (*client.Client, error) { return g.clientOr("") }
+
+// clientOr is client with a URL to use before the data dir's (a stack
+// file's provider gateway).
+func (g *globals) clientOr(fallbackURL string) (*client.Client, error) {
 	url, token := g.url, g.token
 	if url == "" {
 		url = os.Getenv("NIMBUS_URL")
+	}
+	if url == "" {
+		url = fallbackURL
 	}
 	if token == "" {
 		token = os.Getenv("NIMBUS_TOKEN")

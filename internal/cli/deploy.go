@@ -16,14 +16,20 @@ import (
 )
 
 func deployCmd(g *globals) *cobra.Command {
-	var output string
+	var output, stack string
 	c := &cobra.Command{
-		Use:   "deploy [DIR]",
-		Short: "Build, pack and upload the function in DIR (default .) as described by its nimbus.yaml",
+		Use:   "deploy [DIR] | deploy -f stack.yml",
+		Short: "Build, pack and upload the function in DIR (default .) as described by its nimbus.yaml, or deploy an OpenFaaS stack file",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkOutput(output); err != nil {
 				return err
+			}
+			if stack != "" {
+				if len(args) > 0 {
+					return usagef("give a DIR or -f stack.yml, not both")
+				}
+				return deployStack(cmd, g, stack, output)
 			}
 			dir := "."
 			if len(args) == 1 {
@@ -81,7 +87,44 @@ func deployCmd(g *globals) *cobra.Command {
 		},
 	}
 	addOutput(c, &output)
+	c.Flags().StringVarP(&stack, "file", "f", "", "an OpenFaaS stack file (stack.yml) whose functions' images to deploy")
 	return c
+}
+
+// deployStack deploys every function of an OpenFaaS stack file. Images must
+// exist already (built with docker build or faas-cli build); nimbus pulls
+// them if the engine lacks them.
+func deployStack(cmd *cobra.Command, g *globals, path, output string) error {
+	gateway, fns, err := readStack(path)
+	if err != nil {
+		return err
+	}
+	cl, err := g.clientOr(gateway)
+	if err != nil {
+		return err
+	}
+	var views []any
+	for _, fn := range fns {
+		if g.namespace != "" {
+			fn.Namespace = g.namespace
+		}
+		v, created, err := cl.Deploy(cmd.Context(), fn)
+		if err != nil {
+			return fmt.Errorf("function %s: %w", fn.Name, err)
+		}
+		views = append(views, v)
+		if output != "json" {
+			verb := "updated"
+			if created {
+				verb = "created"
+			}
+			fmt.Fprintf(g.stdout, "Deployed %s (%s, revision %d): %s/function/%s\n", v.Function.Key(), verb, v.Revision, cl.URL, route(v.Function.Name, v.Function.Namespace))
+		}
+	}
+	if output == "json" {
+		return printJSON(g.stdout, views)
+	}
+	return nil
 }
 
 // build runs a manifest's build step with sh in the function's directory.

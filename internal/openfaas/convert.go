@@ -40,11 +40,11 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	json.NewEncoder(w).Encode(v)
 }
 
-// toFunction maps a FunctionDeployment onto a nimbus spec. OpenFaaS's
+// ToFunction maps a FunctionDeployment onto a nimbus spec. OpenFaaS's
 // semantics are kept: at least one replica unless com.openfaas.scale.zero is
 // "true", health on /_/health (what its watchdogs serve), fprocess from
 // envProcess.
-func toFunction(d FunctionDeployment) (function.Function, error) {
+func ToFunction(d FunctionDeployment) (function.Function, error) {
 	if d.Service == "" {
 		return function.Function{}, errors.New("service is required")
 	}

@@ -11,7 +11,7 @@ import (
 
 func TestToFunctionKeepsOpenFaaSSemantics(t *testing.T) {
 	labels := map[string]string{"com.openfaas.scale.min": "2", "com.openfaas.scale.max": "7"}
-	fn, err := toFunction(FunctionDeployment{Service: "f", Image: "img:1", EnvProcess: "cat", Labels: &labels,
+	fn, err := ToFunction(FunctionDeployment{Service: "f", Image: "img:1", EnvProcess: "cat", Labels: &labels,
 		Limits: &FunctionResources{Memory: "128Mi"}})
 	if err != nil {
 		t.Fatal(err)
@@ -21,12 +21,12 @@ func TestToFunctionKeepsOpenFaaSSemantics(t *testing.T) {
 		t.Fatalf("%+v", fn)
 	}
 	// Without labels: OpenFaaS keeps one replica.
-	fn, _ = toFunction(FunctionDeployment{Service: "f", Image: "img:1"})
+	fn, _ = ToFunction(FunctionDeployment{Service: "f", Image: "img:1"})
 	if fn.Scale.Min != 1 {
 		t.Fatalf("default min %d, want 1", fn.Scale.Min)
 	}
 	zero := map[string]string{"com.openfaas.scale.zero": "true", "com.openfaas.scale.zero-duration": "3m"}
-	fn, _ = toFunction(FunctionDeployment{Service: "f", Image: "img:1", Labels: &zero})
+	fn, _ = ToFunction(FunctionDeployment{Service: "f", Image: "img:1", Labels: &zero})
 	if fn.Scale.Min != 0 || time.Duration(fn.Scale.IdleTimeout) != 3*time.Minute {
 		t.Fatalf("scale to zero: %+v", fn.Scale)
 	}
@@ -35,7 +35,7 @@ func TestToFunctionKeepsOpenFaaSSemantics(t *testing.T) {
 		"no image":   {Service: "f"},
 		"bad min":    {Service: "f", Image: "x", Labels: &map[string]string{"com.openfaas.scale.min": "many"}},
 	} {
-		if _, err := toFunction(d); err == nil {
+		if _, err := ToFunction(d); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
 	}

@@ -159,7 +159,7 @@ func (h *Handler) deploy(w http.ResponseWriter, r *http.Request, createOnly, upd
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
-	fn, err := toFunction(dep)
+	fn, err := ToFunction(dep)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return

@@ -207,3 +207,37 @@ func TestNativeFunctionsVisibleToOpenFaaS(t *testing.T) {
 		t.Fatal("deleted through OpenFaaS, still listed natively")
 	}
 }
+
+// TestStackFile: `nimbus deploy -f stack.yml` deploys OpenFaaS stack
+// functions; the provider gateway is used when no --url is given.
+func TestStackFile(t *testing.T) {
+	needDocker(t)
+	buildOFImage(t)
+	n := start(t, t.TempDir())
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "stack.yml"), []byte(`version: 1.0
+provider:
+  name: openfaas
+  gateway: `+n.URL+`
+functions:
+  stacked:
+    lang: dockerfile
+    handler: ./stacked
+    image: `+ofImage+`
+    environment:
+      MODE: stack
+    labels:
+      com.openfaas.scale.zero: "true"
+`), 0o644)
+	out := n.mustCLI("deploy", "-f", filepath.Join(dir, "stack.yml"))
+	if !strings.Contains(out, "Deployed default/stacked (created") {
+		t.Fatalf("deploy -f: %s", out)
+	}
+	if code, body, _ := n.invoke("GET", "/function/stacked/env", ""); code != 200 || !strings.Contains(body, "MODE=stack") {
+		t.Fatalf("stack function: %d %q", code, body)
+	}
+	os.WriteFile(filepath.Join(dir, "bad.yml"), []byte("functions:\n  x:\n    image: y\n    replicas: 3\n"), 0o644)
+	if _, errOut, code := n.cli("deploy", "-f", filepath.Join(dir, "bad.yml")); code != 1 || !strings.Contains(errOut, "replicas") {
+		t.Fatalf("unknown field: exit %d %q", code, errOut)
+	}
+}
