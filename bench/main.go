@@ -15,6 +15,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -23,6 +24,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"nimbus/internal/function"
@@ -147,6 +149,25 @@ func run(rounds int, dur, warm time.Duration, coldRuns, stdioRuns int, out strin
 		{"rproxy", "http://" + rpAddr + "/", rpCmd.Process.Pid},
 		{"nimbus", nb.url + "/function/bench", nb.cmd.Process.Pid},
 	}
+	dk, dkInst, err := dockerSetup(fnBin)
+	if err != nil {
+		return err
+	}
+	if dk != nil {
+		defer dk.Close(context.Background())
+		defer dkInst.Stop(context.Background())
+		if err := nb.deployDocker("bench-docker", func(f *function.Function) {
+			f.Scale.Min, f.Scale.Max, f.Scale.MaxConcurrency = 1, 1, 1000
+		}); err != nil {
+			return err
+		}
+		if err := waitHTTP(nb.url+"/function/bench-docker", 60*time.Second); err != nil {
+			return err
+		}
+		setups = append(setups,
+			setup{"container", "http://" + dkInst.Addr() + "/", 0},
+			setup{"nimbus→container", nb.url + "/function/bench-docker", nb.cmd.Process.Pid})
+	}
 	rep := report{When: time.Now().UTC(), GOMAXPROCS: numCPU(), Rounds: rounds, Duration: dur,
 		Cold: map[string]latency{}, Stdio: map[string]latency{}}
 	rep.Rows = throughput(setups, rounds, dur, warm)
@@ -170,6 +191,22 @@ func run(rounds int, dur, warm time.Duration, coldRuns, stdioRuns int, out strin
 	}
 	rep.Cold["nimbus"] = summarize(nc)
 	rep.Cold["bare exec to first 200"] = summarize(bc)
+	if dk != nil {
+		if err := nb.deployDocker("cold-docker", func(f *function.Function) {
+			f.Scale.Min = 0
+			f.Scale.IdleTimeout = function.Duration(100 * time.Millisecond)
+		}); err != nil {
+			return err
+		}
+		if err := waitHTTP(nb.url+"/function/cold-docker", 60*time.Second); err != nil {
+			return err
+		}
+		dc, err := series(coldRuns, func() (time.Duration, error) { return nimbusColdStart(nb, "cold-docker") })
+		if err != nil {
+			return err
+		}
+		rep.Cold["nimbus, container"] = summarize(dc)
+	}
 
 	fmt.Fprintln(os.Stderr, "stdio…")
 	if err := nb.deployFn(fnBin, "stdio", func(f *function.Function) {
@@ -240,8 +277,8 @@ func throughput(setups []setup, rounds int, dur, warm time.Duration) []row {
 		}
 	}
 	var rows []row
-	directP50 := map[int]time.Duration{}
-	directRPS := map[int]float64{}
+	directP50 := map[string]time.Duration{}
+	directRPS := map[string]float64{}
 	for _, c := range []int{1, 32} {
 		for _, s := range setups {
 			k := key{s.Name, c}
@@ -264,11 +301,16 @@ func throughput(setups []setup, rounds int, dur, warm time.Duration) []row {
 			rw.P50 = time.Duration(median(p50))
 			rw.P99 = time.Duration(median(p99))
 			rw.CPUPerReq = time.Duration(median(cpu))
-			if s.Name == "direct" {
-				directP50[c], directRPS[c] = rw.P50, rw.RPS
+			// Each hop is compared with calling its own target directly.
+			base := "direct"
+			if strings.Contains(s.Name, "container") {
+				base = "container"
 			}
-			rw.Ratio = rw.RPS / directRPS[c]
-			rw.P50Added = rw.P50 - directP50[c]
+			if s.Name == base {
+				directP50[base+fmt.Sprint(c)], directRPS[base+fmt.Sprint(c)] = rw.P50, rw.RPS
+			}
+			rw.Ratio = rw.RPS / directRPS[base+fmt.Sprint(c)]
+			rw.P50Added = rw.P50 - directP50[base+fmt.Sprint(c)]
 			rows = append(rows, rw)
 		}
 	}
@@ -309,24 +351,31 @@ func targets(r report) []target {
 	coldN, coldB := r.Cold["nimbus"], r.Cold["bare exec to first 200"]
 	stN, stB := r.Stdio["nimbus"], r.Stdio["bare fork+exec"]
 	ms := func(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d)/1e6) }
-	return []target{
+	out := []target{
 		{"nimbus req/s at c=32 ÷ direct", fmt.Sprintf("%.2f", n32.Ratio), "≥ 0.20", n32.Ratio >= 0.20},
 		{"p50 added by nimbus at c=1", us(n1.P50Added) + " µs", "≤ 150 µs", n1.P50Added <= 150*time.Microsecond},
 		{"CPU in nimbus per request (c=32)", us(n32.CPUPerReq) + " µs", "≤ 70 µs", n32.CPUPerReq <= 70*time.Microsecond},
 		{"cold start p50 (bare: " + ms(coldB.P50) + ")", ms(coldN.P50), "≤ 15 ms", coldN.P50 <= 15*time.Millisecond},
 		{"stdio p50 (bare fork+exec: " + ms(stB.P50) + ")", ms(stN.P50), "≤ bare + 0.5 ms", stN.P50 <= stB.P50+500*time.Microsecond},
 	}
+	if dc, ok := r.Cold["nimbus, container"]; ok {
+		out = append(out, target{"container cold start p50", ms(dc.P50), "≤ 700 ms", dc.P50 <= 700*time.Millisecond})
+		d32, dd := get("nimbus→container", 32), get("container", 32)
+		ratio := d32.RPS / dd.RPS
+		out = append(out, target{"nimbus→container req/s at c=32 ÷ container", fmt.Sprintf("%.2f", ratio), "≥ 0.20", ratio >= 0.20})
+	}
+	return out
 }
 
 func printReport(r report) {
 	fmt.Printf("\nnimbus benchmark — %s, %d CPUs, median of %d rounds of %s\n\n", r.When.Format(time.RFC3339), r.GOMAXPROCS, r.Rounds, r.Duration)
-	fmt.Printf("%-8s %3s %10s %8s %9s %9s %12s %16s %7s\n", "setup", "c", "req/s", "÷direct", "p50 µs", "p99 µs", "p50 added µs", "hop CPU µs/req", "errors")
+	fmt.Printf("%-17s %3s %10s %8s %9s %9s %12s %16s %7s\n", "setup", "c", "req/s", "÷target", "p50 µs", "p99 µs", "p50 added µs", "hop CPU µs/req", "errors")
 	for _, x := range r.Rows {
 		added, cpu := "—", "—"
-		if x.Setup != "direct" {
+		if x.Setup != "direct" && x.Setup != "container" {
 			added, cpu = us(x.P50Added), us(x.CPUPerReq)
 		}
-		fmt.Printf("%-8s %3d %10.0f %8.2f %9s %9s %12s %16s %7d\n", x.Setup, x.Conc, x.RPS, x.Ratio, us(x.P50), us(x.P99), added, cpu, x.Errors)
+		fmt.Printf("%-17s %3d %10.0f %8.2f %9s %9s %12s %16s %7d\n", x.Setup, x.Conc, x.RPS, x.Ratio, us(x.P50), us(x.P99), added, cpu, x.Errors)
 	}
 	fmt.Printf("\n%-34s %10s %10s %5s\n", "latency", "p50 ms", "p99 ms", "runs")
 	for _, group := range []struct {
@@ -334,11 +383,14 @@ func printReport(r report) {
 		m     map[string]latency
 		order []string
 	}{
-		{"cold start", r.Cold, []string{"bare exec to first 200", "nimbus"}},
+		{"cold start", r.Cold, []string{"bare exec to first 200", "nimbus", "nimbus, container"}},
 		{"stdio call", r.Stdio, []string{"bare fork+exec", "nimbus"}},
 	} {
 		for _, k := range group.order {
-			l := group.m[k]
+			l, ok := group.m[k]
+			if !ok {
+				continue
+			}
 			fmt.Printf("%-34s %10.2f %10.2f %5d\n", group.title+": "+k, float64(l.P50)/1e6, float64(l.P99)/1e6, l.N)
 		}
 	}

@@ -96,3 +96,13 @@ func (n *nimbusProc) waitInstances(name string, want int, within time.Duration) 
 	}
 	return fmt.Errorf("%s did not reach %d instances within %s", name, want, within)
 }
+
+// deployDocker deploys the benchmark image as a container function.
+func (n *nimbusProc) deployDocker(name string, mod func(*function.Function)) error {
+	fn := function.Function{Name: name, Runtime: function.RuntimeDocker, Image: benchImage}
+	if mod != nil {
+		mod(&fn)
+	}
+	_, _, err := n.client.Deploy(context.Background(), fn)
+	return err
+}

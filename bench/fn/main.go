@@ -22,5 +22,9 @@ func main() {
 		w.Header().Set("Content-Type", "text/plain")
 		w.Write(b)
 	})
-	http.ListenAndServe("127.0.0.1:"+os.Getenv("PORT"), nil)
+	host := "127.0.0.1"
+	if os.Getenv("FN_ALL_INTERFACES") == "1" { // inside a container image
+		host = ""
+	}
+	http.ListenAndServe(host+":"+os.Getenv("PORT"), nil)
 }
