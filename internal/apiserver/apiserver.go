@@ -26,6 +26,9 @@ import (
 type Invoker interface {
 	http.Handler
 	Status(namespace, name string) (gateway.Status, []gateway.InstanceStatus, bool)
+	// WaitApplied waits until the data plane serves revision rev of a
+	// function (rev 0: serves it no more).
+	WaitApplied(ctx context.Context, namespace, name string, rev uint64) error
 }
 
 // Options configure the API server.
@@ -105,6 +108,7 @@ func New(o Options) *Server {
 	sort.Strings(orch)
 	of := openfaas.New(openfaas.Options{
 		Store: o.Store, Secrets: o.Store, Logs: o.Store, Status: o.Invoker.Status, Token: o.Token, Version: o.Version,
+		Deleted:       func(ctx context.Context, ns, name string) { s.awaitApplied(ctx, ns, name, 0) },
 		Orchestration: strings.Join(orch, ","),
 		Deploy: func(ctx context.Context, fn function.Function, createOnly, updateOnly bool) (store.Record, error) {
 			mode := Upsert

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 
 	"nimbus/internal/function"
 	"nimbus/internal/store"
@@ -79,8 +80,23 @@ func (s *Server) Deploy(ctx context.Context, fn function.Function, mode DeployMo
 	rec, created, err := s.put(ctx, fn, mode, ifMatch)
 	if err == nil {
 		s.opts.Logger.Info("function deployed", "function", fn.Key(), "revision", rec.Revision)
+		s.awaitApplied(ctx, fn.Namespace, fn.Name, rec.Revision)
 	}
 	return rec, created, err
+}
+
+// applyWait bounds how long an API call waits for the data plane to catch up
+// with a write it made; past it the call answers anyway (the write stands).
+const applyWait = 5 * time.Second
+
+// awaitApplied lets the local gateway catch up with a write, so that the
+// caller's next invocation sees it (read your writes).
+func (s *Server) awaitApplied(ctx context.Context, namespace, name string, rev uint64) {
+	ctx, cancel := context.WithTimeout(ctx, applyWait)
+	defer cancel()
+	if err := s.opts.Invoker.WaitApplied(ctx, namespace, name, rev); err != nil {
+		s.opts.Logger.Warn("the gateway has not applied a change yet", "function", function.Key(namespace, name), "revision", rev)
+	}
 }
 
 // put creates or updates, retrying once if a concurrent writer got between

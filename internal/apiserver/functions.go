@@ -154,6 +154,7 @@ func (s *Server) deleteFunction(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.opts.Logger.Info("function deleted", "function", function.Key(ns, name))
+	s.awaitApplied(r.Context(), ns, name, 0)
 	w.WriteHeader(http.StatusNoContent)
 }
 

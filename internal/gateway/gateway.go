@@ -338,3 +338,32 @@ func newCallID() string {
 	hex.Encode(s[24:], b[10:])
 	return string(s[:])
 }
+
+// WaitApplied waits until this gateway serves revision rev (or a later one)
+// of a function — or, with rev 0, until it serves the function no more — so
+// that an API call answering a deploy or delete is followed by invocations
+// that see it. It gives up when ctx ends.
+func (g *Gateway) WaitApplied(ctx context.Context, namespace, name string, rev uint64) error {
+	key := function.Key(namespace, name)
+	for delay := 200 * time.Microsecond; ; delay = min(delay*2, 20*time.Millisecond) {
+		g.mu.RLock()
+		p := g.pools[key]
+		g.mu.RUnlock()
+		if rev == 0 && p == nil {
+			return nil
+		}
+		if rev != 0 && p != nil {
+			p.mu.Lock()
+			cur := p.rev
+			p.mu.Unlock()
+			if cur >= rev {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(delay):
+		}
+	}
+}

@@ -33,6 +33,8 @@ type Options struct {
 	Secrets store.Secrets
 	Logs    store.Logs
 	Status  func(namespace, name string) (gateway.Status, []gateway.InstanceStatus, bool)
+	// Deleted waits until the data plane has stopped serving a function.
+	Deleted func(ctx context.Context, namespace, name string)
 	Deploy  Deploy
 	Token   string
 	Version string
@@ -197,6 +199,9 @@ func (h *Handler) delete(w http.ResponseWriter, r *http.Request) {
 	if err := h.opts.Store.Delete(r.Context(), namespaceOf(ns), req.FunctionName, 0); err != nil {
 		storeError(w, err)
 		return
+	}
+	if h.opts.Deleted != nil {
+		h.opts.Deleted(r.Context(), namespaceOf(ns), req.FunctionName)
 	}
 	w.WriteHeader(http.StatusOK)
 }

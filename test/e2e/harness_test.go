@@ -111,10 +111,17 @@ func (n *nimbus) launch(extra ...string) {
 	go func() { n.cmd.Wait(); pw.Close(); close(n.exited) }()
 	found := make(chan string, 1)
 	go func() {
+		// The banner ends with the "try:" line; report the URL after it, so
+		// that everything the banner says is in n.out.
+		url := ""
 		sc := bufio.NewScanner(pr)
 		for sc.Scan() {
 			if i := strings.Index(sc.Text(), "is up at "); i >= 0 {
-				found <- strings.TrimSpace(sc.Text()[i+len("is up at "):])
+				url = strings.TrimSpace(sc.Text()[i+len("is up at "):])
+			}
+			if url != "" && strings.Contains(sc.Text(), "try:") {
+				found <- url
+				url = ""
 			}
 		}
 	}()
