@@ -50,15 +50,24 @@ func (s *Server) view(rec store.Record) FunctionView {
 	return FunctionView{Function: rec.Function, Revision: rec.Revision, Updated: rec.Updated, Status: st}
 }
 
-func (s *Server) listFunctions(w http.ResponseWriter, r *http.Request) {
+// namespaceFilter reads an optional ?namespace= ("" means all) and checks it.
+func namespaceFilter(w http.ResponseWriter, r *http.Request) (string, bool) {
 	ns := r.URL.Query().Get("namespace")
 	if ns != "" {
 		if err := function.ValidateName("namespace", ns); err != nil {
 			var fe *function.FieldError
 			errors.As(err, &fe)
 			writeFieldError(w, fe)
-			return
+			return "", false
 		}
+	}
+	return ns, true
+}
+
+func (s *Server) listFunctions(w http.ResponseWriter, r *http.Request) {
+	ns, ok := namespaceFilter(w, r)
+	if !ok {
+		return
 	}
 	recs, err := s.opts.Store.List(r.Context(), ns)
 	if err != nil {

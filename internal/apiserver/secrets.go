@@ -22,7 +22,7 @@ type secretBody struct {
 	ValueBase64 *string `json:"valueBase64,omitempty"`
 }
 
-// SecretValueOf decodes a secret body into bytes.
+// bytes decodes a secret body.
 func (b secretBody) bytes() ([]byte, error) {
 	switch {
 	case b.Value != nil && b.ValueBase64 != nil:
@@ -40,14 +40,9 @@ func (b secretBody) bytes() ([]byte, error) {
 }
 
 func (s *Server) listSecrets(w http.ResponseWriter, r *http.Request) {
-	ns := r.URL.Query().Get("namespace")
-	if ns != "" {
-		if err := function.ValidateName("namespace", ns); err != nil {
-			var fe *function.FieldError
-			errors.As(err, &fe)
-			writeFieldError(w, fe)
-			return
-		}
+	ns, ok := namespaceFilter(w, r)
+	if !ok {
+		return
 	}
 	list, err := s.opts.Store.ListSecrets(r.Context(), ns)
 	if err != nil {

@@ -1,7 +1,6 @@
 package watchdog
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -148,13 +147,8 @@ func startFront(ctx context.Context, path string, cfg Config) (*front, error) {
 		health = "/"
 	}
 	go func() {
-		probe := "GET " + health + " HTTP/1.1\r\nHost: " + addr + "\r\nConnection: close\r\n\r\n"
-		for interval := 500 * time.Microsecond; ctx.Err() == nil; interval = min(interval*3/2, 20*time.Millisecond) {
-			if answers(addr, probe) {
-				close(f.ready)
-				return
-			}
-			time.Sleep(interval)
+		if WaitReady(ctx, addr, health, nil) == nil {
+			close(f.ready)
 		}
 	}()
 	return f, nil
@@ -168,24 +162,6 @@ func withoutPort(env []string) []string {
 		}
 	}
 	return out
-}
-
-func answers(addr, probe string) bool {
-	c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
-	if err != nil {
-		return false
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(2 * time.Second))
-	if _, err := c.Write([]byte(probe)); err != nil {
-		return false
-	}
-	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-	if err != nil {
-		return false
-	}
-	resp.Body.Close()
-	return true
 }
 
 func (f *front) ServeHTTP(w http.ResponseWriter, r *http.Request) {

@@ -1,8 +1,8 @@
 package docker
 
 import (
-	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -236,42 +236,14 @@ func (i *instance) watch(wait client.ContainerWaitResult) {
 }
 
 func (i *instance) waitReady(ctx context.Context, path string) error {
-	interval := 500 * time.Microsecond
-	req := "GET " + path + " HTTP/1.1\r\nHost: " + i.addr + "\r\nUser-Agent: nimbus-probe\r\nConnection: close\r\n\r\n"
-	timer := time.NewTimer(0)
-	defer timer.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("not ready: %w", ctx.Err())
-		case <-i.done:
-			return i.Err()
-		case <-timer.C:
-		}
-		if probe(i.addr, req) {
-			return nil
-		}
-		interval = min(interval*3/2, 20*time.Millisecond)
-		timer.Reset(interval)
+	switch err := watchdog.WaitReady(ctx, i.addr, path, i.done); {
+	case err == nil:
+		return nil
+	case errors.Is(err, watchdog.ErrExited):
+		return i.Err()
+	default:
+		return fmt.Errorf("not ready: %w", err)
 	}
-}
-
-func probe(addr, req string) bool {
-	c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
-	if err != nil {
-		return false
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(2 * time.Second))
-	if _, err := c.Write([]byte(req)); err != nil {
-		return false
-	}
-	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-	if err != nil {
-		return false
-	}
-	resp.Body.Close()
-	return true
 }
 
 // Stop asks the container to stop (SIGTERM, then SIGKILL when ctx ends) and

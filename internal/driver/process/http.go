@@ -1,8 +1,8 @@
 package process
 
 import (
-	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -108,46 +108,16 @@ func startHTTP(ctx context.Context, d *Driver, id, dir string, spec driver.Spec,
 	return inst, nil
 }
 
-// waitReady probes the instance until it answers an HTTP request on its health
-// path: first a TCP connect (cheap), then a GET. The probe interval starts at
-// 500µs and grows to 20ms.
+// waitReady waits until the instance answers on its health path.
 func (i *httpInstance) waitReady(ctx context.Context, path string) error {
-	interval := 500 * time.Microsecond
-	timer := time.NewTimer(0)
-	defer timer.Stop()
-	req := "GET " + path + " HTTP/1.1\r\nHost: " + i.addr + "\r\nUser-Agent: nimbus-probe\r\nConnection: close\r\n\r\n"
-	for {
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%w: not ready: %w", driver.ErrStartFailed, ctx.Err())
-		case <-i.done:
-			return fmt.Errorf("%w: %w", driver.ErrStartFailed, i.err)
-		case <-timer.C:
-		}
-		if probe(i.addr, req) {
-			return nil
-		}
-		interval = min(interval*3/2, 20*time.Millisecond)
-		timer.Reset(interval)
+	switch err := watchdog.WaitReady(ctx, i.addr, path, i.done); {
+	case err == nil:
+		return nil
+	case errors.Is(err, watchdog.ErrExited):
+		return fmt.Errorf("%w: %w", driver.ErrStartFailed, i.err)
+	default:
+		return fmt.Errorf("%w: not ready: %w", driver.ErrStartFailed, err)
 	}
-}
-
-func probe(addr, req string) bool {
-	c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
-	if err != nil {
-		return false
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(2 * time.Second))
-	if _, err := c.Write([]byte(req)); err != nil {
-		return false
-	}
-	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-	if err != nil {
-		return false
-	}
-	resp.Body.Close()
-	return true
 }
 
 // Stop sends SIGTERM to the process group, then SIGKILL when ctx ends.

@@ -175,33 +175,49 @@ func (s *Store) Get(ctx context.Context, namespace, name string) (store.Record, 
 
 // List returns the functions of a namespace, or all for "".
 func (s *Store) List(ctx context.Context, namespace string) ([]store.Record, error) {
+	var out []store.Record
+	err := current(ctx, s.kv, namespace, false, func(e jetstream.KeyValueEntry) error {
+		r, err := decode(e)
+		out = append(out, r)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Function.Key() < out[j].Function.Key() })
+	return out, nil
+}
+
+// current calls fn for every live key of a namespace ("" for all) in a
+// bucket keyed "namespace.name", with values unless metaOnly.
+func current(ctx context.Context, kv jetstream.KeyValue, namespace string, metaOnly bool, fn func(jetstream.KeyValueEntry) error) error {
 	filter := ">"
 	if namespace != "" {
 		filter = namespace + ".*"
 	}
-	w, err := s.kv.Watch(ctx, filter, jetstream.IgnoreDeletes())
+	opts := []jetstream.WatchOpt{jetstream.IgnoreDeletes()}
+	if metaOnly {
+		opts = append(opts, jetstream.MetaOnly())
+	}
+	w, err := kv.Watch(ctx, filter, opts...)
 	if err != nil {
-		return nil, wrap(err)
+		return wrap(err)
 	}
 	defer w.Stop()
-	var out []store.Record
 	for {
 		select {
 		case <-ctx.Done():
-			return nil, wrap(ctx.Err())
+			return wrap(ctx.Err())
 		case e, ok := <-w.Updates():
 			if !ok {
-				return nil, fmt.Errorf("%w: watch closed", store.ErrUnavailable)
+				return fmt.Errorf("%w: watch closed", store.ErrUnavailable)
 			}
 			if e == nil {
-				sort.Slice(out, func(i, j int) bool { return out[i].Function.Key() < out[j].Function.Key() })
-				return out, nil // nil marks the end of the current values
+				return nil // nil marks the end of the current values
 			}
-			r, err := decode(e)
-			if err != nil {
-				return nil, err
+			if err := fn(e); err != nil {
+				return err
 			}
-			out = append(out, r)
 		}
 	}
 }
