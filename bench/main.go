@@ -19,7 +19,6 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -402,5 +401,4 @@ func printReport(r report) {
 		}
 		fmt.Printf("%-46s %12s %16s %s\n", t.What, t.Value, t.Goal, mark)
 	}
-	_ = http.StatusOK
 }

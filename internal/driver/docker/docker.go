@@ -87,7 +87,7 @@ func New(ctx context.Context, o Options) (*Driver, error) {
 	if o.User == "" {
 		o.User = "65534:65534"
 	}
-	opts := []client.Opt{client.FromEnv, client.WithAPIVersionNegotiation()}
+	opts := []client.Opt{client.FromEnv} // the client negotiates the API version itself
 	if o.Host != "" {
 		opts = append(opts, client.WithHost(o.Host))
 	}
