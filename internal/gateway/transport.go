@@ -29,6 +29,8 @@ type directTransport struct {
 	mu       sync.Mutex
 	idle     []*directConn
 	closed   bool
+	// alive checks a pooled connection before reuse (a test can replace it).
+	alive func(net.Conn) bool
 }
 
 // maxDirectBody fits in a loopback socket's send buffer.
@@ -38,13 +40,34 @@ const maxDirectBody = 64 << 10
 const maxIdlePerInstance = 1024
 
 type directConn struct {
-	c  net.Conn
-	br *bufio.Reader
-	bw *bufio.Writer
+	c      net.Conn
+	br     *bufio.Reader
+	bw     *bufio.Writer
+	sent   captureWriter // what bw wrote for the current request
+	reused bool          // taken from the pool, not freshly dialled
+}
+
+// captureWriter passes writes to the connection and keeps a copy of a
+// request that fits in one buffer, so that it can be sent again.
+type captureWriter struct {
+	w    io.Writer
+	buf  []byte
+	over bool
+}
+
+func (c *captureWriter) reset() { c.buf, c.over = c.buf[:0], false }
+
+func (c *captureWriter) Write(p []byte) (int, error) {
+	if !c.over && len(c.buf)+len(p) <= 4096 {
+		c.buf = append(c.buf, p...)
+	} else {
+		c.over = true
+	}
+	return c.w.Write(p)
 }
 
 func newDirectTransport(addr string, fallback http.RoundTripper) *directTransport {
-	return &directTransport{addr: addr, fallback: fallback}
+	return &directTransport{addr: addr, fallback: fallback, alive: alive}
 }
 
 func eligible(req *http.Request) bool {
@@ -71,26 +94,19 @@ func (t *directTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			return nil, err
 		}
 	}
-	// Abandon the connection if the caller gives up mid-exchange.
-	stop := context.AfterFunc(req.Context(), func() { dc.c.SetDeadline(time.Unix(1, 0)) })
-	if err := writeRequest(dc.bw, req); err != nil {
-		stop()
-		dc.c.Close()
-		return nil, err
-	}
-	var resp *http.Response
-	var err error
-	for {
-		resp, err = http.ReadResponse(dc.br, req)
-		if err != nil || resp.StatusCode >= 200 || resp.StatusCode == http.StatusSwitchingProtocols {
-			break
+	dc.sent.reset()
+	resp, stop, err := t.exchange(dc, req, func() error { return writeRequest(dc.bw, req) })
+	if err != nil && dc.reused && replayable(req) && !dc.sent.over && len(dc.sent.buf) > 0 && req.Context().Err() == nil {
+		// A pooled connection the function had just closed: nothing was
+		// answered, and the request is safe to repeat, so send it again on a
+		// fresh connection (what http.Transport does for such requests).
+		sent := append([]byte(nil), dc.sent.buf...)
+		if fresh, derr := t.dial(req); derr == nil {
+			dc = fresh
+			resp, stop, err = t.exchange(dc, req, func() error { _, err := dc.c.Write(sent); return err })
 		}
-		// 1xx informational: skip it and read the final response.
-		io.Copy(io.Discard, resp.Body)
 	}
 	if err != nil {
-		stop()
-		dc.c.Close()
 		if ctxErr := req.Context().Err(); ctxErr != nil {
 			return nil, ctxErr
 		}
@@ -100,13 +116,50 @@ func (t *directTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	return resp, nil
 }
 
+// exchange sends a request with send and reads the final response; on error
+// the connection is closed.
+func (t *directTransport) exchange(dc *directConn, req *http.Request, send func() error) (*http.Response, func() bool, error) {
+	// Abandon the connection if the caller gives up mid-exchange.
+	stop := context.AfterFunc(req.Context(), func() { dc.c.SetDeadline(time.Unix(1, 0)) })
+	fail := func(err error) (*http.Response, func() bool, error) {
+		stop()
+		dc.c.Close()
+		return nil, nil, err
+	}
+	if err := send(); err != nil {
+		return fail(err)
+	}
+	for {
+		resp, err := http.ReadResponse(dc.br, req)
+		if err != nil {
+			return fail(err)
+		}
+		if resp.StatusCode >= 200 || resp.StatusCode == http.StatusSwitchingProtocols {
+			return resp, stop, nil
+		}
+		// 1xx informational: skip it and read the final response.
+		io.Copy(io.Discard, resp.Body)
+	}
+}
+
+// replayable: requests safe to send twice, by http.Transport's rule.
+func replayable(req *http.Request) bool {
+	switch req.Method {
+	case "GET", "HEAD", "OPTIONS", "TRACE":
+		return true
+	}
+	return req.Header.Get("Idempotency-Key") != "" || req.Header.Get("X-Idempotency-Key") != ""
+}
+
 func (t *directTransport) dial(req *http.Request) (*directConn, error) {
 	d := net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
 	c, err := d.DialContext(req.Context(), "tcp", t.addr)
 	if err != nil {
 		return nil, err
 	}
-	return &directConn{c: c, br: bufio.NewReaderSize(c, 4096), bw: bufio.NewWriterSize(c, 4096)}, nil
+	dc := &directConn{c: c, br: bufio.NewReaderSize(c, 4096), sent: captureWriter{w: c, buf: make([]byte, 0, 4096)}}
+	dc.bw = bufio.NewWriterSize(&dc.sent, 4096)
+	return dc, nil
 }
 
 // get takes a pooled connection that is still open, or nil.
@@ -121,7 +174,8 @@ func (t *directTransport) get() *directConn {
 		dc := t.idle[n-1]
 		t.idle = t.idle[:n-1]
 		t.mu.Unlock()
-		if alive(dc.c) {
+		if t.alive(dc.c) {
+			dc.reused = true
 			return dc
 		}
 		dc.c.Close()

@@ -255,3 +255,60 @@ func TestWriteRequestWire(t *testing.T) {
 		t.Fatalf("short body: %v", err)
 	}
 }
+
+// TestDirectReplaysOnlySafeRequests: when a pooled connection turns out to
+// have been closed by the function (the race a keep-alive timeout makes), a
+// GET is sent again on a fresh connection; a POST without an idempotency key
+// is not, as http.Transport decides.
+func TestDirectReplaysOnlySafeRequests(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var conns atomic.Int32
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns.Add(1)
+			go func(c net.Conn) { // one answer per connection, then close
+				defer c.Close()
+				buf := make([]byte, 4096)
+				if n, _ := c.Read(buf); n > 0 {
+					c.Write([]byte("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"))
+				}
+			}(c)
+		}
+	}()
+	dt := newDirectTransport(ln.Addr().String(), &http.Transport{})
+	defer dt.Close()
+	dt.alive = func(net.Conn) bool { return true } // miss the close, as in the race
+	warm := func() {
+		roundTrip(t, dt, "GET", "")
+		time.Sleep(50 * time.Millisecond) // the server has closed that connection
+	}
+	warm()
+	if resp, body := roundTrip(t, dt, "GET", ""); resp.StatusCode != 200 || body != "ok" {
+		t.Fatalf("GET on a closed pooled connection: %d %q", resp.StatusCode, body)
+	}
+	if n := conns.Load(); n != 2 {
+		t.Fatalf("want the GET replayed on a second connection, got %d connections", n)
+	}
+	warm()
+	req, _ := http.NewRequest("POST", "http://x/", strings.NewReader("charge the card"))
+	if resp, err := dt.RoundTrip(req); err == nil {
+		resp.Body.Close()
+		t.Fatal("a POST was sent twice without an idempotency key")
+	}
+	warm()
+	req, _ = http.NewRequest("POST", "http://x/", strings.NewReader("charge the card"))
+	req.Header.Set("Idempotency-Key", "k-1")
+	resp, err := dt.RoundTrip(req)
+	if err != nil {
+		t.Fatalf("a POST with an idempotency key was not replayed: %v", err)
+	}
+	resp.Body.Close()
+}
