@@ -30,6 +30,18 @@ func newClient(conc int) *http.Client {
 	}}
 }
 
+// loader runs one closed-loop load: wrk when installed, else goLoader.
+type loader interface {
+	run(url string, conc int, dur time.Duration) (loadResult, error)
+}
+
+// goLoader is the built-in load generator.
+type goLoader struct{}
+
+func (goLoader) run(url string, conc int, dur time.Duration) (loadResult, error) {
+	return load(url, conc, 0, dur), nil
+}
+
 // load sends POST url with a 6-byte body from conc workers, first for warmup
 // (not counted), then for dur. Every worker stops by itself at the deadline.
 func load(url string, conc int, warmup, dur time.Duration) loadResult {
@@ -75,7 +87,9 @@ func load(url string, conc int, warmup, dur time.Duration) loadResult {
 		}
 		return lat, total, time.Since(began)
 	}
-	run(warmup, false)
+	if warmup > 0 {
+		run(warmup, false)
+	}
 	lat, errs, elapsed := run(dur, true)
 	var all []time.Duration
 	for _, l := range lat {

@@ -61,6 +61,7 @@ type report struct {
 	When       time.Time          `json:"when"`
 	GOMAXPROCS int                `json:"cpus"`
 	Rounds     int                `json:"rounds"`
+	Loader     string             `json:"load_generator"`
 	Duration   time.Duration      `json:"duration_ns"`
 	Rows       []row              `json:"throughput"`
 	Cold       map[string]latency `json:"cold_start"`
@@ -169,7 +170,15 @@ func run(rounds int, dur, warm time.Duration, coldRuns, stdioRuns int, out strin
 	}
 	rep := report{When: time.Now().UTC(), GOMAXPROCS: numCPU(), Rounds: rounds, Duration: dur,
 		Cold: map[string]latency{}, Stdio: map[string]latency{}}
-	rep.Rows = throughput(setups, rounds, dur, warm)
+	var ld loader = goLoader{}
+	rep.Loader = "built-in Go client (install wrk for figures comparable with the reference method)"
+	if w, ok := newWrk(tmp); ok {
+		ld, rep.Loader = w, "wrk -t1 (the reference method)"
+	}
+	fmt.Fprintln(os.Stderr, "load generator:", rep.Loader)
+	if rep.Rows, err = throughput(ld, setups, rounds, dur, warm); err != nil {
+		return err
+	}
 
 	fmt.Fprintln(os.Stderr, "cold starts…")
 	if err := nb.deployFn(fnBin, "cold", func(f *function.Function) {
@@ -218,10 +227,10 @@ func run(rounds int, dur, warm time.Duration, coldRuns, stdioRuns int, out strin
 	if err := waitHTTP(stdioURL, 30*time.Second); err != nil {
 		return err
 	}
-	hc := newClient(1)
+	rc := newRawClient(strings.TrimPrefix(nb.url, "http://"), "/function/stdio")
 	var ns, bs []time.Duration
 	for range stdioRuns { // interleaved, so both see the same machine
-		d, err := nimbusStdio(hc, stdioURL)
+		d, err := rc.call()
 		if err != nil {
 			return err
 		}
@@ -246,7 +255,7 @@ func run(rounds int, dur, warm time.Duration, coldRuns, stdioRuns int, out strin
 
 // throughput runs every setup at c=1 and c=32, rounds times, rotating the
 // order each round, and keeps the median of each figure.
-func throughput(setups []setup, rounds int, dur, warm time.Duration) []row {
+func throughput(ld loader, setups []setup, rounds int, dur, warm time.Duration) ([]row, error) {
 	type key struct {
 		setup string
 		conc  int
@@ -258,19 +267,21 @@ func throughput(setups []setup, rounds int, dur, warm time.Duration) []row {
 			for i := range setups {
 				s := setups[(i+r)%len(setups)]
 				fmt.Fprintf(os.Stderr, "round %d/%d: %s c=%d…\n", r+1, rounds, s.Name, c)
+				if _, err := ld.run(s.URL, c, warm); err != nil { // warm-up, not counted
+					return nil, err
+				}
 				var cpu0 time.Duration
 				if s.PID != 0 {
 					cpu0 = cpuTime(s.PID)
 				}
-				lr := load(s.URL, c, warm, dur)
+				lr, err := ld.run(s.URL, c, dur)
+				if err != nil {
+					return nil, err
+				}
 				k := key{s.Name, c}
 				samples[k] = append(samples[k], lr)
 				if s.PID != 0 && lr.Requests > 0 {
-					// Includes the warm-up's requests' CPU too; count them out by
-					// measuring the whole window: warm-up + run at the same rate.
-					total := cpuTime(s.PID) - cpu0
-					reqs := float64(lr.Requests) * float64(warm+lr.Elapsed) / float64(lr.Elapsed)
-					cpus[k] = append(cpus[k], time.Duration(float64(total)/reqs))
+					cpus[k] = append(cpus[k], (cpuTime(s.PID)-cpu0)/time.Duration(lr.Requests))
 				}
 			}
 		}
@@ -313,7 +324,7 @@ func throughput(setups []setup, rounds int, dur, warm time.Duration) []row {
 			rows = append(rows, rw)
 		}
 	}
-	return rows
+	return rows, nil
 }
 
 func median(v []float64) float64 {
@@ -367,7 +378,7 @@ func targets(r report) []target {
 }
 
 func printReport(r report) {
-	fmt.Printf("\nnimbus benchmark — %s, %d CPUs, median of %d rounds of %s\n\n", r.When.Format(time.RFC3339), r.GOMAXPROCS, r.Rounds, r.Duration)
+	fmt.Printf("\nnimbus benchmark — %s, %d CPUs, median of %d rounds of %s, load by %s\n\n", r.When.Format(time.RFC3339), r.GOMAXPROCS, r.Rounds, r.Duration, r.Loader)
 	fmt.Printf("%-17s %3s %10s %8s %9s %9s %12s %16s %7s\n", "setup", "c", "req/s", "÷target", "p50 µs", "p99 µs", "p50 added µs", "hop CPU µs/req", "errors")
 	for _, x := range r.Rows {
 		added, cpu := "—", "—"
