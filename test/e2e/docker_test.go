@@ -37,14 +37,40 @@ func TestContainerExample(t *testing.T) {
 		t.Fatal("no labelled container runs the function")
 	}
 	n.mustCLI("delete", "hello-container")
+	waitContainers(t, "hello-container", 0, "after delete")
+
+	// kill -9 leaves the container; the next start removes it, and the
+	// function then runs in exactly one new container.
+	n.mustCLI("deploy", copyExample(t, "hello-container"))
+	n.invoke("POST", "/function/hello-container", "x")
+	waitContainers(t, "hello-container", 1, "after a call")
+	n.cmd.Process.Kill()
+	<-n.exited
+	n.launch()
+	waitContainers(t, "hello-container", 0, "after a restart that followed kill -9")
+	if code, _, _ := n.invoke("POST", "/function/hello-container", "y"); code != 200 {
+		t.Fatalf("after restart: %d", code)
+	}
+	waitContainers(t, "hello-container", 1, "after a call on the restarted nimbus")
+	// SIGTERM removes the containers it runs.
+	if code := n.stop(); code != 0 {
+		t.Fatalf("exit %d after SIGTERM", code)
+	}
+	waitContainers(t, "hello-container", 0, "after SIGTERM")
+}
+
+// waitContainers waits until exactly want containers carry the function's label.
+func waitContainers(t *testing.T, fn string, want int, when string) {
+	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		out, _ := exec.Command("docker", "ps", "-a", "--filter", "label=io.nimbus.function=hello-container", "--format", "{{.ID}}").Output()
-		if strings.TrimSpace(string(out)) == "" {
-			break
+		out, _ := exec.Command("docker", "ps", "-a", "--filter", "label=io.nimbus.function="+fn, "--format", "{{.ID}}").Output()
+		ids := strings.Fields(string(out))
+		if len(ids) == want {
+			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("container left after delete: %s", out)
+			t.Fatalf("%d containers of %s %s, want %d", len(ids), fn, when, want)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
