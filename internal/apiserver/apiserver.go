@@ -19,6 +19,7 @@ import (
 	"nimbus/internal/function"
 	"nimbus/internal/gateway"
 	"nimbus/internal/openfaas"
+	"nimbus/internal/queue"
 	"nimbus/internal/store"
 )
 
@@ -48,6 +49,10 @@ type Options struct {
 	Ready func(ctx context.Context) error
 	// MaxPackageBytes bounds an uploaded package. Default 256 MiB.
 	MaxPackageBytes int64
+	// Queue holds dead letters (for /v1/deadletters); Async accepts
+	// /async-function/ invocations. Both optional.
+	Queue queue.Queue
+	Async http.Handler
 	// Version is reported by /v1/info.
 	Version string
 	Logger  *slog.Logger
@@ -126,6 +131,20 @@ func New(o Options) *Server {
 		s.routes = append(s.routes, Route{Method: r.Method, Pattern: r.Pattern, Auth: true})
 	}
 	s.mux.Handle("/system/", of)
+	if o.Queue != nil {
+		for _, r := range []Route{
+			{"GET", "/v1/deadletters", true, s.listDeadLetters},
+			{"GET", "/v1/deadletters/{id}", true, s.getDeadLetter},
+			{"POST", "/v1/deadletters/{id}/redrive", true, s.redriveDeadLetter},
+			{"DELETE", "/v1/deadletters/{id}", true, s.purgeDeadLetter},
+		} {
+			s.routes = append(s.routes, r)
+			s.mux.Handle(r.Method+" "+r.Pattern, s.auth(r.handler))
+		}
+	}
+	if o.Async != nil {
+		s.mux.Handle("/async-function/", o.Async)
+	}
 	// Invocations: any method, the function's own path below.
 	s.mux.Handle(gateway.Prefix, o.Invoker)
 	s.mux.Handle("/v1/", s.auth(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -17,12 +17,14 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"nimbus/internal/apiserver"
+	"nimbus/internal/async"
 	"nimbus/internal/backbone"
 	"nimbus/internal/controller"
 	"nimbus/internal/driver"
 	"nimbus/internal/driver/drivertest"
 	"nimbus/internal/driver/process"
 	"nimbus/internal/gateway"
+	"nimbus/internal/queue/natsqueue"
 	"nimbus/internal/store"
 	"nimbus/internal/store/natsstore"
 )
@@ -60,8 +62,13 @@ func newEnv(t *testing.T) *env {
 	done := make(chan struct{})
 	go func() { ctl.Run(ctx, synced); close(done) }()
 	<-synced
+	q, err := natsqueue.Open(ctx, bb.JS, natsqueue.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	api := apiserver.New(apiserver.Options{Store: st, Invoker: gw, Token: token, Runtimes: map[string]bool{"process": true},
-		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), Ready: st.Ping, Version: "test"})
+		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), Ready: st.Ping, Version: "test",
+		Queue: q, Async: &async.Handler{Queue: q, Spec: gw.Spec}})
 	srv := httptest.NewServer(api)
 	t.Cleanup(func() {
 		srv.Close()
@@ -360,6 +367,11 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 			t.Errorf("%s %s is served but not in api/openapi.yaml", r.Method, r.Pattern)
 		}
 	}
+	for _, p := range []string{"/async-function/{function}", "/async-function/{function}/{path}"} {
+		if !inSpec["POST "+p] {
+			t.Errorf("POST %s is served but not in api/openapi.yaml", p)
+		}
+	}
 	for _, m := range []string{"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"} {
 		for _, p := range []string{"/function/{function}", "/function/{function}/{path}"} {
 			if !inSpec[m+" "+p] {
@@ -369,7 +381,7 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 	}
 	for route := range inSpec {
 		method, path, _ := strings.Cut(route, " ")
-		concrete := strings.NewReplacer("{name}", "nosuchfn", "{function}", "nosuchfn", "{path}", "sub/path").Replace(path)
+		concrete := strings.NewReplacer("{name}", "nosuchfn", "{function}", "nosuchfn", "{path}", "sub/path", "{id}", "nosuchcall").Replace(path)
 		code, b, _ := e.do(t, method, concrete, nil, true)
 		var e apiErr
 		json.Unmarshal(b, &e) // OpenFaaS routes answer in plain text

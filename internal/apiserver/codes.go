@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"time"
 
 	"nimbus/internal/function"
 	"nimbus/internal/store"
@@ -19,20 +20,21 @@ func (e *apiError) Error() string { return e.code }
 
 // The codes clients may rely on.
 var (
-	errBadRequest      = &apiError{http.StatusBadRequest, "invalid_request"}
-	errInvalidSpec     = &apiError{http.StatusBadRequest, "invalid_spec"}
-	errNoPackage       = &apiError{http.StatusBadRequest, "package_not_found"}
-	errUnauthorized    = &apiError{http.StatusUnauthorized, "unauthorized"}
-	errNotFound        = &apiError{http.StatusNotFound, "function_not_found"}
-	errNoRoute         = &apiError{http.StatusNotFound, "route_not_found"}
-	errConflict        = &apiError{http.StatusConflict, "conflict"}
-	errTooLarge        = &apiError{http.StatusRequestEntityTooLarge, "body_too_large"}
-	errUnavailable     = &apiError{http.StatusServiceUnavailable, "store_unavailable"}
-	errInternal        = &apiError{http.StatusInternalServerError, "internal"}
-	errRuntimeDisabled = &apiError{http.StatusBadRequest, "runtime_unavailable"}
-	errImage           = &apiError{http.StatusBadRequest, "image_unavailable"}
-	errSecretNotFound  = &apiError{http.StatusNotFound, "secret_not_found"}
-	errMissingSecret   = &apiError{http.StatusBadRequest, "secret_not_found"}
+	errBadRequest         = &apiError{http.StatusBadRequest, "invalid_request"}
+	errInvalidSpec        = &apiError{http.StatusBadRequest, "invalid_spec"}
+	errNoPackage          = &apiError{http.StatusBadRequest, "package_not_found"}
+	errUnauthorized       = &apiError{http.StatusUnauthorized, "unauthorized"}
+	errNotFound           = &apiError{http.StatusNotFound, "function_not_found"}
+	errNoRoute            = &apiError{http.StatusNotFound, "route_not_found"}
+	errConflict           = &apiError{http.StatusConflict, "conflict"}
+	errTooLarge           = &apiError{http.StatusRequestEntityTooLarge, "body_too_large"}
+	errUnavailable        = &apiError{http.StatusServiceUnavailable, "store_unavailable"}
+	errInternal           = &apiError{http.StatusInternalServerError, "internal"}
+	errRuntimeDisabled    = &apiError{http.StatusBadRequest, "runtime_unavailable"}
+	errImage              = &apiError{http.StatusBadRequest, "image_unavailable"}
+	errSecretNotFound     = &apiError{http.StatusNotFound, "secret_not_found"}
+	errDeadLetterNotFound = &apiError{http.StatusNotFound, "dead_letter_not_found"}
+	errMissingSecret      = &apiError{http.StatusBadRequest, "secret_not_found"}
 )
 
 // errorBody is the JSON shape of every error.
@@ -79,3 +81,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	enc.SetIndent("", "  ")
 	enc.Encode(v)
 }
+
+var timeZero time.Time
+
+func nowUTC() time.Time { return time.Now().UTC() }

@@ -100,3 +100,24 @@ func (c *Controller) apply(ev store.Event) {
 		c.Target.Remove(fn.Namespace, fn.Name)
 	}
 }
+
+// Targets applies every change to each of several targets, in order.
+type Targets []Target
+
+// Apply applies rec to every target; the first error is returned, after all ran.
+func (ts Targets) Apply(rec store.Record) error {
+	var first error
+	for _, t := range ts {
+		if err := t.Apply(rec); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// Remove removes a function from every target.
+func (ts Targets) Remove(namespace, name string) {
+	for _, t := range ts {
+		t.Remove(namespace, name)
+	}
+}

@@ -48,6 +48,9 @@ const (
 	DefaultIdleTimeout    = 5 * time.Minute
 	DefaultMaxInstances   = 4
 	DefaultMaxConcurrency = 100
+	DefaultMaxRetries     = 2
+	DefaultMaxEventAge    = 6 * time.Hour
+	DefaultBackoff        = time.Second
 )
 
 var (
@@ -84,6 +87,26 @@ type Function struct {
 	// Secrets name secrets of the function's namespace, given to each
 	// instance as files (never as environment variables).
 	Secrets []string `json:"secrets,omitempty" yaml:"secrets,omitempty"`
+	// Async governs invocations through /async-function.
+	Async Async `json:"async,omitzero" yaml:"async,omitempty"`
+}
+
+// Async is the retry policy of asynchronous invocations, as AWS Lambda's:
+// a failed attempt (5xx, timeout, crash) is retried up to MaxRetries times
+// with exponential backoff and jitter from Backoff; an invocation older than
+// MaxEventAge, or out of attempts, becomes a dead letter.
+type Async struct {
+	MaxRetries  *int     `json:"maxRetries,omitempty" yaml:"maxRetries,omitempty"`
+	MaxEventAge Duration `json:"maxEventAge,omitempty" yaml:"maxEventAge,omitempty"`
+	Backoff     Duration `json:"backoff,omitempty" yaml:"backoff,omitempty"`
+}
+
+// Retries is MaxRetries or its default.
+func (a Async) Retries() int {
+	if a.MaxRetries == nil {
+		return DefaultMaxRetries
+	}
+	return *a.MaxRetries
 }
 
 // Resources are Kubernetes-style quantities: memory "128Mi", cpu "500m".
@@ -136,6 +159,12 @@ func (f Function) WithDefaults() Function {
 	}
 	if f.HealthPath == "" {
 		f.HealthPath = "/"
+	}
+	if f.Async.MaxEventAge == 0 {
+		f.Async.MaxEventAge = Duration(DefaultMaxEventAge)
+	}
+	if f.Async.Backoff == 0 {
+		f.Async.Backoff = Duration(DefaultBackoff)
 	}
 	return f
 }
@@ -240,6 +269,15 @@ func (f Function) Validate() error {
 	}
 	if it := time.Duration(s.IdleTimeout); it < 100*time.Millisecond || it > MaxIdleTimeout {
 		return fieldErr("scale.idleTimeout", "%s is out of range: use 100ms to %s", it, MaxIdleTimeout)
+	}
+	if r := f.Async.Retries(); r < 0 || r > 10 {
+		return fieldErr("async.maxRetries", "%d is out of range: use 0 to 10", r)
+	}
+	if a := time.Duration(f.Async.MaxEventAge); a < time.Second || a > 6*time.Hour {
+		return fieldErr("async.maxEventAge", "%s is out of range: use 1s to 6h", a)
+	}
+	if b := time.Duration(f.Async.Backoff); b < 10*time.Millisecond || b > 10*time.Minute {
+		return fieldErr("async.backoff", "%s is out of range: use 10ms to 10m", b)
 	}
 	if !strings.HasPrefix(f.HealthPath, "/") {
 		return fieldErr("healthPath", "%q must start with '/'", f.HealthPath)

@@ -221,13 +221,16 @@ func (g *Gateway) systemLog(fn function.Function, instance, text string) {
 // Prefix is the path prefix the gateway serves.
 const Prefix = "/function/"
 
-// parseRoute splits "/function/name.ns/rest" into its parts. rest keeps its
-// leading slash; it is "/" when absent.
-func parseRoute(p string) (name, ns, rest string, ok bool) {
-	if !strings.HasPrefix(p, Prefix) {
+// parseRoute splits "/function/name.ns/rest" into its parts.
+func parseRoute(p string) (name, ns, rest string, ok bool) { return ParseRoute(Prefix, p) }
+
+// ParseRoute splits PREFIX + "name.ns/rest" into its parts. rest keeps its
+// leading slash; it is "/" when absent. The namespace defaults to "default".
+func ParseRoute(prefix, p string) (name, ns, rest string, ok bool) {
+	if !strings.HasPrefix(p, prefix) {
 		return "", "", "", false
 	}
-	p = p[len(Prefix):]
+	p = p[len(prefix):]
 	target, rest := p, "/"
 	if i := strings.IndexByte(p, '/'); i >= 0 {
 		target, rest = p[:i], p[i:]
@@ -367,3 +370,17 @@ func (g *Gateway) WaitApplied(ctx context.Context, namespace, name string, rev u
 		}
 	}
 }
+
+// Spec returns the spec this gateway serves for a function.
+func (g *Gateway) Spec(namespace, name string) (function.Function, bool) {
+	g.mu.RLock()
+	p := g.pools[function.Key(namespace, name)]
+	g.mu.RUnlock()
+	if p == nil {
+		return function.Function{}, false
+	}
+	return *p.spec.Load(), true
+}
+
+// NewCallID returns a random UUID, as the gateway gives calls without one.
+func NewCallID() string { return newCallID() }

@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"nimbus/internal/apiserver"
+	"nimbus/internal/async"
 	"nimbus/internal/backbone"
 	"nimbus/internal/controller"
 	"nimbus/internal/driver"
@@ -27,6 +28,7 @@ import (
 	"nimbus/internal/driver/process"
 	"nimbus/internal/function"
 	"nimbus/internal/gateway"
+	"nimbus/internal/queue/natsqueue"
 	"nimbus/internal/store"
 	"nimbus/internal/store/natsstore"
 )
@@ -140,10 +142,18 @@ func Run(ctx context.Context, cfg Config, started func(Started)) error {
 		Logger:       log,
 	})
 
+	q, err := natsqueue.Open(ctx, bb.JS, natsqueue.Options{})
+	if err != nil {
+		gw.Close(context.Background())
+		proc.Close(context.Background())
+		return err
+	}
+	disp := &async.Dispatcher{Queue: q, Invoke: gw, Spec: gw.Spec, Logger: log}
+
 	runCtx, stopRun := context.WithCancel(context.Background())
 	defer stopRun()
 	synced := make(chan struct{})
-	ctl := &controller.Controller{Store: st, Target: gw, Logger: log}
+	ctl := &controller.Controller{Store: st, Target: controller.Targets{gw, disp}, Logger: log}
 	var wg sync.WaitGroup
 	wg.Go(func() { ctl.Run(runCtx, synced) })
 	select {
@@ -151,6 +161,7 @@ func Run(ctx context.Context, cfg Config, started func(Started)) error {
 	case <-ctx.Done():
 		stopRun()
 		wg.Wait()
+		disp.Close()
 		gw.Close(context.Background())
 		proc.Close(context.Background())
 		return nil
@@ -160,6 +171,8 @@ func Run(ctx context.Context, cfg Config, started func(Started)) error {
 		Store: st, Invoker: gw, Token: token, Runtimes: runtimes, Prepare: prepare, Version: cfg.Version,
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
 		Ready:   st.Ping,
+		Queue:   q,
+		Async:   &async.Handler{Queue: q, Spec: gw.Spec, MaxBodyBytes: cfg.MaxBodyBytes},
 		Logger:  log,
 	})
 	srv := &http.Server{
@@ -173,6 +186,7 @@ func Run(ctx context.Context, cfg Config, started func(Started)) error {
 	if err != nil {
 		stopRun()
 		wg.Wait()
+		disp.Close()
 		gw.Close(context.Background())
 		proc.Close(context.Background())
 		return fmt.Errorf("listen on %s: %w (use --listen to pick another address)", cfg.Listen, err)
@@ -208,6 +222,7 @@ func Run(ctx context.Context, cfg Config, started func(Started)) error {
 	}
 	stopRun()
 	wg.Wait()
+	disp.Close() // deliveries in progress finish; unsettled messages stay queued
 	gw.Close(sctx)
 	proc.Close(sctx)
 	os.Remove(filepath.Join(cfg.DataDir, URLFile))

@@ -7,6 +7,8 @@
 // 200ms apart; /headers[/...] prints the request line and headers. At start
 // it prints "started" on stdout and "warming" on stderr. With the argument
 // "fail" it exits at once. /secret?name=N prints $NIMBUS_SECRETS_DIR/N.
+// /flaky?k=N answers 500 to the first N tries of each X-Call-Id, then prints
+// "done ID attempt A"; /fail always answers 500.
 // stdio: the body "fail" makes it write to stderr and exit 3; "env" prints
 // the environment; anything else is echoed.
 package main
@@ -22,6 +24,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -51,6 +54,23 @@ func main() {
 			return
 		}
 		w.Write(b)
+	})
+	var mu sync.Mutex
+	tries := map[string]int{}
+	mux.HandleFunc("/flaky", func(w http.ResponseWriter, r *http.Request) {
+		k, _ := strconv.Atoi(r.URL.Query().Get("k"))
+		mu.Lock()
+		tries[r.Header.Get("X-Call-Id")]++
+		n := tries[r.Header.Get("X-Call-Id")]
+		mu.Unlock()
+		if n <= k {
+			http.Error(w, fmt.Sprintf("failing try %d of %d", n, k), http.StatusInternalServerError)
+			return
+		}
+		fmt.Printf("done %s attempt %s\n", r.Header.Get("X-Call-Id"), r.Header.Get("X-Nimbus-Attempt"))
+	})
+	mux.HandleFunc("/fail", func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "always failing", http.StatusInternalServerError)
 	})
 	mux.HandleFunc("/whoami", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, os.Getuid()) })
 	mux.HandleFunc("/crash", func(w http.ResponseWriter, r *http.Request) { os.Exit(3) })

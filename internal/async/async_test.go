@@ -1,0 +1,223 @@
+package async_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"nimbus/internal/async"
+	"nimbus/internal/backbone"
+	"nimbus/internal/driver"
+	"nimbus/internal/driver/drivertest"
+	"nimbus/internal/driver/process"
+	"nimbus/internal/function"
+	"nimbus/internal/gateway"
+	"nimbus/internal/queue"
+	"nimbus/internal/queue/natsqueue"
+	"nimbus/internal/store"
+)
+
+// env is a real embedded NATS queue, the real gateway and the process driver
+// running testfn.
+type env struct {
+	q    *natsqueue.Queue
+	gw   *gateway.Gateway
+	disp *async.Dispatcher
+	srv  *httptest.Server
+	mu   sync.Mutex
+	logs []store.LogLine
+	rev  uint64
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	ctx := context.Background()
+	bb, err := backbone.Open(ctx, backbone.Config{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, err := natsqueue.Open(ctx, bb.JS, natsqueue.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, open := drivertest.TestPackage(t)
+	drv, err := process.New(process.Options{StateDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{q: q}
+	e.gw = gateway.New(gateway.Options{Drivers: map[string]driver.Driver{"process": drv}, OpenPackage: open,
+		Metrics: gateway.NewMetrics(prometheus.NewRegistry()),
+		Log:     func(l store.LogLine) { e.mu.Lock(); e.logs = append(e.logs, l); e.mu.Unlock() }})
+	e.disp = &async.Dispatcher{Queue: q, Invoke: e.gw, Spec: e.gw.Spec}
+	e.srv = httptest.NewServer(&async.Handler{Queue: q, Spec: e.gw.Spec, MaxBodyBytes: 1 << 20})
+	t.Cleanup(func() {
+		e.srv.Close()
+		e.disp.Close()
+		e.gw.Close(context.Background())
+		drv.Close(context.Background())
+		bb.Close()
+	})
+	return e
+}
+
+func (e *env) deploy(t *testing.T, name string, mod func(*function.Function)) {
+	digest, _ := drivertest.TestPackage(t)
+	fn := function.Function{Name: name, Command: []string{"./testfn"}, Package: digest}
+	if mod != nil {
+		mod(&fn)
+	}
+	fn = fn.WithDefaults()
+	if err := fn.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	e.rev++
+	rec := store.Record{Function: fn, Revision: e.rev}
+	e.gw.Apply(rec)
+	e.disp.Apply(rec)
+}
+
+func (e *env) enqueue(t *testing.T, path, body string) (int, string) {
+	resp, err := http.Post(e.srv.URL+path, "text/plain", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode, resp.Header.Get("X-Call-Id")
+}
+
+// done counts the "done ID attempt A" lines testfn printed, by call id.
+func (e *env) done() map[string][]string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := map[string][]string{}
+	for _, l := range e.logs {
+		if f := strings.Fields(l.Text); len(f) == 4 && f[0] == "done" {
+			out[f[1]] = append(out[f[1]], f[3])
+		}
+	}
+	return out
+}
+
+func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", d, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestAcceptAndExecute(t *testing.T) {
+	e := newEnv(t)
+	e.deploy(t, "work", nil)
+	ids := map[string]bool{}
+	for i := range 30 {
+		code, id := e.enqueue(t, "/async-function/work/flaky?k=0", fmt.Sprint(i))
+		if code != 202 || id == "" {
+			t.Fatalf("enqueue: %d %q", code, id)
+		}
+		ids[id] = true
+	}
+	waitFor(t, "30 executions", 20*time.Second, func() bool { return len(e.done()) == 30 })
+	for id, attempts := range e.done() {
+		if !ids[id] || attempts[0] != "1" {
+			t.Fatalf("call %s ran as attempt %v", id, attempts)
+		}
+	}
+	if code, _ := e.enqueue(t, "/async-function/nope", "x"); code != 404 {
+		t.Fatalf("unknown function: %d", code)
+	}
+	if code, _ := e.enqueue(t, "/async-function/work", strings.Repeat("x", 2<<20)); code != 413 {
+		t.Fatalf("oversized body: %d", code)
+	}
+	resp, _ := http.Get(e.srv.URL + "/async-function/work")
+	resp.Body.Close()
+	if resp.StatusCode != 405 {
+		t.Fatalf("GET: %d", resp.StatusCode)
+	}
+}
+
+func TestRetriesThenSucceeds(t *testing.T) {
+	e := newEnv(t)
+	e.deploy(t, "flaky", func(f *function.Function) { f.Async.Backoff = function.Duration(20 * time.Millisecond) })
+	_, id := e.enqueue(t, "/async-function/flaky/flaky?k=2", "")
+	waitFor(t, "success on the third attempt", 20*time.Second, func() bool { return len(e.done()[id]) == 1 })
+	if got := e.done()[id]; got[0] != "3" {
+		t.Fatalf("succeeded on attempt %v, want 3 (two failures, two retries)", got)
+	}
+}
+
+func TestDeadLetterAfterLastAttempt(t *testing.T) {
+	e := newEnv(t)
+	retries := 1
+	e.deploy(t, "broken", func(f *function.Function) {
+		f.Async.Backoff = function.Duration(20 * time.Millisecond)
+		f.Async.MaxRetries = &retries
+	})
+	_, id := e.enqueue(t, "/async-function/broken/fail", "payload")
+	var d queue.DeadLetter
+	waitFor(t, "a dead letter", 20*time.Second, func() bool {
+		var err error
+		d, err = e.q.GetDeadLetter(context.Background(), id)
+		return err == nil
+	})
+	if d.Attempts != 2 || d.LastStatus != 500 || !strings.Contains(d.Error, "always failing") ||
+		string(d.Message.Body) != "payload" || d.Function != "broken" || d.Enqueued.IsZero() {
+		t.Fatalf("dead letter: %+v", d)
+	}
+	list, err := e.q.DeadLetters(context.Background(), "default", "broken")
+	if err != nil || len(list) != 1 {
+		t.Fatalf("list: %v %v", list, err)
+	}
+	if err := e.q.DeleteDeadLetter(context.Background(), id); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.q.GetDeadLetter(context.Background(), id); err == nil {
+		t.Fatal("purged dead letter still there")
+	}
+}
+
+func TestMaxEventAge(t *testing.T) {
+	e := newEnv(t)
+	e.deploy(t, "slowretry", func(f *function.Function) {
+		f.Async.Backoff = function.Duration(3 * time.Second) // the retry comes ≥ 1.5s later…
+		f.Async.MaxEventAge = function.Duration(time.Second) // …past the maximum age
+	})
+	_, id := e.enqueue(t, "/async-function/slowretry/fail", "")
+	var d queue.DeadLetter
+	waitFor(t, "expiry", 20*time.Second, func() bool {
+		var err error
+		d, err = e.q.GetDeadLetter(context.Background(), id)
+		return err == nil
+	})
+	if !strings.Contains(d.Error, "maximum event age") || d.Attempts != 1 || d.LastStatus != 500 {
+		t.Fatalf("want expiry after one attempt, got %+v", d)
+	}
+}
+
+func TestBackoff(t *testing.T) {
+	if got := async.Backoff(time.Second, 1, 0.5); got != time.Second {
+		t.Fatalf("first retry: %s", got)
+	}
+	if got := async.Backoff(time.Second, 3, 0.5); got != 4*time.Second {
+		t.Fatalf("third retry: %s", got)
+	}
+	if got := async.Backoff(time.Second, 3, 0); got != 2*time.Second {
+		t.Fatalf("low jitter: %s", got)
+	}
+	if got := async.Backoff(time.Minute, 20, 0.9); got != 10*time.Minute {
+		t.Fatalf("cap: %s", got)
+	}
+}

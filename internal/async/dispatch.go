@@ -1,0 +1,213 @@
+package async
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"nimbus/internal/function"
+	"nimbus/internal/queue"
+	"nimbus/internal/store"
+)
+
+// Dispatcher delivers queued invocations. It keeps one consumer per
+// function (Apply and Remove make it a controller target), each allowed the
+// function's capacity — scale.max × scale.maxConcurrency — in flight.
+type Dispatcher struct {
+	Queue  queue.Queue
+	Invoke http.Handler // the gateway: the same path as synchronous calls
+	Spec   func(namespace, name string) (function.Function, bool)
+	Logger *slog.Logger
+
+	mu        sync.Mutex
+	consumers map[string]*consumer
+	wg        sync.WaitGroup
+}
+
+type consumer struct {
+	capacity int
+	cancel   context.CancelFunc
+}
+
+// Apply starts (or resizes) the function's consumer.
+func (d *Dispatcher) Apply(rec store.Record) error {
+	fn := rec.Function
+	capacity := fn.Scale.Max * fn.Scale.MaxConcurrency
+	key := fn.Key()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.consumers == nil {
+		d.consumers = map[string]*consumer{}
+	}
+	if c := d.consumers[key]; c != nil {
+		if c.capacity == capacity {
+			return nil
+		}
+		c.cancel()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	d.consumers[key] = &consumer{capacity: capacity, cancel: cancel}
+	d.wg.Go(func() {
+		for ctx.Err() == nil {
+			err := d.Queue.Consume(ctx, fn.Namespace, fn.Name, capacity, func(dl queue.Delivery) {
+				d.wg.Go(func() { d.process(dl) })
+			})
+			if err != nil && ctx.Err() == nil {
+				d.logger().Warn("async consumer failed; restarting it", "function", key, "err", err)
+				select {
+				case <-ctx.Done():
+				case <-time.After(time.Second):
+				}
+			}
+		}
+	})
+	return nil
+}
+
+// Remove keeps the function's consumer running, so that what is still queued
+// for it ends as dead letters ("function was deleted") rather than waiting.
+func (d *Dispatcher) Remove(namespace, name string) {}
+
+// Close stops every consumer and waits for deliveries in progress.
+func (d *Dispatcher) Close() {
+	d.mu.Lock()
+	for _, c := range d.consumers {
+		c.cancel()
+	}
+	d.mu.Unlock()
+	d.wg.Wait()
+}
+
+func (d *Dispatcher) logger() *slog.Logger {
+	if d.Logger != nil {
+		return d.Logger
+	}
+	return slog.Default()
+}
+
+// process decides what one delivery becomes: a call, a delay, a retry or a
+// dead letter.
+func (d *Dispatcher) process(dl queue.Delivery) {
+	m := dl.Message()
+	now := time.Now()
+	fn, ok := d.Spec(m.Namespace, m.Function)
+	if !ok {
+		d.dead(dl, m, m.Attempt, 0, "function was deleted before the invocation ran")
+		return
+	}
+	if m.NotBefore.After(now) {
+		dl.Defer(m.NotBefore.Sub(now))
+		return
+	}
+	if age, maxAge := now.Sub(m.Enqueued), time.Duration(fn.Async.MaxEventAge); age > maxAge {
+		d.dead(dl, m, m.Attempt, m.LastStatus, fmt.Sprintf("maximum event age %s exceeded (%s old)", maxAge, age.Round(time.Millisecond)))
+		return
+	}
+	attempt := m.Attempt + 1
+	status, errText := d.invoke(dl, fn, m, attempt)
+	switch {
+	case status == http.StatusTooManyRequests:
+		// At capacity: not an attempt. Come back shortly.
+		dl.Defer(time.Duration(100+rand.IntN(400)) * time.Millisecond)
+		return
+	case status < 500:
+		dl.Ack()
+		return
+	}
+	if attempt > fn.Async.Retries() {
+		d.dead(dl, m, attempt, status, errText)
+		return
+	}
+	next := m
+	next.Attempt, next.LastStatus, next.LastError = attempt, status, errText
+	next.NotBefore = time.Now().Add(Backoff(time.Duration(fn.Async.Backoff), attempt, rand.Float64()))
+	if err := dl.Retry(next); err != nil {
+		d.logger().Warn("could not queue a retry; the attempt will be redelivered", "call", m.CallID, "err", err)
+	}
+}
+
+// invoke runs one attempt through the gateway and returns its status and,
+// for a failure, what went wrong.
+func (d *Dispatcher) invoke(dl queue.Delivery, fn function.Function, m queue.Message, attempt int) (int, string) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { // keep the message ours while the call runs
+		t := time.NewTicker(30 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				dl.InProgress()
+			}
+		}
+	}()
+	target := "/function/" + m.Function + "." + m.Namespace + m.Path
+	if m.Query != "" {
+		target += "?" + m.Query
+	}
+	req, err := http.NewRequestWithContext(ctx, m.Method, target, bytes.NewReader(m.Body))
+	if err != nil {
+		return http.StatusBadRequest, err.Error()
+	}
+	for k, v := range m.Header {
+		req.Header[k] = v
+	}
+	req.Header.Set("X-Call-Id", m.CallID)
+	req.Header.Set("X-Nimbus-Attempt", strconv.Itoa(attempt))
+	rec := &recorder{header: http.Header{}}
+	d.Invoke.ServeHTTP(rec, req)
+	if rec.status == 0 {
+		rec.status = http.StatusOK
+	}
+	if rec.status >= 500 {
+		return rec.status, fmt.Sprintf("attempt %d answered %d: %s", attempt, rec.status, bytes.TrimSpace(rec.body.Bytes()))
+	}
+	return rec.status, ""
+}
+
+// dead stores a dead letter, then settles the message. If the dead letter
+// cannot be stored, the message stays queued and comes back.
+func (d *Dispatcher) dead(dl queue.Delivery, m queue.Message, attempts, status int, reason string) {
+	rec := queue.DeadLetter{CallID: m.CallID, Namespace: m.Namespace, Function: m.Function, Attempts: attempts,
+		LastStatus: status, Error: reason, Enqueued: m.Enqueued, LastTry: time.Now().UTC(), Message: m}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := d.Queue.DeadLetter(ctx, rec); err != nil {
+		d.logger().Warn("could not store a dead letter; the invocation stays queued", "call", m.CallID, "err", err)
+		dl.Defer(time.Second)
+		return
+	}
+	dl.Ack()
+}
+
+// recorder keeps an invocation's status and the start of its body.
+type recorder struct {
+	header http.Header
+	status int
+	body   bytes.Buffer
+}
+
+func (r *recorder) Header() http.Header { return r.header }
+func (r *recorder) WriteHeader(code int) {
+	if r.status == 0 {
+		r.status = code
+	}
+}
+func (r *recorder) Write(p []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	if room := 512 - r.body.Len(); room > 0 {
+		r.body.Write(p[:min(len(p), room)])
+	}
+	return len(p), nil
+}
+func (r *recorder) Flush() {}

@@ -1,0 +1,121 @@
+// Package async runs invocations made through /async-function: the handler
+// answers 202 only after the invocation is durably queued, and the
+// dispatcher delivers queued invocations through the same invoke path as
+// synchronous calls, with retries, backoff, a maximum event age and dead
+// letters.
+package async
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"nimbus/internal/function"
+	"nimbus/internal/gateway"
+	"nimbus/internal/queue"
+)
+
+// Prefix is the path prefix of asynchronous invocations.
+const Prefix = "/async-function/"
+
+// Handler accepts asynchronous invocations.
+type Handler struct {
+	Queue queue.Queue
+	// Spec reports whether a function is served, and its spec.
+	Spec         func(namespace, name string) (function.Function, bool)
+	MaxBodyBytes int64 // default 32 MiB
+	Now          func() time.Time
+}
+
+// hopHeaders are not kept with a queued invocation.
+var hopHeaders = []string{"Connection", "Keep-Alive", "Proxy-Connection", "Te", "Trailer", "Transfer-Encoding", "Upgrade", "Content-Length"}
+
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", "POST")
+		writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", "asynchronous invocations are POST requests")
+		return
+	}
+	name, ns, rest, ok := gateway.ParseRoute(Prefix, r.URL.Path)
+	if ok {
+		_, ok = h.Spec(ns, name)
+	}
+	if !ok {
+		writeError(w, http.StatusNotFound, "function_not_found", fmt.Sprintf("function %q not found in namespace %q", name, ns))
+		return
+	}
+	limit := h.MaxBodyBytes
+	if limit == 0 {
+		limit = 32 << 20
+	}
+	if r.ContentLength > limit {
+		writeError(w, http.StatusRequestEntityTooLarge, "body_too_large", fmt.Sprintf("request body is %d bytes; the limit is %d", r.ContentLength, limit))
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			writeError(w, http.StatusRequestEntityTooLarge, "body_too_large", fmt.Sprintf("request body exceeds the limit of %d bytes", limit))
+			return
+		}
+		writeError(w, http.StatusBadRequest, "invalid_request", "reading the body failed: "+err.Error())
+		return
+	}
+	callID := r.Header.Get("X-Call-Id")
+	if !subjectSafe(callID) {
+		callID = gateway.NewCallID()
+	}
+	hdr := r.Header.Clone()
+	for _, k := range hopHeaders {
+		hdr.Del(k)
+	}
+	hdr.Set("X-Call-Id", callID)
+	now := time.Now
+	if h.Now != nil {
+		now = h.Now
+	}
+	m := queue.Message{CallID: callID, Namespace: ns, Function: name, Method: r.Method, Path: rest,
+		Query: r.URL.RawQuery, Header: hdr, Body: body, Enqueued: now().UTC()}
+	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+	defer cancel()
+	if err := h.Queue.Enqueue(ctx, m); err != nil {
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusServiceUnavailable, "queue_unavailable", "the invocation was not accepted (the queue did not store it); retry")
+		return
+	}
+	w.Header().Set("X-Call-Id", callID)
+	w.WriteHeader(http.StatusAccepted)
+}
+
+// subjectSafe: a call id kept for an async call must be usable as a NATS
+// subject token: letters, digits, '-' and '_', at most 128.
+func subjectSafe(id string) bool {
+	if id == "" || len(id) > 128 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+func writeError(w http.ResponseWriter, status int, code, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	var b struct {
+		Error struct {
+			Code    string `json:"code"`
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	b.Error.Code, b.Error.Message = code, msg
+	json.NewEncoder(w).Encode(b)
+}

@@ -1,0 +1,154 @@
+// Package natsqueue is the JetStream backend of queue.Queue: a work-queue
+// stream of invocations (one durable consumer per function, its
+// MaxAckPending the function's capacity) and a stream of dead letters.
+package natsqueue
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"nimbus/internal/queue"
+)
+
+var _ queue.Queue = (*Queue)(nil)
+
+const (
+	asyncStream = "NIMBUS_ASYNC"
+	asyncSubj   = "nimbus.async"
+	dlqStream   = "NIMBUS_DLQ"
+	dlqSubj     = "nimbus.dlq"
+)
+
+// Options bound the streams.
+type Options struct {
+	MaxQueueBytes int64         // default 1 GiB; beyond it Enqueue fails (never drops)
+	DLQMaxAge     time.Duration // default 14 days
+	AckWait       time.Duration // default 2 minutes; workers extend it while they run
+	Replicas      int
+}
+
+// Queue is a queue.Queue on JetStream.
+type Queue struct {
+	js   jetstream.JetStream
+	work jetstream.Stream
+	dlq  jetstream.Stream
+	opts Options
+}
+
+// Open creates or binds the streams.
+func Open(ctx context.Context, js jetstream.JetStream, o Options) (*Queue, error) {
+	if o.MaxQueueBytes == 0 {
+		o.MaxQueueBytes = 1 << 30
+	}
+	if o.DLQMaxAge == 0 {
+		o.DLQMaxAge = 14 * 24 * time.Hour
+	}
+	if o.AckWait == 0 {
+		o.AckWait = 2 * time.Minute
+	}
+	if o.Replicas == 0 {
+		o.Replicas = 1
+	}
+	work, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name: asyncStream, Subjects: []string{asyncSubj + ".>"}, Retention: jetstream.WorkQueuePolicy,
+		Storage: jetstream.FileStorage, Replicas: o.Replicas, MaxBytes: o.MaxQueueBytes, Discard: jetstream.DiscardNew,
+		Duplicates: 10 * time.Minute,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("async stream: %w", err)
+	}
+	dlq, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name: dlqStream, Subjects: []string{dlqSubj + ".>"}, Storage: jetstream.FileStorage,
+		Replicas: o.Replicas, MaxAge: o.DLQMaxAge, Duplicates: 10 * time.Minute,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("dead-letter stream: %w", err)
+	}
+	return &Queue{js: js, work: work, dlq: dlq, opts: o}, nil
+}
+
+func subject(ns, name string) string { return asyncSubj + "." + ns + "." + name }
+
+// Enqueue publishes and waits for JetStream's acknowledgement, which the
+// server gives only once the message is stored (and synced, when the server
+// syncs every write). The message id makes a repeated publish of the same
+// attempt a no-op.
+func (q *Queue) Enqueue(ctx context.Context, m queue.Message) error {
+	b, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	if _, err := q.js.Publish(ctx, subject(m.Namespace, m.Function), b,
+		jetstream.WithMsgID(m.CallID+"#"+strconv.Itoa(m.Attempt))); err != nil {
+		return fmt.Errorf("%w: %v", queue.ErrUnavailable, err)
+	}
+	return nil
+}
+
+// Consume runs a durable consumer for one function until ctx ends.
+func (q *Queue) Consume(ctx context.Context, ns, name string, maxInFlight int, handle func(queue.Delivery)) error {
+	cons, err := q.js.CreateOrUpdateConsumer(ctx, asyncStream, jetstream.ConsumerConfig{
+		Durable: "async-" + ns + "-" + name, FilterSubject: subject(ns, name),
+		AckPolicy: jetstream.AckExplicitPolicy, AckWait: q.opts.AckWait, MaxDeliver: -1,
+		MaxAckPending: max(1, maxInFlight),
+	})
+	if err != nil {
+		return fmt.Errorf("%w: consumer for %s/%s: %v", queue.ErrUnavailable, ns, name, err)
+	}
+	cc, err := cons.Consume(func(msg jetstream.Msg) {
+		var m queue.Message
+		if err := json.Unmarshal(msg.Data(), &m); err != nil {
+			msg.Term() // not ours to understand; never redeliver garbage
+			return
+		}
+		handle(&delivery{q: q, msg: msg, m: m})
+	}, jetstream.PullMaxMessages(max(1, maxInFlight)))
+	if err != nil {
+		return fmt.Errorf("%w: consume %s/%s: %v", queue.ErrUnavailable, ns, name, err)
+	}
+	<-ctx.Done()
+	cc.Stop()
+	return nil
+}
+
+// RemoveConsumer deletes a function's consumer (when the function is deleted).
+func (q *Queue) RemoveConsumer(ctx context.Context, ns, name string) error {
+	err := q.js.DeleteConsumer(ctx, asyncStream, "async-"+ns+"-"+name)
+	if errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return nil
+	}
+	return err
+}
+
+type delivery struct {
+	q   *Queue
+	msg jetstream.Msg
+	m   queue.Message
+}
+
+func (d *delivery) Message() queue.Message { return d.m }
+
+func (d *delivery) Ack() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return d.msg.DoubleAck(ctx)
+}
+
+func (d *delivery) Retry(next queue.Message) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := d.q.Enqueue(ctx, next); err != nil {
+		d.msg.NakWithDelay(time.Second) // keep this attempt's message; try again
+		return err
+	}
+	return d.msg.DoubleAck(ctx)
+}
+
+func (d *delivery) Defer(delay time.Duration) error { return d.msg.NakWithDelay(delay) }
+func (d *delivery) InProgress() error               { return d.msg.InProgress() }

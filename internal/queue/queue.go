@@ -1,0 +1,85 @@
+// Package queue declares the durable queue of asynchronous invocations and
+// their dead letters. Backends live in sub-packages (natsqueue).
+//
+// Delivery is at least once. A message carries its own attempt count, so a
+// delay that is not an attempt (the function was at capacity) does not use
+// one up. Implementations are safe for concurrent use.
+package queue
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"time"
+)
+
+// ErrUnavailable means the queue could not durably take a message.
+var ErrUnavailable = errors.New("queue unavailable")
+
+// ErrNotFound means no such dead letter.
+var ErrNotFound = errors.New("not found")
+
+// Message is one accepted asynchronous invocation.
+type Message struct {
+	CallID    string      `json:"callId"`
+	Namespace string      `json:"namespace"`
+	Function  string      `json:"function"`
+	Method    string      `json:"method"`
+	Path      string      `json:"path"` // below the function, with a leading slash
+	Query     string      `json:"query,omitempty"`
+	Header    http.Header `json:"header,omitempty"`
+	Body      []byte      `json:"body,omitempty"`
+	Enqueued  time.Time   `json:"enqueued"`
+	// Attempt is how many deliveries have been tried (0 before the first).
+	Attempt int `json:"attempt"`
+	// NotBefore delays the next attempt (a retry's backoff).
+	NotBefore time.Time `json:"notBefore,omitzero"`
+	// LastStatus and LastError describe the previous attempt.
+	LastStatus int    `json:"lastStatus,omitempty"`
+	LastError  string `json:"lastError,omitempty"`
+}
+
+// Delivery is a message handed to a consumer; exactly one of Ack, Retry or
+// Defer must be called.
+type Delivery interface {
+	Message() Message
+	// Ack settles the message: it is done.
+	Ack() error
+	// Retry settles this attempt and queues next (attempt already counted)
+	// durably before acknowledging this one, so nothing is lost in between.
+	Retry(next Message) error
+	// Defer asks for redelivery after delay without using an attempt.
+	Defer(delay time.Duration) error
+	// InProgress extends the time the consumer has before redelivery.
+	InProgress() error
+}
+
+// DeadLetter is an invocation that ran out of attempts or of time.
+type DeadLetter struct {
+	CallID     string    `json:"callId"`
+	Namespace  string    `json:"namespace"`
+	Function   string    `json:"function"`
+	Attempts   int       `json:"attempts"`
+	LastStatus int       `json:"lastStatus,omitempty"`
+	Error      string    `json:"error"`
+	Enqueued   time.Time `json:"enqueued"`
+	LastTry    time.Time `json:"lastAttempt"`
+	Message    Message   `json:"message"`
+}
+
+// Queue is the durable queue.
+type Queue interface {
+	// Enqueue returns nil only once the message is durably stored.
+	Enqueue(ctx context.Context, m Message) error
+	// Consume hands the messages of one function to handle, at most
+	// maxInFlight at a time, until ctx ends.
+	Consume(ctx context.Context, namespace, function string, maxInFlight int, handle func(Delivery)) error
+	// DeadLetter stores a dead letter durably.
+	DeadLetter(ctx context.Context, d DeadLetter) error
+	// DeadLetters lists dead letters, of one function if name is not "".
+	DeadLetters(ctx context.Context, namespace, name string) ([]DeadLetter, error)
+	// GetDeadLetter returns one by call id, or ErrNotFound.
+	GetDeadLetter(ctx context.Context, callID string) (DeadLetter, error)
+	// DeleteDeadLetter removes one by call id, or returns ErrNotFound.
+	DeleteDeadLetter(ctx context.Context, callID string) error
+}
