@@ -24,6 +24,9 @@ type Dispatcher struct {
 	Invoke http.Handler // the gateway: the same path as synchronous calls
 	Spec   func(namespace, name string) (function.Function, bool)
 	Logger *slog.Logger
+	// Heartbeat is how often a running delivery tells the queue it is still
+	// in progress; it must be well under the queue's ack wait. Default 10s.
+	Heartbeat time.Duration
 
 	mu        sync.Mutex
 	consumers map[string]*consumer
@@ -138,7 +141,11 @@ func (d *Dispatcher) invoke(dl queue.Delivery, fn function.Function, m queue.Mes
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() { // keep the message ours while the call runs
-		t := time.NewTicker(30 * time.Second)
+		every := d.Heartbeat
+		if every == 0 {
+			every = 10 * time.Second
+		}
+		t := time.NewTicker(every)
 		defer t.Stop()
 		for {
 			select {

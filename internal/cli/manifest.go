@@ -35,6 +35,8 @@ type manifest struct {
 	ReadOnlyRootFilesystem bool               `yaml:"readOnlyRootFilesystem"`
 	Labels                 map[string]string  `yaml:"labels"`
 	Annotations            map[string]string  `yaml:"annotations"`
+	Secrets                []string           `yaml:"secrets"`
+	Async                  function.Async     `yaml:"async"`
 }
 
 // command is written as a string ("python3 main.py", split on spaces) or a list.
@@ -77,7 +79,7 @@ func readManifest(dir string) (manifest, function.Function, error) {
 		Name: m.Name, Namespace: m.Namespace, Runtime: m.Runtime, Protocol: m.Protocol,
 		Command: m.Command, Env: m.Env, Timeout: m.Timeout, Scale: m.Scale, HealthPath: m.HealthPath,
 		Image: m.Image, Limits: m.Limits, Requests: m.Requests, ReadOnlyRootFilesystem: m.ReadOnlyRootFilesystem,
-		Labels: m.Labels, Annotations: m.Annotations,
+		Labels: m.Labels, Annotations: m.Annotations, Secrets: m.Secrets, Async: m.Async,
 	}.WithDefaults()
 	// The package digest is known only after packing; check the rest now.
 	check := fn

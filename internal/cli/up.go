@@ -45,6 +45,7 @@ func upCmd(g *globals) *cobra.Command {
 	f.Int64Var(&cfg.MaxBodyBytes, "max-body-bytes", 32<<20, "largest invocation body accepted (413 beyond)")
 	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long to let in-flight requests finish on SIGTERM")
 	f.StringVar(&cfg.RunAs, "run-as", "", "user functions run as (default: nobody when run as root)")
+	f.DurationVar(&cfg.AsyncAckWait, "async-ack-wait", 30*time.Second, "how soon an async invocation whose worker vanished (a crash) is delivered again")
 	f.BoolVarP(&verbose, "verbose", "v", false, "log debug lines")
 	return c
 }

@@ -16,6 +16,7 @@ import (
 	"nimbus/internal/apiserver"
 	"nimbus/internal/function"
 	"nimbus/internal/gateway"
+	"nimbus/internal/queue"
 	"nimbus/internal/store"
 )
 
@@ -219,4 +220,43 @@ func (c *Client) Invoke(ctx context.Context, ns, name, method, path string, body
 		return nil, fmt.Errorf("cannot reach nimbus at %s: %w (is 'nimbus up' running? set --url or NIMBUS_URL)", c.URL, err)
 	}
 	return resp, nil
+}
+
+// DeadLetters lists dead letters, of one function if name is not "".
+func (c *Client) DeadLetters(ctx context.Context, ns, name string) ([]queue.DeadLetter, error) {
+	q := url.Values{}
+	if ns != "" {
+		q.Set("namespace", ns)
+	}
+	if name != "" {
+		q.Set("function", name)
+	}
+	var out struct{ DeadLetters []queue.DeadLetter }
+	err := c.getJSON(ctx, "/v1/deadletters", q, &out)
+	return out.DeadLetters, err
+}
+
+// DeadLetter returns one dead letter.
+func (c *Client) DeadLetter(ctx context.Context, callID string) (queue.DeadLetter, error) {
+	var d queue.DeadLetter
+	err := c.getJSON(ctx, "/v1/deadletters/"+url.PathEscape(callID), nil, &d)
+	return d, err
+}
+
+// Redrive queues a dead letter's invocation again.
+func (c *Client) Redrive(ctx context.Context, callID string) error {
+	resp, err := c.do(ctx, "POST", "/v1/deadletters/"+url.PathEscape(callID)+"/redrive", nil, nil, nil)
+	if err != nil {
+		return err
+	}
+	return resp.Body.Close()
+}
+
+// PurgeDeadLetter removes a dead letter.
+func (c *Client) PurgeDeadLetter(ctx context.Context, callID string) error {
+	resp, err := c.do(ctx, "DELETE", "/v1/deadletters/"+url.PathEscape(callID), nil, nil, nil)
+	if err != nil {
+		return err
+	}
+	return resp.Body.Close()
 }

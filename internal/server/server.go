@@ -43,6 +43,7 @@ type Config struct {
 	MaxHeaderBytes  int           // request header limit (431 beyond)
 	ShutdownTimeout time.Duration // bound on draining in-flight requests
 	RunAs           string        // user functions run as (default: nobody when root)
+	AsyncAckWait    time.Duration // redelivery of an async invocation whose worker vanished
 	Version         string
 	Logger          *slog.Logger
 }
@@ -142,13 +143,16 @@ func Run(ctx context.Context, cfg Config, started func(Started)) error {
 		Logger:       log,
 	})
 
-	q, err := natsqueue.Open(ctx, bb.JS, natsqueue.Options{})
+	if cfg.AsyncAckWait == 0 {
+		cfg.AsyncAckWait = 30 * time.Second
+	}
+	q, err := natsqueue.Open(ctx, bb.JS, natsqueue.Options{AckWait: cfg.AsyncAckWait})
 	if err != nil {
 		gw.Close(context.Background())
 		proc.Close(context.Background())
 		return err
 	}
-	disp := &async.Dispatcher{Queue: q, Invoke: gw, Spec: gw.Spec, Logger: log}
+	disp := &async.Dispatcher{Queue: q, Invoke: gw, Spec: gw.Spec, Logger: log, Heartbeat: cfg.AsyncAckWait / 3}
 
 	runCtx, stopRun := context.WithCancel(context.Background())
 	defer stopRun()

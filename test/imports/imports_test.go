@@ -44,7 +44,7 @@ var rules = map[string][]string{
 	"nimbus/internal/async":                    {"nimbus/internal/queue", "nimbus/internal/gateway", "nimbus/internal/function", "nimbus/internal/store"},
 	"nimbus/internal/openfaas":                 {"nimbus/internal/store", "nimbus/internal/gateway", "nimbus/internal/function"},
 	"nimbus/internal/apiserver":                {"nimbus/internal/store", "nimbus/internal/gateway", "nimbus/internal/function", "nimbus/internal/openfaas", "nimbus/internal/queue"},
-	"nimbus/internal/client":                   {"nimbus/internal/apiserver", "nimbus/internal/gateway", "nimbus/internal/store", "nimbus/internal/function"},
+	"nimbus/internal/client":                   {"nimbus/internal/apiserver", "nimbus/internal/gateway", "nimbus/internal/store", "nimbus/internal/function", "nimbus/internal/queue"},
 	"nimbus/internal/cli":                      {"nimbus/internal/client", "nimbus/internal/server", "nimbus/internal/store", "nimbus/internal/function", "nimbus/internal/archive", "nimbus/internal/watchdog", "nimbus/internal/openfaas"},
 	"nimbus/internal/driver/drivertest/testfn": {},
 }

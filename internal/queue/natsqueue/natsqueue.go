@@ -29,7 +29,7 @@ const (
 type Options struct {
 	MaxQueueBytes int64         // default 1 GiB; beyond it Enqueue fails (never drops)
 	DLQMaxAge     time.Duration // default 14 days
-	AckWait       time.Duration // default 2 minutes; workers extend it while they run
+	AckWait       time.Duration // default 30s: an unsettled delivery comes back after it; workers extend it while they run
 	Replicas      int
 }
 
@@ -50,7 +50,7 @@ func Open(ctx context.Context, js jetstream.JetStream, o Options) (*Queue, error
 		o.DLQMaxAge = 14 * 24 * time.Hour
 	}
 	if o.AckWait == 0 {
-		o.AckWait = 2 * time.Minute
+		o.AckWait = 30 * time.Second
 	}
 	if o.Replicas == 0 {
 		o.Replicas = 1

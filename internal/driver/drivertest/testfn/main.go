@@ -8,7 +8,8 @@
 // it prints "started" on stdout and "warming" on stderr. With the argument
 // "fail" it exits at once. /secret?name=N prints $NIMBUS_SECRETS_DIR/N.
 // /flaky?k=N answers 500 to the first N tries of each X-Call-Id, then prints
-// "done ID attempt A"; /fail always answers 500.
+// "done ID attempt A"; /fail always answers 500; /record appends
+// "CALL-ID ATTEMPT" to $RECORD_FILE.
 // stdio: the body "fail" makes it write to stderr and exit 3; "env" prints
 // the environment; anything else is echoed.
 package main
@@ -68,6 +69,15 @@ func main() {
 			return
 		}
 		fmt.Printf("done %s attempt %s\n", r.Header.Get("X-Call-Id"), r.Header.Get("X-Nimbus-Attempt"))
+	})
+	mux.HandleFunc("/record", func(w http.ResponseWriter, r *http.Request) {
+		f, err := os.OpenFile(os.Getenv("RECORD_FILE"), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o666)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		defer f.Close()
+		fmt.Fprintf(f, "%s %s\n", r.Header.Get("X-Call-Id"), r.Header.Get("X-Nimbus-Attempt"))
 	})
 	mux.HandleFunc("/fail", func(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "always failing", http.StatusInternalServerError)

@@ -1,0 +1,128 @@
+package cli
+
+import (
+	"fmt"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+)
+
+func dlqCmd(g *globals) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "dlq",
+		Short: "Inspect and handle dead letters: async invocations out of attempts or past their maximum age",
+	}
+	var output, fn string
+	list := &cobra.Command{
+		Use:   "list [--function NAME]",
+		Short: "List dead letters",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkOutput(output); err != nil {
+				return err
+			}
+			cl, err := g.client()
+			if err != nil {
+				return err
+			}
+			list, err := cl.DeadLetters(cmd.Context(), g.ns(), fn)
+			if err != nil {
+				return err
+			}
+			if output == "json" {
+				return printJSON(g.stdout, list)
+			}
+			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "CALL ID\tFUNCTION\tATTEMPTS\tSTATUS\tLAST ATTEMPT\tERROR")
+			for _, d := range list {
+				fmt.Fprintf(tw, "%s\t%s.%s\t%d\t%d\t%s\t%s\n", d.CallID, d.Function, d.Namespace, d.Attempts, d.LastStatus,
+					d.LastTry.Local().Format(time.RFC3339), firstLine(d.Error, 60))
+			}
+			return tw.Flush()
+		},
+	}
+	list.Flags().StringVar(&fn, "function", "", "only this function's")
+	addOutput(list, &output)
+	var showOutput string
+	show := &cobra.Command{
+		Use:   "show CALL_ID",
+		Short: "Show a dead letter with its payload",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkOutput(showOutput); err != nil {
+				return err
+			}
+			cl, err := g.client()
+			if err != nil {
+				return err
+			}
+			d, err := cl.DeadLetter(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			if showOutput == "json" {
+				return printJSON(g.stdout, d)
+			}
+			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintf(tw, "Call ID:\t%s\nFunction:\t%s.%s\nAttempts:\t%d\nLast status:\t%d\nError:\t%s\nEnqueued:\t%s\nLast attempt:\t%s\nRequest:\t%s %s\nBody:\t%d bytes\n",
+				d.CallID, d.Function, d.Namespace, d.Attempts, d.LastStatus, d.Error,
+				d.Enqueued.Local().Format(time.RFC3339), d.LastTry.Local().Format(time.RFC3339),
+				d.Message.Method, d.Message.Path, len(d.Message.Body))
+			return tw.Flush()
+		},
+	}
+	addOutput(show, &showOutput)
+	redrive := &cobra.Command{
+		Use:   "redrive CALL_ID...",
+		Short: "Queue dead letters' invocations again (fresh attempts) and remove them",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cl, err := g.client()
+			if err != nil {
+				return err
+			}
+			for _, id := range args {
+				if err := cl.Redrive(cmd.Context(), id); err != nil {
+					return fmt.Errorf("%s: %w", id, err)
+				}
+				fmt.Fprintf(g.stdout, "Redriven %s\n", id)
+			}
+			return nil
+		},
+	}
+	purge := &cobra.Command{
+		Use:   "purge CALL_ID...",
+		Short: "Remove dead letters",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cl, err := g.client()
+			if err != nil {
+				return err
+			}
+			for _, id := range args {
+				if err := cl.PurgeDeadLetter(cmd.Context(), id); err != nil {
+					return fmt.Errorf("%s: %w", id, err)
+				}
+				fmt.Fprintf(g.stdout, "Purged %s\n", id)
+			}
+			return nil
+		},
+	}
+	c.AddCommand(list, show, redrive, purge)
+	for _, sub := range c.Commands() {
+		wrapArgs(sub)
+	}
+	return c
+}
+
+func firstLine(s string, n int) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i]
+	}
+	if len(s) > n {
+		s = s[:n-1] + "…"
+	}
+	return s
+}
