@@ -221,3 +221,70 @@ func TestBackoff(t *testing.T) {
 		t.Fatalf("cap: %s", got)
 	}
 }
+
+func TestIdempotencyKey(t *testing.T) {
+	e := newEnv(t)
+	e.deploy(t, "once", nil)
+	post := func(key string) (int, string) {
+		req, _ := http.NewRequest("POST", e.srv.URL+"/async-function/once/flaky?k=0", strings.NewReader("x"))
+		if key != "" {
+			req.Header.Set("Idempotency-Key", key)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode, resp.Header.Get("X-Call-Id")
+	}
+	code, first := post("order-42")
+	var wg sync.WaitGroup
+	ids := make(chan string, 5)
+	for range 5 { // repeats, some concurrent
+		wg.Go(func() {
+			c, id := post("order-42")
+			if c != 202 {
+				t.Errorf("repeat: %d", c)
+			}
+			ids <- id
+		})
+	}
+	wg.Wait()
+	close(ids)
+	for id := range ids {
+		if id != first {
+			t.Fatalf("a repeat got call id %q, want the original %q", id, first)
+		}
+	}
+	_, other := post("order-43")
+	if code != 202 || other == first {
+		t.Fatalf("another key: %q", other)
+	}
+	waitFor(t, "two executions", 20*time.Second, func() bool { return len(e.done()) == 2 })
+	time.Sleep(300 * time.Millisecond)
+	if d := e.done(); len(d[first]) != 1 || len(d) != 2 {
+		t.Fatalf("executions: %v", d)
+	}
+}
+
+// TestIdempotencyTakeOver: a claim left pending by a request that died
+// before queueing is taken over by the repeat, which queues the original
+// call id, so the client's retry is not answered 202 for nothing.
+func TestIdempotencyTakeOver(t *testing.T) {
+	e := newEnv(t)
+	e.deploy(t, "orphan", nil)
+	if _, claimed, _, err := e.q.Claim(context.Background(), "default/orphan/key-1", "ghost-call"); err != nil || !claimed {
+		t.Fatalf("claim: %v %v", claimed, err)
+	}
+	req, _ := http.NewRequest("POST", e.srv.URL+"/async-function/orphan/flaky?k=0", strings.NewReader("x"))
+	req.Header.Set("Idempotency-Key", "key-1")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 202 || resp.Header.Get("X-Call-Id") != "ghost-call" {
+		t.Fatalf("repeat after a dead claimer: %d %q", resp.StatusCode, resp.Header.Get("X-Call-Id"))
+	}
+	waitFor(t, "the original call to run", 20*time.Second, func() bool { return len(e.done()["ghost-call"]) == 1 })
+}

@@ -83,13 +83,81 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		Query: r.URL.RawQuery, Header: hdr, Body: body, Enqueued: now().UTC()}
 	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
 	defer cancel()
+	claim := ""
+	if key := r.Header.Get("Idempotency-Key"); key != "" {
+		if len(key) > 256 {
+			writeError(w, http.StatusBadRequest, "invalid_request", "Idempotency-Key may be at most 256 bytes")
+			return
+		}
+		claim = ns + "/" + name + "/" + key // a key is scoped to its function
+		holder, done, err := h.claim(ctx, claim, callID)
+		if err != nil {
+			w.Header().Set("Retry-After", "1")
+			writeError(w, http.StatusServiceUnavailable, "queue_unavailable", "the idempotency record could not be checked; retry")
+			return
+		}
+		if done { // a repeat of a call already queued: the original stands
+			w.Header().Set("X-Call-Id", holder)
+			w.WriteHeader(http.StatusAccepted)
+			return
+		}
+		// This request queues it — under the original call id if it took
+		// over a claim whose request died before queueing. The queue's
+		// message id (call id, attempt 0) stores it once either way.
+		callID = holder
+		m.CallID = holder
+		m.Header.Set("X-Call-Id", holder)
+	}
 	if err := h.Queue.Enqueue(ctx, m); err != nil {
+		if claim != "" {
+			h.Queue.Release(context.Background(), claim)
+		}
 		w.Header().Set("Retry-After", "1")
 		writeError(w, http.StatusServiceUnavailable, "queue_unavailable", "the invocation was not accepted (the queue did not store it); retry")
 		return
 	}
+	if claim != "" {
+		// Should this fail, the invocation is still stored: a repeat finds
+		// the claim pending, takes it over and publishes the same message id
+		// again, which the queue drops as a duplicate.
+		h.Queue.Queued(ctx, claim)
+	}
 	w.Header().Set("X-Call-Id", callID)
 	w.WriteHeader(http.StatusAccepted)
+}
+
+// pendingGrace is how long a pending claim is left to the request that made
+// it before a repeat takes it over.
+const pendingGrace = 2 * time.Second
+
+// claim settles an idempotency key: done reports that the holder's call is
+// already queued; otherwise the caller must queue holder's call itself.
+func (h *Handler) claim(ctx context.Context, key, callID string) (holder string, done bool, err error) {
+	holder, claimed, queued, err := h.Queue.Claim(ctx, key, callID)
+	if err != nil || claimed {
+		return holder, false, err
+	}
+	for deadline := time.Now().Add(pendingGrace); !queued; {
+		if time.Now().After(deadline) {
+			took, err := h.Queue.TakeOver(ctx, key, time.Now().Add(-pendingGrace))
+			if err != nil {
+				return "", false, err
+			}
+			if took {
+				return holder, false, nil
+			}
+			deadline = time.Now().Add(pendingGrace)
+		}
+		select {
+		case <-ctx.Done():
+			return "", false, ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+		if holder, _, queued, err = h.Queue.Claim(ctx, key, callID); err != nil {
+			return "", false, err
+		}
+	}
+	return holder, true, nil
 }
 
 // subjectSafe: a call id kept for an async call must be usable as a NATS

@@ -82,4 +82,18 @@ type Queue interface {
 	GetDeadLetter(ctx context.Context, callID string) (DeadLetter, error)
 	// DeleteDeadLetter removes one by call id, or returns ErrNotFound.
 	DeleteDeadLetter(ctx context.Context, callID string) error
+	// Claim records, for the queue's idempotency window, that key (an
+	// Idempotency-Key, scoped by the caller) belongs to callID, as pending.
+	// If the key is held it returns the holder's call id, claimed false, and
+	// whether the holder's invocation is known to be queued.
+	Claim(ctx context.Context, key, callID string) (holder string, claimed, queued bool, err error)
+	// Queued marks a claim's invocation as durably queued.
+	Queued(ctx context.Context, key string) error
+	// TakeOver claims a key still pending since before stale for its
+	// holder's call id, so that the caller queues it (a request that
+	// claimed it may have died before queueing). It reports false if another
+	// caller changed the claim first.
+	TakeOver(ctx context.Context, key string, stale time.Time) (bool, error)
+	// Release drops a claim whose invocation was never queued.
+	Release(ctx context.Context, key string) error
 }

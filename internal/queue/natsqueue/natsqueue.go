@@ -5,6 +5,8 @@ package natsqueue
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -27,10 +29,11 @@ const (
 
 // Options bound the streams.
 type Options struct {
-	MaxQueueBytes int64         // default 1 GiB; beyond it Enqueue fails (never drops)
-	DLQMaxAge     time.Duration // default 14 days
-	AckWait       time.Duration // default 30s: an unsettled delivery comes back after it; workers extend it while they run
-	Replicas      int
+	MaxQueueBytes     int64         // default 1 GiB; beyond it Enqueue fails (never drops)
+	DLQMaxAge         time.Duration // default 14 days
+	AckWait           time.Duration // default 30s: an unsettled delivery comes back after it; workers extend it while they run
+	IdempotencyWindow time.Duration // default 24h
+	Replicas          int
 }
 
 // Queue is a queue.Queue on JetStream.
@@ -38,6 +41,7 @@ type Queue struct {
 	js   jetstream.JetStream
 	work jetstream.Stream
 	dlq  jetstream.Stream
+	keys jetstream.KeyValue // idempotency keys, expiring after the window
 	opts Options
 }
 
@@ -55,6 +59,9 @@ func Open(ctx context.Context, js jetstream.JetStream, o Options) (*Queue, error
 	if o.Replicas == 0 {
 		o.Replicas = 1
 	}
+	if o.IdempotencyWindow == 0 {
+		o.IdempotencyWindow = 24 * time.Hour
+	}
 	work, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name: asyncStream, Subjects: []string{asyncSubj + ".>"}, Retention: jetstream.WorkQueuePolicy,
 		Storage: jetstream.FileStorage, Replicas: o.Replicas, MaxBytes: o.MaxQueueBytes, Discard: jetstream.DiscardNew,
@@ -70,7 +77,14 @@ func Open(ctx context.Context, js jetstream.JetStream, o Options) (*Queue, error
 	if err != nil {
 		return nil, fmt.Errorf("dead-letter stream: %w", err)
 	}
-	return &Queue{js: js, work: work, dlq: dlq, opts: o}, nil
+	keys, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket: "nimbus_idempotency", Description: "Idempotency-Key → call id, for the idempotency window",
+		TTL: o.IdempotencyWindow, Storage: jetstream.FileStorage, Replicas: o.Replicas,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("idempotency bucket: %w", err)
+	}
+	return &Queue{js: js, work: work, dlq: dlq, keys: keys, opts: o}, nil
 }
 
 func subject(ns, name string) string { return asyncSubj + "." + ns + "." + name }
@@ -152,3 +166,80 @@ func (d *delivery) Retry(next queue.Message) error {
 
 func (d *delivery) Defer(delay time.Duration) error { return d.msg.NakWithDelay(delay) }
 func (d *delivery) InProgress() error               { return d.msg.InProgress() }
+
+// claim is the value of an idempotency key.
+type claim struct {
+	CallID string    `json:"callId"`
+	Queued bool      `json:"queued"`
+	Since  time.Time `json:"since"`
+}
+
+// Claim creates the key only if it is free (compare-and-set on the bucket).
+func (q *Queue) Claim(ctx context.Context, key, callID string) (string, bool, bool, error) {
+	k := keyName(key)
+	b, _ := json.Marshal(claim{CallID: callID, Since: time.Now()})
+	if _, err := q.keys.Create(ctx, k, b); err == nil {
+		return callID, true, false, nil
+	} else if !errors.Is(err, jetstream.ErrKeyExists) {
+		return "", false, false, fmt.Errorf("%w: %v", queue.ErrUnavailable, err)
+	}
+	c, _, err := q.readClaim(ctx, k)
+	if err != nil {
+		return "", false, false, err
+	}
+	return c.CallID, false, c.Queued, nil
+}
+
+func (q *Queue) readClaim(ctx context.Context, k string) (claim, uint64, error) {
+	e, err := q.keys.Get(ctx, k)
+	if err != nil {
+		return claim{}, 0, fmt.Errorf("%w: %v", queue.ErrUnavailable, err)
+	}
+	var c claim
+	if err := json.Unmarshal(e.Value(), &c); err != nil {
+		return claim{}, 0, err
+	}
+	return c, e.Revision(), nil
+}
+
+// Queued marks the claim's invocation as stored.
+func (q *Queue) Queued(ctx context.Context, key string) error {
+	k := keyName(key)
+	c, rev, err := q.readClaim(ctx, k)
+	if err != nil {
+		return err
+	}
+	c.Queued = true
+	b, _ := json.Marshal(c)
+	_, err = q.keys.Update(ctx, k, b, rev)
+	return err
+}
+
+// TakeOver renews a stale pending claim by compare-and-set.
+func (q *Queue) TakeOver(ctx context.Context, key string, stale time.Time) (bool, error) {
+	k := keyName(key)
+	c, rev, err := q.readClaim(ctx, k)
+	if err != nil {
+		return false, err
+	}
+	if c.Queued || c.Since.After(stale) {
+		return false, nil
+	}
+	c.Since = time.Now()
+	b, _ := json.Marshal(c)
+	if _, err := q.keys.Update(ctx, k, b, rev); err != nil {
+		return false, nil // another caller took it over first
+	}
+	return true, nil
+}
+
+// Release deletes a claim.
+func (q *Queue) Release(ctx context.Context, key string) error {
+	return q.keys.Purge(ctx, keyName(key))
+}
+
+// keyName makes any key a valid KV key: its sha256 in hex.
+func keyName(key string) string {
+	sum := sha256.Sum256([]byte(key))
+	return hex.EncodeToString(sum[:])
+}
