@@ -29,6 +29,8 @@ import (
 	"nimbus/internal/function"
 )
 
+var asyncCalls int
+
 type setup struct {
 	Name string
 	URL  string
@@ -66,6 +68,7 @@ type report struct {
 	Rows       []row              `json:"throughput"`
 	Cold       map[string]latency `json:"cold_start"`
 	Stdio      map[string]latency `json:"stdio"`
+	Async      *asyncResult       `json:"async,omitempty"`
 	Targets    []target           `json:"targets"`
 }
 
@@ -82,6 +85,7 @@ func main() {
 	warm := flag.Duration("warmup", time.Second, "unmeasured time before each throughput run")
 	coldRuns := flag.Int("cold-runs", 20, "cold starts to time")
 	stdioRuns := flag.Int("stdio-runs", 300, "stdio calls to time")
+	flag.IntVar(&asyncCalls, "async-calls", 10000, "asynchronous invocations to send at c=32")
 	out := flag.String("out", "bench/results.json", "where to write the JSON report")
 	flag.Parse()
 	if *rounds < 1 {
@@ -243,6 +247,13 @@ func run(rounds int, dur, warm time.Duration, coldRuns, stdioRuns int, out strin
 	rep.Stdio["nimbus"] = summarize(ns)
 	rep.Stdio["bare fork+exec"] = summarize(bs)
 
+	fmt.Fprintln(os.Stderr, "async…")
+	ar, err := benchAsync(nb, fnBin, 32, asyncCalls)
+	if err != nil {
+		return err
+	}
+	rep.Async = &ar
+
 	rep.Targets = targets(rep)
 	printReport(rep)
 	b, _ := json.MarshalIndent(rep, "", "  ")
@@ -368,6 +379,10 @@ func targets(r report) []target {
 		{"cold start p50 (bare: " + ms(coldB.P50) + ")", ms(coldN.P50), "≤ 15 ms", coldN.P50 <= 15*time.Millisecond},
 		{"stdio p50 (bare fork+exec: " + ms(stB.P50) + ")", ms(stN.P50), "≤ bare + 0.5 ms", stN.P50 <= stB.P50+500*time.Microsecond},
 	}
+	if a := r.Async; a != nil {
+		out = append(out, target{"async accepted-and-executed/s at c=32", fmt.Sprintf("%.0f/s, %d lost", a.ExecutePerSec, a.Lost),
+			"≥ 2,000/s, 0 lost", a.ExecutePerSec >= 2000 && a.Lost == 0})
+	}
 	if dc, ok := r.Cold["nimbus, container"]; ok {
 		out = append(out, target{"container cold start p50", ms(dc.P50), "≤ 700 ms", dc.P50 <= 700*time.Millisecond})
 		d32, dd := get("nimbus→container", 32), get("container", 32)
@@ -403,6 +418,10 @@ func printReport(r report) {
 			}
 			fmt.Printf("%-34s %10.2f %10.2f %5d\n", group.title+": "+k, float64(l.P50)/1e6, float64(l.P99)/1e6, l.N)
 		}
+	}
+	if a := r.Async; a != nil {
+		fmt.Printf("\nasync at c=32 (durable, synced writes): %d accepted (%.0f/s), %d executed, %.0f accepted-and-executed/s, %d dead letters, %d lost\n",
+			a.Accepted, a.AcceptPerSec, a.Executed, a.ExecutePerSec, a.DeadLetters, a.Lost)
 	}
 	fmt.Printf("\n%-46s %12s %16s %s\n", "target", "measured", "goal", "")
 	for _, t := range r.Targets {
