@@ -56,7 +56,9 @@ func TestExternalURL(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(bb.Close)
-		// One server for all subtests: give each its own state by purging.
+		// One server for all subtests: give each its own state by purging
+		// the streams' messages. (Deleting and at once recreating a stream
+		// races the server's removal of its files.)
 		purge(t, bb)
 		s, err := natsstore.Open(ctx, bb.Conn, bb.JS, natsstore.Options{})
 		if err != nil {
@@ -69,7 +71,13 @@ func TestExternalURL(t *testing.T) {
 func purge(t *testing.T, bb *backbone.Backbone) {
 	ctx := context.Background()
 	for _, name := range []string{"KV_nimbus_functions", "OBJ_nimbus_packages", "NIMBUS_LOGS", "KV_nimbus_secrets"} {
-		_ = bb.JS.DeleteStream(ctx, name)
+		st, err := bb.JS.Stream(ctx, name)
+		if err != nil {
+			continue // not created yet
+		}
+		if err := st.Purge(ctx); err != nil {
+			t.Fatalf("purge %s: %v", name, err)
+		}
 	}
 }
 
