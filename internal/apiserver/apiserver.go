@@ -53,6 +53,8 @@ type Options struct {
 	// /async-function/ invocations. Both optional.
 	Queue queue.Queue
 	Async http.Handler
+	// Calls answers /v1/calls. Optional.
+	Calls CallIndex
 	// Version is reported by /v1/info.
 	Version string
 	Logger  *slog.Logger
@@ -137,6 +139,15 @@ func New(o Options) *Server {
 			{"GET", "/v1/deadletters/{id}", true, s.getDeadLetter},
 			{"POST", "/v1/deadletters/{id}/redrive", true, s.redriveDeadLetter},
 			{"DELETE", "/v1/deadletters/{id}", true, s.purgeDeadLetter},
+		} {
+			s.routes = append(s.routes, r)
+			s.mux.Handle(r.Method+" "+r.Pattern, s.auth(r.handler))
+		}
+	}
+	if o.Calls != nil {
+		for _, r := range []Route{
+			{"GET", "/v1/calls", true, s.listCalls},
+			{"GET", "/v1/calls/{id}", true, s.getCall},
 		} {
 			s.routes = append(s.routes, r)
 			s.mux.Handle(r.Method+" "+r.Pattern, s.auth(r.handler))

@@ -19,6 +19,8 @@ import (
 	"nimbus/internal/apiserver"
 	"nimbus/internal/async"
 	"nimbus/internal/backbone"
+	"nimbus/internal/calls"
+	"nimbus/internal/calls/natscalls"
 	"nimbus/internal/controller"
 	"nimbus/internal/driver"
 	"nimbus/internal/driver/drivertest"
@@ -54,9 +56,16 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	callStream, err := natscalls.Open(ctx, bb.JS, natscalls.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	recorder := calls.NewRecorder(callStream, calls.RecorderOptions{FlushEvery: 20 * time.Millisecond})
+	index := calls.NewIndex(1000, time.Hour)
+	go callStream.Follow(ctx, func(b []calls.Record) { index.Add(b, time.Now()) })
 	reg := prometheus.NewRegistry()
 	gw := gateway.New(gateway.Options{Drivers: map[string]driver.Driver{"process": drv}, OpenPackage: st.OpenPackage, SecretValue: st.SecretValue,
-		Log: func(l store.LogLine) { st.AppendLog(context.Background(), l) }, Metrics: gateway.NewMetrics(reg)})
+		Log: func(l store.LogLine) { st.AppendLog(context.Background(), l) }, Metrics: gateway.NewMetrics(reg), OnCall: recorder.Record})
 	synced := make(chan struct{})
 	ctl := &controller.Controller{Store: st, Target: gw}
 	done := make(chan struct{})
@@ -68,10 +77,11 @@ func newEnv(t *testing.T) *env {
 	}
 	api := apiserver.New(apiserver.Options{Store: st, Invoker: gw, Token: token, Runtimes: map[string]bool{"process": true},
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), Ready: st.Ping, Version: "test",
-		Queue: q, Async: &async.Handler{Queue: q, Spec: gw.Spec}})
+		Queue: q, Async: &async.Handler{Queue: q, Spec: gw.Spec, Record: recorder.Record}, Calls: index})
 	srv := httptest.NewServer(api)
 	t.Cleanup(func() {
 		srv.Close()
+		recorder.Close(context.Background())
 		cancel()
 		<-done
 		gw.Close(context.Background())

@@ -35,6 +35,7 @@ var (
 	errSecretNotFound     = &apiError{http.StatusNotFound, "secret_not_found"}
 	errDeadLetterNotFound = &apiError{http.StatusNotFound, "dead_letter_not_found"}
 	errMissingSecret      = &apiError{http.StatusBadRequest, "secret_not_found"}
+	errCallNotFound       = &apiError{http.StatusNotFound, "call_not_found"}
 )
 
 // errorBody is the JSON shape of every error.

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"sync"
 	"testing"
@@ -15,11 +16,13 @@ import (
 
 	"nimbus/internal/async"
 	"nimbus/internal/backbone"
+	"nimbus/internal/calls"
 	"nimbus/internal/driver"
 	"nimbus/internal/driver/drivertest"
 	"nimbus/internal/driver/process"
 	"nimbus/internal/function"
 	"nimbus/internal/gateway"
+	"nimbus/internal/outbound"
 	"nimbus/internal/queue"
 	"nimbus/internal/queue/natsqueue"
 	"nimbus/internal/store"
@@ -32,9 +35,24 @@ type env struct {
 	gw   *gateway.Gateway
 	disp *async.Dispatcher
 	srv  *httptest.Server
-	mu   sync.Mutex
-	logs []store.LogLine
-	rev  uint64
+	mu      sync.Mutex
+	logs    []store.LogLine
+	records []calls.Record
+	rev     uint64
+}
+
+func (e *env) record(r calls.Record) { e.mu.Lock(); e.records = append(e.records, r); e.mu.Unlock() }
+
+// lastRecord is the latest call record of id.
+func (e *env) lastRecord(id string) (calls.Record, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for i := len(e.records) - 1; i >= 0; i-- {
+		if e.records[i].CallID == id {
+			return e.records[i], true
+		}
+	}
+	return calls.Record{}, false
 }
 
 func newEnv(t *testing.T) *env {
@@ -57,8 +75,11 @@ func newEnv(t *testing.T) *env {
 	e.gw = gateway.New(gateway.Options{Drivers: map[string]driver.Driver{"process": drv}, OpenPackage: open,
 		Metrics: gateway.NewMetrics(prometheus.NewRegistry()),
 		Log:     func(l store.LogLine) { e.mu.Lock(); e.logs = append(e.logs, l); e.mu.Unlock() }})
-	e.disp = &async.Dispatcher{Queue: q, Invoke: e.gw, Spec: e.gw.Spec}
-	e.srv = httptest.NewServer(&async.Handler{Queue: q, Spec: e.gw.Spec, MaxBodyBytes: 1 << 20})
+	// Tests call back to loopback: allow it, as --allow-outbound does.
+	guard := outbound.NewGuard([]netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")})
+	e.disp = &async.Dispatcher{Queue: q, Invoke: e.gw, Spec: e.gw.Spec, Record: e.record, Callbacks: guard.Client(5 * time.Second)}
+	e.srv = httptest.NewServer(&async.Handler{Queue: q, Spec: e.gw.Spec, MaxBodyBytes: 1 << 20,
+		CheckCallback: guard.CheckURL, Record: e.record})
 	t.Cleanup(func() {
 		e.srv.Close()
 		e.disp.Close()

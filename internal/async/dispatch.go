@@ -11,7 +11,9 @@ import (
 	"sync"
 	"time"
 
+	"nimbus/internal/calls"
 	"nimbus/internal/function"
+	"nimbus/internal/gateway"
 	"nimbus/internal/queue"
 	"nimbus/internal/store"
 )
@@ -23,7 +25,12 @@ type Dispatcher struct {
 	Queue  queue.Queue
 	Invoke http.Handler // the gateway: the same path as synchronous calls
 	Spec   func(namespace, name string) (function.Function, bool)
-	Logger *slog.Logger
+	// Record, if set, is given the call record after every attempt.
+	Record func(calls.Record)
+	// Callbacks, if set, is the client for X-Callback-Url deliveries (an
+	// outbound-guarded one); without it callbacks are not made.
+	Callbacks *http.Client
+	Logger    *slog.Logger
 	// Heartbeat is how often a running delivery tells the queue it is still
 	// in progress; it must be well under the queue's ack wait. Default 10s.
 	Heartbeat time.Duration
@@ -101,7 +108,7 @@ func (d *Dispatcher) process(dl queue.Delivery) {
 	now := time.Now()
 	fn, ok := d.Spec(m.Namespace, m.Function)
 	if !ok {
-		d.dead(dl, m, m.Attempt, 0, "function was deleted before the invocation ran")
+		d.dead(dl, m, result{status: m.LastStatus}, m.Attempt, "function was deleted before the invocation ran")
 		return
 	}
 	if m.NotBefore.After(now) {
@@ -109,36 +116,62 @@ func (d *Dispatcher) process(dl queue.Delivery) {
 		return
 	}
 	if age, maxAge := now.Sub(m.Enqueued), time.Duration(fn.Async.MaxEventAge); age > maxAge {
-		d.dead(dl, m, m.Attempt, m.LastStatus, fmt.Sprintf("maximum event age %s exceeded (%s old)", maxAge, age.Round(time.Millisecond)))
+		d.dead(dl, m, result{status: m.LastStatus}, m.Attempt, fmt.Sprintf("maximum event age %s exceeded (%s old)", maxAge, age.Round(time.Millisecond)))
 		return
 	}
 	attempt := m.Attempt + 1
-	status, errText := d.invoke(dl, fn, m, attempt)
+	res := d.invoke(dl, fn, m, attempt)
 	switch {
-	case status == http.StatusTooManyRequests:
+	case res.status == http.StatusTooManyRequests:
 		// At capacity: not an attempt. Come back shortly.
 		dl.Defer(time.Duration(100+rand.IntN(400)) * time.Millisecond)
 		return
-	case status < 500:
+	case res.status < 500:
+		rec := d.record(m, attempt, calls.Done, res, "")
+		rec.Callback = d.callback(m, res, false)
+		d.emit(rec)
 		dl.Ack()
 		return
 	}
 	if attempt > fn.Async.Retries() {
-		d.dead(dl, m, attempt, status, errText)
+		d.dead(dl, m, res, attempt, res.errText)
 		return
 	}
 	next := m
-	next.Attempt, next.LastStatus, next.LastError = attempt, status, errText
+	next.Attempt, next.LastStatus, next.LastError = attempt, res.status, res.errText
 	next.NotBefore = time.Now().Add(Backoff(time.Duration(fn.Async.Backoff), attempt, rand.Float64()))
 	if err := dl.Retry(next); err != nil {
 		d.logger().Warn("could not queue a retry; the attempt will be redelivered", "call", m.CallID, "err", err)
+		return
+	}
+	d.emit(d.record(m, attempt, calls.Retrying, res, res.errText))
+}
+
+// record is the call record of an attempt (or of a call that ended without one).
+func (d *Dispatcher) record(m queue.Message, attempts int, state string, res result, errText string) calls.Record {
+	return calls.Record{CallID: m.CallID, Namespace: m.Namespace, Function: m.Function, Mode: calls.Async, State: state,
+		Status: res.status, Start: m.Enqueued, Duration: res.took.Seconds(), Attempts: attempts, Error: errText}
+}
+
+func (d *Dispatcher) emit(rec calls.Record) {
+	if d.Record != nil {
+		d.Record(rec)
 	}
 }
 
-// invoke runs one attempt through the gateway and returns its status and,
-// for a failure, what went wrong.
-func (d *Dispatcher) invoke(dl queue.Delivery, fn function.Function, m queue.Message, attempt int) (int, string) {
-	ctx, cancel := context.WithCancel(context.Background())
+// result is how one attempt ended.
+type result struct {
+	status  int
+	errText string
+	took    time.Duration
+	header  http.Header
+	body    []byte
+	cut     bool // body longer than kept
+}
+
+// invoke runs one attempt through the gateway.
+func (d *Dispatcher) invoke(dl queue.Delivery, fn function.Function, m queue.Message, attempt int) result {
+	ctx, cancel := context.WithCancel(gateway.Unrecorded(context.Background()))
 	defer cancel()
 	go func() { // keep the message ours while the call runs
 		every := d.Heartbeat
@@ -162,29 +195,36 @@ func (d *Dispatcher) invoke(dl queue.Delivery, fn function.Function, m queue.Mes
 	}
 	req, err := http.NewRequestWithContext(ctx, m.Method, target, bytes.NewReader(m.Body))
 	if err != nil {
-		return http.StatusBadRequest, err.Error()
+		return result{status: http.StatusBadRequest, errText: err.Error()}
 	}
 	for k, v := range m.Header {
 		req.Header[k] = v
 	}
+	req.Header.Del(CallbackHeader) // for nimbus, not for the function
 	req.Header.Set("X-Call-Id", m.CallID)
 	req.Header.Set("X-Nimbus-Attempt", strconv.Itoa(attempt))
-	rec := &recorder{header: http.Header{}}
+	keep := 512
+	if m.Header.Get(CallbackHeader) != "" && d.Callbacks != nil {
+		keep = maxCallbackBody
+	}
+	rec := &recorder{header: http.Header{}, keep: keep}
+	began := time.Now()
 	d.Invoke.ServeHTTP(rec, req)
-	if rec.status == 0 {
-		rec.status = http.StatusOK
+	res := result{status: rec.status, took: time.Since(began), header: rec.header, body: rec.body.Bytes(), cut: rec.cut}
+	if res.status == 0 {
+		res.status = http.StatusOK
 	}
-	if rec.status >= 500 {
-		return rec.status, fmt.Sprintf("attempt %d answered %d: %s", attempt, rec.status, bytes.TrimSpace(rec.body.Bytes()))
+	if res.status >= 500 {
+		res.errText = fmt.Sprintf("attempt %d answered %d: %s", attempt, res.status, bytes.TrimSpace(res.body[:min(len(res.body), 512)]))
 	}
-	return rec.status, ""
+	return res
 }
 
 // dead stores a dead letter, then settles the message. If the dead letter
 // cannot be stored, the message stays queued and comes back.
-func (d *Dispatcher) dead(dl queue.Delivery, m queue.Message, attempts, status int, reason string) {
+func (d *Dispatcher) dead(dl queue.Delivery, m queue.Message, res result, attempts int, reason string) {
 	rec := queue.DeadLetter{CallID: m.CallID, Namespace: m.Namespace, Function: m.Function, Attempts: attempts,
-		LastStatus: status, Error: reason, Enqueued: m.Enqueued, LastTry: time.Now().UTC(), Message: m}
+		LastStatus: res.status, Error: reason, Enqueued: m.Enqueued, LastTry: time.Now().UTC(), Message: m}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := d.Queue.DeadLetter(ctx, rec); err != nil {
@@ -192,14 +232,20 @@ func (d *Dispatcher) dead(dl queue.Delivery, m queue.Message, attempts, status i
 		dl.Defer(time.Second)
 		return
 	}
+	cr := d.record(m, attempts, calls.DeadLettered, res, reason)
+	cr.Callback = d.callback(m, res, true)
+	d.emit(cr)
 	dl.Ack()
 }
 
-// recorder keeps an invocation's status and the start of its body.
+// recorder keeps an invocation's status, headers and up to keep bytes of
+// its body.
 type recorder struct {
 	header http.Header
 	status int
 	body   bytes.Buffer
+	keep   int
+	cut    bool
 }
 
 func (r *recorder) Header() http.Header { return r.header }
@@ -212,7 +258,11 @@ func (r *recorder) Write(p []byte) (int, error) {
 	if r.status == 0 {
 		r.status = http.StatusOK
 	}
-	if room := 512 - r.body.Len(); room > 0 {
+	room := r.keep - r.body.Len()
+	if room < len(p) {
+		r.cut = true
+	}
+	if room > 0 {
 		r.body.Write(p[:min(len(p), room)])
 	}
 	return len(p), nil

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"time"
 
+	"nimbus/internal/calls"
 	"nimbus/internal/function"
 	"nimbus/internal/gateway"
 	"nimbus/internal/queue"
@@ -28,7 +29,12 @@ type Handler struct {
 	// Spec reports whether a function is served, and its spec.
 	Spec         func(namespace, name string) (function.Function, bool)
 	MaxBodyBytes int64 // default 32 MiB
-	Now          func() time.Time
+	// CheckCallback vets an X-Callback-Url (the outbound guard); a refused
+	// URL is a 400. Without it, X-Callback-Url is refused outright.
+	CheckCallback func(ctx context.Context, url string) error
+	// Record, if set, is given the record of every accepted call.
+	Record func(calls.Record)
+	Now    func() time.Time
 }
 
 // hopHeaders are not kept with a queued invocation.
@@ -65,6 +71,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		writeError(w, http.StatusBadRequest, "invalid_request", "reading the body failed: "+err.Error())
 		return
+	}
+	if cb := r.Header.Get(CallbackHeader); cb != "" {
+		if h.CheckCallback == nil {
+			writeError(w, http.StatusBadRequest, "invalid_callback", "callbacks are not enabled on this server")
+			return
+		}
+		if err := h.CheckCallback(r.Context(), cb); err != nil {
+			writeError(w, http.StatusBadRequest, "invalid_callback", "X-Callback-Url refused: "+err.Error())
+			return
+		}
 	}
 	callID := r.Header.Get("X-Call-Id")
 	if !subjectSafe(callID) {
@@ -121,6 +137,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// the claim pending, takes it over and publishes the same message id
 		// again, which the queue drops as a duplicate.
 		h.Queue.Queued(ctx, claim)
+	}
+	if h.Record != nil {
+		h.Record(calls.Record{CallID: callID, Namespace: ns, Function: name, Mode: calls.Async, State: calls.Queued,
+			Start: m.Enqueued, Updated: m.Enqueued})
 	}
 	w.Header().Set("X-Call-Id", callID)
 	w.WriteHeader(http.StatusAccepted)

@@ -7,12 +7,14 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"nimbus/internal/outbound"
 	"nimbus/internal/server"
 )
 
 func upCmd(g *globals) *cobra.Command {
 	var cfg server.Config
 	var verbose bool
+	var allow []string
 	c := &cobra.Command{
 		Use:   "up",
 		Short: "Run the whole platform on this machine (gateway, controller, embedded NATS)",
@@ -25,6 +27,11 @@ func upCmd(g *globals) *cobra.Command {
 			cfg.Logger = slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: level}))
 			cfg.DataDir = g.dataDir
 			cfg.Version = Version
+			prefixes, err := outbound.ParseAllow(allow)
+			if err != nil {
+				return usageError{err}
+			}
+			cfg.AllowOutbound = prefixes
 			return server.Run(cmd.Context(), cfg, func(s server.Started) {
 				fmt.Fprintf(g.stdout, "nimbus %s is up at %s\n", Version, s.URL)
 				fmt.Fprintf(g.stdout, "  data dir:    %s\n", g.dataDir)
@@ -46,6 +53,8 @@ func upCmd(g *globals) *cobra.Command {
 	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long to let in-flight requests finish on SIGTERM")
 	f.StringVar(&cfg.RunAs, "run-as", "", "user functions run as (default: nobody when run as root)")
 	f.DurationVar(&cfg.AsyncAckWait, "async-ack-wait", 30*time.Second, "how soon an async invocation whose worker vanished (a crash) is delivered again")
+	f.StringArrayVar(&allow, "allow-outbound", nil, "let callbacks and outside event endpoints reach this CIDR or address, though private, loopback or link-local (repeatable)")
+	f.DurationVar(&cfg.CallRetention, "call-retention", 24*time.Hour, "how long call records are kept")
 	f.BoolVarP(&verbose, "verbose", "v", false, "log debug lines")
 	return c
 }

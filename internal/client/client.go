@@ -10,10 +10,12 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
 	"nimbus/internal/apiserver"
+	"nimbus/internal/calls"
 	"nimbus/internal/function"
 	"nimbus/internal/gateway"
 	"nimbus/internal/queue"
@@ -259,4 +261,29 @@ func (c *Client) PurgeDeadLetter(ctx context.Context, callID string) error {
 		return err
 	}
 	return resp.Body.Close()
+}
+
+// Calls lists call records, most recent first: of one function if name is
+// not "", in one namespace if ns is not "".
+func (c *Client) Calls(ctx context.Context, ns, name string, limit int) ([]calls.Record, error) {
+	q := url.Values{}
+	if ns != "" {
+		q.Set("namespace", ns)
+	}
+	if name != "" {
+		q.Set("function", name)
+	}
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	var out struct{ Calls []calls.Record }
+	err := c.getJSON(ctx, "/v1/calls", q, &out)
+	return out.Calls, err
+}
+
+// Call returns one call record.
+func (c *Client) Call(ctx context.Context, callID string) (calls.Record, error) {
+	var rec calls.Record
+	err := c.getJSON(ctx, "/v1/calls/"+url.PathEscape(callID), nil, &rec)
+	return rec, err
 }

@@ -26,6 +26,7 @@ import (
 	"sync"
 	"time"
 
+	"nimbus/internal/calls"
 	"nimbus/internal/driver"
 	"nimbus/internal/function"
 	"nimbus/internal/store"
@@ -53,7 +54,18 @@ type Options struct {
 	StopGrace time.Duration
 	// IdleCheck is how often idle instances are looked for. Default 100ms.
 	IdleCheck time.Duration
-	Logger    *slog.Logger
+	// OnCall, if set, is given the record of every invocation when it ends,
+	// except those made with a context from Unrecorded. It must not block.
+	OnCall func(calls.Record)
+	Logger *slog.Logger
+}
+
+type unrecordedKey struct{}
+
+// Unrecorded marks an invocation's context so that OnCall is not told of
+// it: its caller (the async dispatcher) keeps its own record.
+func Unrecorded(ctx context.Context) context.Context {
+	return context.WithValue(ctx, unrecordedKey{}, true)
 }
 
 // Gateway routes invocations to function instances.
@@ -265,8 +277,17 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	fn := p.spec.Load()
 	p.m.started.Inc()
+	done := func(status int, errText string) {
+		took := time.Since(began)
+		p.record(status, took)
+		if g.opts.OnCall != nil && r.Context().Value(unrecordedKey{}) == nil {
+			g.opts.OnCall(calls.Record{CallID: callID, Namespace: fn.Namespace, Function: fn.Name, Mode: calls.Sync,
+				State: calls.Done, Status: status, Start: began.UTC(), Duration: took.Seconds(), Attempts: 1, Error: errText})
+		}
+	}
 	if r.ContentLength > g.opts.MaxBodyBytes {
-		p.record(writeError(w, ErrTooLarge, fmt.Sprintf("request body is %d bytes; the limit is %d", r.ContentLength, g.opts.MaxBodyBytes)), time.Since(began))
+		msg := fmt.Sprintf("request body is %d bytes; the limit is %d", r.ContentLength, g.opts.MaxBodyBytes)
+		done(writeError(w, ErrTooLarge, msg), msg)
 		return
 	}
 	sw := &statusWriter{ResponseWriter: w, timeout: time.Duration(fn.Timeout)}
@@ -284,7 +305,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case ErrNoInstance:
 			if r.Context().Err() != nil {
 				sw.status = 499
-				p.record(sw.status, time.Since(began))
+				done(sw.status, "the caller went away before an instance was ready")
 				return
 			}
 			msg = fmt.Sprintf("no instance of %s became ready within its timeout of %s", fn.Key(), sw.timeout)
@@ -294,7 +315,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			msg = fmt.Sprintf("function %s is at capacity (scale.max %d × maxConcurrency %d) and %d requests are queued; retry later",
 				fn.Key(), fn.Scale.Max, fn.Scale.MaxConcurrency, g.opts.MaxPending)
 		}
-		p.record(writeError(w, err, msg), time.Since(began))
+		done(writeError(w, err, msg), msg)
 		return
 	}
 	r = r.WithContext(ctx)
@@ -307,7 +328,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if sw.status == 0 {
 		sw.status = http.StatusOK
 	}
-	p.record(sw.status, time.Since(began))
+	done(sw.status, sw.errText)
 }
 
 // A call id is kept when it is short and printable.

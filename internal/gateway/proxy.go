@@ -70,18 +70,26 @@ func (g *Gateway) newProxy(in *instance) *httputil.ReverseProxy {
 // proxyError maps what went wrong on the way to an instance to a status.
 func (g *Gateway) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 	sw, _ := w.(*statusWriter)
+	var msg string
 	switch {
 	case errors.Is(r.Context().Err(), context.DeadlineExceeded):
-		writeError(w, ErrTimeout, "function timed out after "+sw.timeout.String())
+		msg = "function timed out after " + sw.timeout.String()
+		writeError(w, ErrTimeout, msg)
 	case sw != nil && sw.body != nil && sw.body.tooLarge:
-		writeError(w, ErrTooLarge, "request body exceeds the gateway's limit")
+		msg = "request body exceeds the gateway's limit"
+		writeError(w, ErrTooLarge, msg)
 	case errors.Is(r.Context().Err(), context.Canceled):
 		// The caller left; nobody reads an answer.
+		msg = "the caller went away"
 		if sw != nil {
 			sw.status = 499
 		}
 	default:
-		writeError(w, ErrUpstream, "function instance failed: "+err.Error())
+		msg = "function instance failed: " + err.Error()
+		writeError(w, ErrUpstream, msg)
+	}
+	if sw != nil {
+		sw.errText = msg
 	}
 }
 
@@ -89,6 +97,7 @@ func (g *Gateway) proxyError(w http.ResponseWriter, r *http.Request, err error) 
 type statusWriter struct {
 	http.ResponseWriter
 	status  int
+	errText string // why the gateway chose status, if it did
 	timeout time.Duration
 	body    *limitedBody
 }

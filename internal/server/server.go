@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"sync"
@@ -22,12 +23,15 @@ import (
 	"nimbus/internal/apiserver"
 	"nimbus/internal/async"
 	"nimbus/internal/backbone"
+	"nimbus/internal/calls"
+	"nimbus/internal/calls/natscalls"
 	"nimbus/internal/controller"
 	"nimbus/internal/driver"
 	"nimbus/internal/driver/docker"
 	"nimbus/internal/driver/process"
 	"nimbus/internal/function"
 	"nimbus/internal/gateway"
+	"nimbus/internal/outbound"
 	"nimbus/internal/queue/natsqueue"
 	"nimbus/internal/store"
 	"nimbus/internal/store/natsstore"
@@ -35,15 +39,18 @@ import (
 
 // Config is everything `nimbus up` can be told.
 type Config struct {
-	Listen          string        // HTTP address, e.g. 127.0.0.1:8080
-	DataDir         string        // state: JetStream files, admin token, instance records
-	NATSURL         string        // external NATS; empty embeds one
-	NATSListen      string        // let TCP clients reach the embedded NATS here
-	MaxBodyBytes    int64         // invocation body limit
-	MaxHeaderBytes  int           // request header limit (431 beyond)
-	ShutdownTimeout time.Duration // bound on draining in-flight requests
-	RunAs           string        // user functions run as (default: nobody when root)
-	AsyncAckWait    time.Duration // redelivery of an async invocation whose worker vanished
+	Listen          string         // HTTP address, e.g. 127.0.0.1:8080
+	DataDir         string         // state: JetStream files, admin token, instance records
+	NATSURL         string         // external NATS; empty embeds one
+	NATSListen      string         // let TCP clients reach the embedded NATS here
+	MaxBodyBytes    int64          // invocation body limit
+	MaxHeaderBytes  int            // request header limit (431 beyond)
+	ShutdownTimeout time.Duration  // bound on draining in-flight requests
+	RunAs           string         // user functions run as (default: nobody when root)
+	AsyncAckWait    time.Duration  // redelivery of an async invocation whose worker vanished
+	AllowOutbound   []netip.Prefix // ranges callbacks and outside endpoints may reach despite the SSRF guard
+	CallRetention   time.Duration  // how long call records are kept (default 24h)
+	MaxCallRecords  int            // how many call records are kept for lookup (default 100,000)
 	Version         string
 	Logger          *slog.Logger
 }
@@ -131,9 +138,47 @@ func Run(ctx context.Context, cfg Config, started func(Started)) error {
 		runtimes[name] = true
 	}
 
+	// Call records: written in batches off the request path, read from an
+	// index that follows the stream (so it holds every gateway's records).
+	if cfg.CallRetention == 0 {
+		cfg.CallRetention = 24 * time.Hour
+	}
+	if cfg.MaxCallRecords == 0 {
+		cfg.MaxCallRecords = 100_000
+	}
+	callStream, err := natscalls.Open(ctx, bb.JS, natscalls.Options{MaxAge: cfg.CallRetention})
+	if err != nil {
+		proc.Close(context.Background())
+		return err
+	}
+	recorder := calls.NewRecorder(callStream, calls.RecorderOptions{Logger: log})
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		recorder.Close(ctx)
+	}()
+	callIndex := calls.NewIndex(cfg.MaxCallRecords, cfg.CallRetention)
+	followCtx, stopFollow := context.WithCancel(context.Background())
+	defer stopFollow()
+	go func() {
+		for followCtx.Err() == nil {
+			err := callStream.Follow(followCtx, func(b []calls.Record) { callIndex.Add(b, time.Now()) })
+			if err != nil && followCtx.Err() == nil {
+				log.Warn("following call records failed; retrying", "err", err)
+				time.Sleep(time.Second)
+			}
+		}
+	}()
+	guard := outbound.NewGuard(cfg.AllowOutbound)
+
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "nimbus_call_records_dropped_total",
+		Help: "Call records dropped because the backbone fell behind (calls are never slowed for their records).",
+	}, func() float64 { return float64(recorder.Dropped()) }))
 	gw := gateway.New(gateway.Options{
+		OnCall:       recorder.Record,
 		Drivers:      drivers,
 		OpenPackage:  st.OpenPackage,
 		SecretValue:  st.SecretValue,
@@ -152,7 +197,8 @@ func Run(ctx context.Context, cfg Config, started func(Started)) error {
 		proc.Close(context.Background())
 		return err
 	}
-	disp := &async.Dispatcher{Queue: q, Invoke: gw, Spec: gw.Spec, Logger: log, Heartbeat: cfg.AsyncAckWait / 3}
+	disp := &async.Dispatcher{Queue: q, Invoke: gw, Spec: gw.Spec, Logger: log, Heartbeat: cfg.AsyncAckWait / 3,
+		Record: recorder.Record, Callbacks: guard.Client(30 * time.Second)}
 
 	runCtx, stopRun := context.WithCancel(context.Background())
 	defer stopRun()
@@ -176,8 +222,10 @@ func Run(ctx context.Context, cfg Config, started func(Started)) error {
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
 		Ready:   st.Ping,
 		Queue:   q,
-		Async:   &async.Handler{Queue: q, Spec: gw.Spec, MaxBodyBytes: cfg.MaxBodyBytes},
-		Logger:  log,
+		Async: &async.Handler{Queue: q, Spec: gw.Spec, MaxBodyBytes: cfg.MaxBodyBytes,
+			CheckCallback: guard.CheckURL, Record: recorder.Record},
+		Calls:  callIndex,
+		Logger: log,
 	})
 	srv := &http.Server{
 		Handler:           limitHeaders(api, cfg.MaxHeaderBytes),
