@@ -21,6 +21,7 @@ import (
 	"nimbus/internal/openfaas"
 	"nimbus/internal/queue"
 	"nimbus/internal/store"
+	"nimbus/internal/trigger"
 )
 
 // Invoker is the data plane as the API sees it.
@@ -55,6 +56,8 @@ type Options struct {
 	Async http.Handler
 	// Calls answers /v1/calls. Optional.
 	Calls CallIndex
+	// Triggers keeps /v1/triggers. Optional.
+	Triggers trigger.Store
 	// Version is reported by /v1/info.
 	Version string
 	Logger  *slog.Logger
@@ -140,8 +143,7 @@ func New(o Options) *Server {
 			{"POST", "/v1/deadletters/{id}/redrive", true, s.redriveDeadLetter},
 			{"DELETE", "/v1/deadletters/{id}", true, s.purgeDeadLetter},
 		} {
-			s.routes = append(s.routes, r)
-			s.mux.Handle(r.Method+" "+r.Pattern, s.auth(r.handler))
+			s.add(r)
 		}
 	}
 	if o.Calls != nil {
@@ -149,8 +151,17 @@ func New(o Options) *Server {
 			{"GET", "/v1/calls", true, s.listCalls},
 			{"GET", "/v1/calls/{id}", true, s.getCall},
 		} {
-			s.routes = append(s.routes, r)
-			s.mux.Handle(r.Method+" "+r.Pattern, s.auth(r.handler))
+			s.add(r)
+		}
+	}
+	if o.Triggers != nil {
+		for _, r := range []Route{
+			{"GET", "/v1/triggers", true, s.listTriggers},
+			{"PUT", "/v1/triggers/{name}", true, s.putTrigger},
+			{"GET", "/v1/triggers/{name}", true, s.getTrigger},
+			{"DELETE", "/v1/triggers/{name}", true, s.deleteTrigger},
+		} {
+			s.add(r)
 		}
 	}
 	if o.Async != nil {
@@ -162,6 +173,12 @@ func New(o Options) *Server {
 		writeError(w, errNoRoute, "no such API route: "+r.Method+" "+r.URL.Path+"; see api/openapi.yaml")
 	})))
 	return s
+}
+
+// add serves an authenticated route.
+func (s *Server) add(r Route) {
+	s.routes = append(s.routes, r)
+	s.mux.Handle(r.Method+" "+r.Pattern, s.auth(r.handler))
 }
 
 // Routes lists what the server answers besides /function/*.

@@ -29,6 +29,7 @@ import (
 	"nimbus/internal/queue/natsqueue"
 	"nimbus/internal/store"
 	"nimbus/internal/store/natsstore"
+	"nimbus/internal/trigger/nattrigger"
 )
 
 const token = "0123456789abcdef0123456789abcdef"
@@ -75,9 +76,13 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	triggers, err := nattrigger.Open(ctx, bb.JS, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
 	api := apiserver.New(apiserver.Options{Store: st, Invoker: gw, Token: token, Runtimes: map[string]bool{"process": true},
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), Ready: st.Ping, Version: "test",
-		Queue: q, Async: &async.Handler{Queue: q, Spec: gw.Spec, Record: recorder.Record}, Calls: index})
+		Queue: q, Async: &async.Handler{Queue: q, Spec: gw.Spec, Record: recorder.Record}, Calls: index, Triggers: triggers})
 	srv := httptest.NewServer(api)
 	t.Cleanup(func() {
 		srv.Close()

@@ -36,6 +36,7 @@ var (
 	errDeadLetterNotFound = &apiError{http.StatusNotFound, "dead_letter_not_found"}
 	errMissingSecret      = &apiError{http.StatusBadRequest, "secret_not_found"}
 	errCallNotFound       = &apiError{http.StatusNotFound, "call_not_found"}
+	errTriggerNotFound    = &apiError{http.StatusNotFound, "trigger_not_found"}
 )
 
 // errorBody is the JSON shape of every error.

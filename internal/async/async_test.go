@@ -31,10 +31,10 @@ import (
 // env is a real embedded NATS queue, the real gateway and the process driver
 // running testfn.
 type env struct {
-	q    *natsqueue.Queue
-	gw   *gateway.Gateway
-	disp *async.Dispatcher
-	srv  *httptest.Server
+	q       *natsqueue.Queue
+	gw      *gateway.Gateway
+	disp    *async.Dispatcher
+	srv     *httptest.Server
 	mu      sync.Mutex
 	logs    []store.LogLine
 	records []calls.Record

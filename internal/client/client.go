@@ -20,6 +20,7 @@ import (
 	"nimbus/internal/gateway"
 	"nimbus/internal/queue"
 	"nimbus/internal/store"
+	"nimbus/internal/trigger"
 )
 
 // Client talks to one nimbus.
@@ -286,4 +287,37 @@ func (c *Client) Call(ctx context.Context, callID string) (calls.Record, error) 
 	var rec calls.Record
 	err := c.getJSON(ctx, "/v1/calls/"+url.PathEscape(callID), nil, &rec)
 	return rec, err
+}
+
+// PutTrigger creates or replaces a trigger; created reports which.
+func (c *Client) PutTrigger(ctx context.Context, t trigger.Trigger) (trigger.Trigger, bool, error) {
+	b, err := json.Marshal(map[string]string{"schedule": t.Schedule, "function": t.Function, "path": t.Path,
+		"body": t.Body, "contentType": t.ContentType})
+	if err != nil {
+		return t, false, err
+	}
+	resp, err := c.do(ctx, "PUT", "/v1/triggers/"+url.PathEscape(t.Name), nsQuery(t.Namespace), bytes.NewReader(b), http.Header{"Content-Type": {"application/json"}})
+	if err != nil {
+		return t, false, err
+	}
+	defer resp.Body.Close()
+	var out trigger.Trigger
+	err = json.NewDecoder(resp.Body).Decode(&out)
+	return out, resp.StatusCode == http.StatusCreated, err
+}
+
+// Triggers lists the triggers of a namespace, or of all for "".
+func (c *Client) Triggers(ctx context.Context, ns string) ([]trigger.Trigger, error) {
+	var out struct{ Triggers []trigger.Trigger }
+	err := c.getJSON(ctx, "/v1/triggers", nsQuery(ns), &out)
+	return out.Triggers, err
+}
+
+// DeleteTrigger removes a trigger.
+func (c *Client) DeleteTrigger(ctx context.Context, ns, name string) error {
+	resp, err := c.do(ctx, "DELETE", "/v1/triggers/"+url.PathEscape(name), nsQuery(ns), nil, nil)
+	if err != nil {
+		return err
+	}
+	return resp.Body.Close()
 }

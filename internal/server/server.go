@@ -35,6 +35,8 @@ import (
 	"nimbus/internal/queue/natsqueue"
 	"nimbus/internal/store"
 	"nimbus/internal/store/natsstore"
+	"nimbus/internal/trigger"
+	"nimbus/internal/trigger/nattrigger"
 )
 
 // Config is everything `nimbus up` can be told.
@@ -197,6 +199,12 @@ func Run(ctx context.Context, cfg Config, started func(Started)) error {
 		proc.Close(context.Background())
 		return err
 	}
+	triggers, err := nattrigger.Open(ctx, bb.JS, 1)
+	if err != nil {
+		gw.Close(context.Background())
+		proc.Close(context.Background())
+		return err
+	}
 	disp := &async.Dispatcher{Queue: q, Invoke: gw, Spec: gw.Spec, Logger: log, Heartbeat: cfg.AsyncAckWait / 3,
 		Record: recorder.Record, Callbacks: guard.Client(30 * time.Second)}
 
@@ -208,6 +216,8 @@ func Run(ctx context.Context, cfg Config, started func(Started)) error {
 	wg.Go(func() { ctl.Run(runCtx, synced) })
 	select {
 	case <-synced:
+		sched := &trigger.Scheduler{Store: triggers, Queue: q, Spec: gw.Spec, Record: recorder.Record, Logger: log}
+		wg.Go(func() { sched.Run(runCtx) })
 	case <-ctx.Done():
 		stopRun()
 		wg.Wait()
@@ -224,8 +234,9 @@ func Run(ctx context.Context, cfg Config, started func(Started)) error {
 		Queue:   q,
 		Async: &async.Handler{Queue: q, Spec: gw.Spec, MaxBodyBytes: cfg.MaxBodyBytes,
 			CheckCallback: guard.CheckURL, Record: recorder.Record},
-		Calls:  callIndex,
-		Logger: log,
+		Calls:    callIndex,
+		Triggers: triggers,
+		Logger:   log,
 	})
 	srv := &http.Server{
 		Handler:           limitHeaders(api, cfg.MaxHeaderBytes),

@@ -1,0 +1,112 @@
+package e2e
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"nimbus/internal/calls"
+)
+
+// TestTriggersCallRecordsCallbacks drives cron triggers, call records and
+// callbacks through the built binary: a trigger fires each second, each
+// firing runs once and is recorded; deleting it stops it; a restart does not
+// fire again what fired before; a callback reaches an allow-listed loopback
+// receiver and one to a refused address is a 400.
+func TestTriggersCallRecordsCallbacks(t *testing.T) {
+	data := t.TempDir()
+	n := start(t, data, "--allow-outbound", "127.0.0.1")
+	dir, record := ledgerFunction(t, "ticked", "")
+	n.mustCLI("deploy", dir)
+
+	out := n.mustCLI("trigger", "create", "tick", "--schedule", "@every 1s", "--function", "ticked", "--path", "/record", "-d", "payload")
+	if !strings.Contains(out, "Created trigger tick") {
+		t.Fatalf("trigger create: %s", out)
+	}
+	if out := n.mustCLI("trigger", "list"); !strings.Contains(out, "@every 1s") || !strings.Contains(out, "ticked") {
+		t.Fatalf("trigger list: %s", out)
+	}
+	cronRuns := func() map[string]int {
+		m := map[string]int{}
+		for id, c := range executed(record) {
+			if strings.HasPrefix(id, "cron-") {
+				m[id] = c
+			}
+		}
+		return m
+	}
+	waitUntil(t, "three firings", 20*time.Second, func() bool { return len(cronRuns()) >= 3 })
+	var some string
+	for id, c := range cronRuns() {
+		if c != 1 {
+			t.Fatalf("firing %s ran %d times", id, c)
+		}
+		some = id
+	}
+	waitUntil(t, "the firing's call record", 10*time.Second, func() bool {
+		out, _, code := n.cli("calls", "get", some, "-o", "json")
+		var r calls.Record
+		return code == 0 && json.Unmarshal([]byte(out), &r) == nil && r.Mode == "async" && r.State == "done" && r.Status == 200
+	})
+	waitUntil(t, "three call records", 10*time.Second, func() bool {
+		var list []calls.Record
+		return json.Unmarshal([]byte(n.mustCLI("calls", "list", "--function", "ticked", "-o", "json")), &list) == nil && len(list) >= 3
+	})
+	if out := n.mustCLI("calls", "list"); !strings.Contains(out, "CALL ID") || !strings.Contains(out, "ticked.default") {
+		t.Fatalf("calls list table: %s", out)
+	}
+
+	// Stop, wait, restart: the times fired before do not fire again.
+	if code := n.stop(); code != 0 {
+		t.Fatalf("stop: %d", code)
+	}
+	before := cronRuns()
+	time.Sleep(1500 * time.Millisecond)
+	n.launch("--allow-outbound", "127.0.0.1")
+	waitUntil(t, "firings after the restart", 20*time.Second, func() bool { return len(cronRuns()) >= len(before)+2 })
+	for id, c := range cronRuns() {
+		if c != 1 {
+			t.Fatalf("after restart, firing %s ran %d times", id, c)
+		}
+	}
+	n.mustCLI("trigger", "delete", "tick")
+	time.Sleep(1500 * time.Millisecond) // a firing in flight may still land
+	stopped := len(cronRuns())
+	time.Sleep(2500 * time.Millisecond)
+	if now := len(cronRuns()); now != stopped {
+		t.Fatalf("trigger fired after delete: %d → %d", stopped, now)
+	}
+	if _, errOut, code := n.cli("trigger", "create", "bad", "--schedule", "every day", "--function", "ticked"); code != 2 || !strings.Contains(errOut, "schedule") {
+		t.Fatalf("bad schedule: exit %d %q", code, errOut)
+	}
+
+	// A callback to an allow-listed loopback receiver.
+	var mu sync.Mutex
+	var got []http.Header
+	var bodies []string
+	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		got = append(got, r.Header.Clone())
+		bodies = append(bodies, string(b))
+		mu.Unlock()
+	}))
+	defer recv.Close()
+	code, _, hdr := n.invoke("POST", "/async-function/ticked", "echo me", "X-Callback-Url", recv.URL+"/cb")
+	if code != 202 {
+		t.Fatalf("async with callback: %d", code)
+	}
+	waitUntil(t, "the callback", 15*time.Second, func() bool { mu.Lock(); defer mu.Unlock(); return len(got) == 1 })
+	if got[0].Get("X-Call-Id") != hdr.Get("X-Call-Id") || got[0].Get("X-Function-Status") != "200" || bodies[0] != "echo me" {
+		t.Fatalf("callback: %v %q", got[0], bodies[0])
+	}
+	code, body, _ := n.invoke("POST", "/async-function/ticked", "x", "X-Callback-Url", "http://169.254.169.254/latest/meta-data/")
+	if code != 400 || !strings.Contains(body, "invalid_callback") {
+		t.Fatalf("metadata callback: %d %s", code, body)
+	}
+}
