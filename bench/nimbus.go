@@ -25,7 +25,7 @@ type nimbusProc struct {
 
 func startNimbus(bin, dataDir string, env []string) (*nimbusProc, error) {
 	addr := fmt.Sprintf("127.0.0.1:%d", freePort())
-	cmd, err := startProc(env, bin, "up", "--listen", addr, "--data-dir", dataDir)
+	cmd, err := startProc(env, bin, "up", "--listen", addr, "--data-dir", dataDir, "--events-listen", "off")
 	if err != nil {
 		return nil, err
 	}

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"nimbus/internal/events"
 	"nimbus/internal/function"
 	"nimbus/internal/gateway"
 	"nimbus/internal/openfaas"
@@ -58,6 +59,10 @@ type Options struct {
 	Calls CallIndex
 	// Triggers keeps /v1/triggers. Optional.
 	Triggers trigger.Store
+	// EventConfig serves the Event Gateway configuration API (/v1/spaces,
+	// /v1/status); CloudEvents accepts POST /events. Both optional.
+	EventConfig *events.ConfigAPI
+	CloudEvents http.Handler
 	// Version is reported by /v1/info.
 	Version string
 	Logger  *slog.Logger
@@ -163,6 +168,16 @@ func New(o Options) *Server {
 		} {
 			s.add(r)
 		}
+	}
+	if o.EventConfig != nil {
+		o.EventConfig.Register(s.mux, s.auth)
+		for _, r := range o.EventConfig.Routes() {
+			s.routes = append(s.routes, Route{Method: r.Method, Pattern: r.Pattern, Auth: true})
+		}
+	}
+	if o.CloudEvents != nil {
+		s.mux.Handle("/events", o.CloudEvents)
+		s.routes = append(s.routes, Route{Method: "POST", Pattern: "/events"})
 	}
 	if o.Async != nil {
 		s.mux.Handle("/async-function/", o.Async)

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"strings"
 	"testing"
@@ -25,7 +26,10 @@ import (
 	"nimbus/internal/driver"
 	"nimbus/internal/driver/drivertest"
 	"nimbus/internal/driver/process"
+	"nimbus/internal/events"
+	"nimbus/internal/events/natsevents"
 	"nimbus/internal/gateway"
+	"nimbus/internal/outbound"
 	"nimbus/internal/queue/natsqueue"
 	"nimbus/internal/store"
 	"nimbus/internal/store/natsstore"
@@ -35,6 +39,7 @@ import (
 const token = "0123456789abcdef0123456789abcdef"
 
 type env struct {
+	evsrv *httptest.Server // the events API listener
 	srv   *httptest.Server
 	api   *apiserver.Server
 	store store.Store
@@ -67,33 +72,48 @@ func newEnv(t *testing.T) *env {
 	reg := prometheus.NewRegistry()
 	gw := gateway.New(gateway.Options{Drivers: map[string]driver.Driver{"process": drv}, OpenPackage: st.OpenPackage, SecretValue: st.SecretValue,
 		Log: func(l store.LogLine) { st.AppendLog(context.Background(), l) }, Metrics: gateway.NewMetrics(reg), OnCall: recorder.Record})
-	synced := make(chan struct{})
-	ctl := &controller.Controller{Store: st, Target: gw}
-	done := make(chan struct{})
-	go func() { ctl.Run(ctx, synced); close(done) }()
-	<-synced
 	q, err := natsqueue.Open(ctx, bb.JS, natsqueue.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Outside endpoints in tests are on loopback: allow it, as --allow-outbound does.
+	guard := outbound.NewGuard([]netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")})
+	disp := &async.Dispatcher{Queue: q, Invoke: gw, Spec: gw.Spec, Record: recorder.Record, Callbacks: guard.Client(5 * time.Second)}
+	disp.ConsumeOutbound(events.OutboundNamespace, events.OutboundFunction, 16)
+	synced := make(chan struct{})
+	ctl := &controller.Controller{Store: st, Target: controller.Targets{gw, disp}}
+	done := make(chan struct{})
+	go func() { ctl.Run(ctx, synced); close(done) }()
+	<-synced
 	triggers, err := nattrigger.Open(ctx, bb.JS, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
+	evStore, err := natsevents.Open(ctx, bb.JS, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ingress := &events.Ingress{Store: evStore, Deliver: &events.Deliverer{Queue: q, Gateway: gw, Spec: gw.Spec,
+		Record: recorder.Record, Client: guard.Client(5 * time.Second)}}
 	api := apiserver.New(apiserver.Options{Store: st, Invoker: gw, Token: token, Runtimes: map[string]bool{"process": true},
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), Ready: st.Ping, Version: "test",
-		Queue: q, Async: &async.Handler{Queue: q, Spec: gw.Spec, Record: recorder.Record}, Calls: index, Triggers: triggers})
+		Queue: q, Async: &async.Handler{Queue: q, Spec: gw.Spec, Record: recorder.Record}, Calls: index, Triggers: triggers,
+		EventConfig: &events.ConfigAPI{Store: evStore, CheckURL: guard.CheckURL}, CloudEvents: ingress.CloudEvents()})
 	srv := httptest.NewServer(api)
+	evsrv := httptest.NewServer(ingress.EventsAPI())
 	t.Cleanup(func() {
 		srv.Close()
+		evsrv.Close()
+		evStore.Close()
 		recorder.Close(context.Background())
 		cancel()
 		<-done
+		disp.Close()
 		gw.Close(context.Background())
 		drv.Close(context.Background())
 		bb.Close()
 	})
-	return &env{srv: srv, api: api, store: st}
+	return &env{evsrv: evsrv, srv: srv, api: api, store: st}
 }
 
 func (e *env) do(t *testing.T, method, path string, body io.Reader, auth bool) (int, []byte, http.Header) {
@@ -142,9 +162,16 @@ func spec(digest string, extra string) io.Reader {
 func TestAuthRequiredOnEveryV1Route(t *testing.T) {
 	e := newEnv(t)
 	for _, r := range e.api.Routes() {
-		path := strings.ReplaceAll(r.Pattern, "{name}", "x")
+		path := strings.NewReplacer("{name}", "x", "{space}", "x", "{id}", "x").Replace(r.Pattern)
 		code, b, h := e.do(t, r.Method, path, nil, false)
 		admin := strings.HasPrefix(r.Pattern, "/v1/") || strings.HasPrefix(r.Pattern, "/system/")
+		if strings.HasPrefix(r.Pattern, "/v1/spaces/") || r.Pattern == "/v1/status" {
+			// The Event Gateway API: its own error shape, the same token.
+			if code != 401 || h.Get("WWW-Authenticate") == "" {
+				t.Errorf("%s %s without a token: %d %s", r.Method, path, code, b)
+			}
+			continue
+		}
 		if r.Auth != admin {
 			t.Errorf("%s %s: auth %v", r.Method, r.Pattern, r.Auth)
 		}
@@ -396,7 +423,7 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 	}
 	for route := range inSpec {
 		method, path, _ := strings.Cut(route, " ")
-		concrete := strings.NewReplacer("{name}", "nosuchfn", "{function}", "nosuchfn", "{path}", "sub/path", "{id}", "nosuchcall").Replace(path)
+		concrete := strings.NewReplacer("{name}", "nosuchfn", "{function}", "nosuchfn", "{path}", "sub/path", "{id}", "nosuchcall", "{space}", "default").Replace(path)
 		code, b, _ := e.do(t, method, concrete, nil, true)
 		var e apiErr
 		json.Unmarshal(b, &e) // OpenFaaS routes answer in plain text

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
@@ -48,8 +49,19 @@ type consumer struct {
 // Apply starts (or resizes) the function's consumer.
 func (d *Dispatcher) Apply(rec store.Record) error {
 	fn := rec.Function
-	capacity := fn.Scale.Max * fn.Scale.MaxConcurrency
-	key := fn.Key()
+	d.consume(fn.Namespace, fn.Name, fn.Scale.Max*fn.Scale.MaxConcurrency)
+	return nil
+}
+
+// ConsumeOutbound starts the consumer of deliveries to outside endpoints,
+// queued under namespace and name, with capacity in flight.
+func (d *Dispatcher) ConsumeOutbound(namespace, name string, capacity int) {
+	d.consume(namespace, name, capacity)
+}
+
+// consume starts (or resizes) the consumer of one queue subject.
+func (d *Dispatcher) consume(namespace, name string, capacity int) {
+	key := function.Key(namespace, name)
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.consumers == nil {
@@ -57,7 +69,7 @@ func (d *Dispatcher) Apply(rec store.Record) error {
 	}
 	if c := d.consumers[key]; c != nil {
 		if c.capacity == capacity {
-			return nil
+			return
 		}
 		c.cancel()
 	}
@@ -65,7 +77,7 @@ func (d *Dispatcher) Apply(rec store.Record) error {
 	d.consumers[key] = &consumer{capacity: capacity, cancel: cancel}
 	d.wg.Go(func() {
 		for ctx.Err() == nil {
-			err := d.Queue.Consume(ctx, fn.Namespace, fn.Name, capacity, func(dl queue.Delivery) {
+			err := d.Queue.Consume(ctx, namespace, name, capacity, func(dl queue.Delivery) {
 				d.wg.Go(func() { d.process(dl) })
 			})
 			if err != nil && ctx.Err() == nil {
@@ -77,7 +89,6 @@ func (d *Dispatcher) Apply(rec store.Record) error {
 			}
 		}
 	})
-	return nil
 }
 
 // Remove keeps the function's consumer running, so that what is still queued
@@ -107,6 +118,9 @@ func (d *Dispatcher) process(dl queue.Delivery) {
 	m := dl.Message()
 	now := time.Now()
 	fn, ok := d.Spec(m.Namespace, m.Function)
+	if m.URL != "" { // an outside endpoint: the default async policy
+		fn, ok = function.Function{}.WithDefaults(), true
+	}
 	if !ok {
 		d.dead(dl, m, result{status: m.LastStatus}, m.Attempt, "function was deleted before the invocation ran")
 		return
@@ -189,6 +203,9 @@ func (d *Dispatcher) invoke(dl queue.Delivery, fn function.Function, m queue.Mes
 			}
 		}
 	}()
+	if m.URL != "" {
+		return d.invokeURL(ctx, m, attempt)
+	}
 	target := "/function/" + m.Function + "." + m.Namespace + m.Path
 	if m.Query != "" {
 		target += "?" + m.Query
@@ -216,6 +233,37 @@ func (d *Dispatcher) invoke(dl queue.Delivery, fn function.Function, m queue.Mes
 	}
 	if res.status >= 500 {
 		res.errText = fmt.Sprintf("attempt %d answered %d: %s", attempt, res.status, bytes.TrimSpace(res.body[:min(len(res.body), 512)]))
+	}
+	return res
+}
+
+// invokeURL runs one attempt against an outside endpoint, through the
+// outbound-guarded client; a network error counts as a 502.
+func (d *Dispatcher) invokeURL(ctx context.Context, m queue.Message, attempt int) result {
+	if d.Callbacks == nil {
+		return result{status: http.StatusBadGateway, errText: "outside endpoints are not enabled"}
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, m.Method, m.URL, bytes.NewReader(m.Body))
+	if err != nil {
+		return result{status: http.StatusBadRequest, errText: err.Error()}
+	}
+	for k, v := range m.Header {
+		req.Header[k] = v
+	}
+	req.Header.Set("X-Call-Id", m.CallID)
+	req.Header.Set("X-Nimbus-Attempt", strconv.Itoa(attempt))
+	began := time.Now()
+	resp, err := d.Callbacks.Do(req)
+	if err != nil {
+		return result{status: http.StatusBadGateway, took: time.Since(began), errText: fmt.Sprintf("attempt %d: %v", attempt, err)}
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+	res := result{status: resp.StatusCode, took: time.Since(began), header: resp.Header}
+	if res.status >= 500 {
+		res.errText = fmt.Sprintf("attempt %d: %s answered %d: %s", attempt, m.URL, res.status, bytes.TrimSpace(b))
 	}
 	return res
 }

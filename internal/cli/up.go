@@ -41,6 +41,9 @@ func upCmd(g *globals) *cobra.Command {
 					fmt.Fprintf(g.stdout, "  admin token: in %s\n", s.TokenPath)
 				}
 				fmt.Fprintf(g.stdout, "  runtimes:    process, %s\n", s.Docker)
+				if s.EventsURL != "" {
+					fmt.Fprintf(g.stdout, "  events API:  %s (Event Gateway subscriptions; CloudEvents also at %s/events)\n", s.EventsURL, s.URL)
+				}
 				fmt.Fprintf(g.stdout, "  try:         nimbus new hello --lang go && nimbus deploy hello && nimbus invoke hello\n")
 			})
 		},
@@ -54,6 +57,7 @@ func upCmd(g *globals) *cobra.Command {
 	f.StringVar(&cfg.RunAs, "run-as", "", "user functions run as (default: nobody when run as root)")
 	f.DurationVar(&cfg.AsyncAckWait, "async-ack-wait", 30*time.Second, "how soon an async invocation whose worker vanished (a crash) is delivered again")
 	f.StringArrayVar(&allow, "allow-outbound", nil, "let callbacks and outside event endpoints reach this CIDR or address, though private, loopback or link-local (repeatable)")
+	f.StringVar(&cfg.EventsListen, "events-listen", "127.0.0.1:4000", `address of the Event Gateway events API ("off" for none)`)
 	f.DurationVar(&cfg.CallRetention, "call-retention", 24*time.Hour, "how long call records are kept")
 	f.BoolVarP(&verbose, "verbose", "v", false, "log debug lines")
 	return c

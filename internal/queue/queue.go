@@ -29,7 +29,12 @@ type Message struct {
 	Query     string      `json:"query,omitempty"`
 	Header    http.Header `json:"header,omitempty"`
 	Body      []byte      `json:"body,omitempty"`
-	Enqueued  time.Time   `json:"enqueued"`
+	// URL, if set, is an outside endpoint to deliver to instead of a
+	// function (an event gateway function of type http); Target names it
+	// for people (space/functionId).
+	URL      string    `json:"url,omitempty"`
+	Target   string    `json:"target,omitempty"`
+	Enqueued time.Time `json:"enqueued"`
 	// Attempt is how many deliveries have been tried (0 before the first).
 	Attempt int `json:"attempt"`
 	// NotBefore delays the next attempt (a retry's backoff).

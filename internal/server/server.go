@@ -23,13 +23,9 @@ import (
 	"nimbus/internal/apiserver"
 	"nimbus/internal/async"
 	"nimbus/internal/backbone"
-	"nimbus/internal/calls"
-	"nimbus/internal/calls/natscalls"
 	"nimbus/internal/controller"
-	"nimbus/internal/driver"
-	"nimbus/internal/driver/docker"
-	"nimbus/internal/driver/process"
-	"nimbus/internal/function"
+	"nimbus/internal/events"
+	"nimbus/internal/events/natsevents"
 	"nimbus/internal/gateway"
 	"nimbus/internal/outbound"
 	"nimbus/internal/queue/natsqueue"
@@ -53,6 +49,7 @@ type Config struct {
 	AllowOutbound   []netip.Prefix // ranges callbacks and outside endpoints may reach despite the SSRF guard
 	CallRetention   time.Duration  // how long call records are kept (default 24h)
 	MaxCallRecords  int            // how many call records are kept for lookup (default 100,000)
+	EventsListen    string         // the Event Gateway events API address (default 127.0.0.1:4000; "off" for none)
 	Version         string
 	Logger          *slog.Logger
 }
@@ -63,6 +60,7 @@ type Started struct {
 	TokenPath string
 	NewToken  string // the token, only on the start that created it
 	Docker    string // whether runtime docker is on, and why
+	EventsURL string // the events API, if on
 }
 
 func (c *Config) defaults() {
@@ -74,6 +72,18 @@ func (c *Config) defaults() {
 	}
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = 30 * time.Second
+	}
+	if c.EventsListen == "" {
+		c.EventsListen = "127.0.0.1:4000"
+	}
+	if c.CallRetention == 0 {
+		c.CallRetention = 24 * time.Hour
+	}
+	if c.MaxCallRecords == 0 {
+		c.MaxCallRecords = 100_000
+	}
+	if c.AsyncAckWait == 0 {
+		c.AsyncAckWait = 30 * time.Second
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -98,79 +108,32 @@ func Run(ctx context.Context, cfg Config, started func(Started)) error {
 		return err
 	}
 
+	// down stops, in reverse order, what was started; on a clean shutdown
+	// it runs bounded by ShutdownTimeout after the listeners have drained.
+	var down shutdown
+	stopCtx, stopped := context.Background(), func() {}
+	defer func() {
+		down.run(stopCtx)
+		stopped()
+	}()
+
 	bb, err := backbone.Open(ctx, backbone.Config{URL: cfg.NATSURL, Dir: filepath.Join(cfg.DataDir, "jetstream"), Listen: cfg.NATSListen})
 	if err != nil {
 		return err
 	}
-	defer bb.Close()
+	down.push(func(context.Context) { bb.Close() })
 	st, err := natsstore.Open(ctx, bb.Conn, bb.JS, natsstore.Options{})
 	if err != nil {
 		return err
 	}
-
-	proc, err := process.New(process.Options{StateDir: filepath.Join(cfg.DataDir, "instances"), RunAs: cfg.RunAs})
+	rt, err := openRuntimes(ctx, cfg, &down)
 	if err != nil {
 		return err
 	}
-	if err := proc.Reap(ctx); err != nil {
-		log.Warn("could not reap instances of an earlier run", "err", err)
-	}
-	drivers := map[string]driver.Driver{proc.Name(): proc}
-	prepare := map[string]func(context.Context, function.Function) error{}
-	dockerNote := ""
-	owner, err := ownerID(cfg.DataDir)
+	rec, err := openCalls(ctx, cfg, bb, &down)
 	if err != nil {
 		return err
 	}
-	if dk, err := docker.New(ctx, docker.Options{Owner: owner}); err != nil {
-		dockerNote = fmt.Sprintf("docker off (%v): start dockerd or set DOCKER_HOST, then restart", err)
-		log.Info("runtime docker is off: no Docker engine answers; start dockerd or set DOCKER_HOST, then restart nimbus", "err", err)
-	} else {
-		defer dk.Close(context.Background())
-		if err := dk.Reap(ctx); err != nil {
-			log.Warn("could not remove containers of an earlier run", "err", err)
-		}
-		drivers[dk.Name()] = dk
-		prepare[dk.Name()] = dk.Prepare
-		dockerNote = "docker (engine at " + dk.Host() + ")"
-		log.Info("runtime docker is on", "engine", dk.Host())
-	}
-	runtimes := map[string]bool{}
-	for name := range drivers {
-		runtimes[name] = true
-	}
-
-	// Call records: written in batches off the request path, read from an
-	// index that follows the stream (so it holds every gateway's records).
-	if cfg.CallRetention == 0 {
-		cfg.CallRetention = 24 * time.Hour
-	}
-	if cfg.MaxCallRecords == 0 {
-		cfg.MaxCallRecords = 100_000
-	}
-	callStream, err := natscalls.Open(ctx, bb.JS, natscalls.Options{MaxAge: cfg.CallRetention})
-	if err != nil {
-		proc.Close(context.Background())
-		return err
-	}
-	recorder := calls.NewRecorder(callStream, calls.RecorderOptions{Logger: log})
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		recorder.Close(ctx)
-	}()
-	callIndex := calls.NewIndex(cfg.MaxCallRecords, cfg.CallRetention)
-	followCtx, stopFollow := context.WithCancel(context.Background())
-	defer stopFollow()
-	go func() {
-		for followCtx.Err() == nil {
-			err := callStream.Follow(followCtx, func(b []calls.Record) { callIndex.Add(b, time.Now()) })
-			if err != nil && followCtx.Err() == nil {
-				log.Warn("following call records failed; retrying", "err", err)
-				time.Sleep(time.Second)
-			}
-		}
-	}()
 	guard := outbound.NewGuard(cfg.AllowOutbound)
 
 	reg := prometheus.NewRegistry()
@@ -178,10 +141,10 @@ func Run(ctx context.Context, cfg Config, started func(Started)) error {
 	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "nimbus_call_records_dropped_total",
 		Help: "Call records dropped because the backbone fell behind (calls are never slowed for their records).",
-	}, func() float64 { return float64(recorder.Dropped()) }))
+	}, func() float64 { return float64(rec.recorder.Dropped()) }))
 	gw := gateway.New(gateway.Options{
-		OnCall:       recorder.Record,
-		Drivers:      drivers,
+		OnCall:       rec.recorder.Record,
+		Drivers:      rt.drivers,
 		OpenPackage:  st.OpenPackage,
 		SecretValue:  st.SecretValue,
 		Log:          func(l store.LogLine) { st.AppendLog(context.Background(), l) },
@@ -189,79 +152,76 @@ func Run(ctx context.Context, cfg Config, started func(Started)) error {
 		MaxBodyBytes: cfg.MaxBodyBytes,
 		Logger:       log,
 	})
+	down.push(gw.Close)
 
-	if cfg.AsyncAckWait == 0 {
-		cfg.AsyncAckWait = 30 * time.Second
-	}
 	q, err := natsqueue.Open(ctx, bb.JS, natsqueue.Options{AckWait: cfg.AsyncAckWait})
 	if err != nil {
-		gw.Close(context.Background())
-		proc.Close(context.Background())
 		return err
 	}
 	triggers, err := nattrigger.Open(ctx, bb.JS, 1)
 	if err != nil {
-		gw.Close(context.Background())
-		proc.Close(context.Background())
 		return err
 	}
+	evStore, err := natsevents.Open(ctx, bb.JS, 1)
+	if err != nil {
+		return err
+	}
+	down.push(func(context.Context) { evStore.Close() })
 	disp := &async.Dispatcher{Queue: q, Invoke: gw, Spec: gw.Spec, Logger: log, Heartbeat: cfg.AsyncAckWait / 3,
-		Record: recorder.Record, Callbacks: guard.Client(30 * time.Second)}
+		Record: rec.recorder.Record, Callbacks: guard.Client(30 * time.Second)}
+	down.push(func(context.Context) { disp.Close() }) // deliveries in progress finish; unsettled messages stay queued
+	disp.ConsumeOutbound(events.OutboundNamespace, events.OutboundFunction, 64)
 
 	runCtx, stopRun := context.WithCancel(context.Background())
-	defer stopRun()
+	var wg sync.WaitGroup
+	down.push(func(context.Context) { stopRun(); wg.Wait() })
 	synced := make(chan struct{})
 	ctl := &controller.Controller{Store: st, Target: controller.Targets{gw, disp}, Logger: log}
-	var wg sync.WaitGroup
 	wg.Go(func() { ctl.Run(runCtx, synced) })
 	select {
 	case <-synced:
-		sched := &trigger.Scheduler{Store: triggers, Queue: q, Spec: gw.Spec, Record: recorder.Record, Logger: log}
-		wg.Go(func() { sched.Run(runCtx) })
 	case <-ctx.Done():
-		stopRun()
-		wg.Wait()
-		disp.Close()
-		gw.Close(context.Background())
-		proc.Close(context.Background())
 		return nil
 	}
+	sched := &trigger.Scheduler{Store: triggers, Queue: q, Spec: gw.Spec, Record: rec.recorder.Record, Logger: log}
+	wg.Go(func() { sched.Run(runCtx) })
 
+	ingress := &events.Ingress{Store: evStore, MaxBodyBytes: cfg.MaxBodyBytes, Logger: log,
+		Deliver: &events.Deliverer{Queue: q, Gateway: gw, Spec: gw.Spec, Client: guard.Client(30 * time.Second), Record: rec.recorder.Record}}
 	api := apiserver.New(apiserver.Options{
-		Store: st, Invoker: gw, Token: token, Runtimes: runtimes, Prepare: prepare, Version: cfg.Version,
+		Store: st, Invoker: gw, Token: token, Runtimes: rt.names(), Prepare: rt.prepare, Version: cfg.Version,
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
 		Ready:   st.Ping,
 		Queue:   q,
 		Async: &async.Handler{Queue: q, Spec: gw.Spec, MaxBodyBytes: cfg.MaxBodyBytes,
-			CheckCallback: guard.CheckURL, Record: recorder.Record},
-		Calls:    callIndex,
-		Triggers: triggers,
-		Logger:   log,
+			CheckCallback: guard.CheckURL, Record: rec.recorder.Record},
+		Calls:       rec.index,
+		Triggers:    triggers,
+		EventConfig: &events.ConfigAPI{Store: evStore, CheckURL: guard.CheckURL},
+		CloudEvents: ingress.CloudEvents(),
+		Logger:      log,
 	})
-	srv := &http.Server{
-		Handler:           limitHeaders(api, cfg.MaxHeaderBytes),
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    cfg.MaxHeaderBytes,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
-	}
-	ln, err := net.Listen("tcp", cfg.Listen)
+
+	serveErr := make(chan error, 2)
+	srv, url, err := listen(cfg, cfg.Listen, api, serveErr)
 	if err != nil {
-		stopRun()
-		wg.Wait()
-		disp.Close()
-		gw.Close(context.Background())
-		proc.Close(context.Background())
-		return fmt.Errorf("listen on %s: %w (use --listen to pick another address)", cfg.Listen, err)
+		return fmt.Errorf("%w (use --listen to pick another address)", err)
 	}
-	url := "http://" + ln.Addr().String()
+	servers := []*http.Server{srv}
+	eventsURL := ""
+	if cfg.EventsListen != "off" {
+		esrv, eurl, err := listen(cfg, cfg.EventsListen, ingress.EventsAPI(), serveErr)
+		if err != nil {
+			srv.Close()
+			return fmt.Errorf("%w (use --events-listen to pick another address, or off)", err)
+		}
+		servers, eventsURL = append(servers, esrv), eurl
+	}
 	if err := os.WriteFile(filepath.Join(cfg.DataDir, URLFile), []byte(url+"\n"), 0o600); err != nil {
 		log.Warn("cannot record the URL in the data dir", "err", err)
 	}
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
 	if started != nil {
-		s := Started{URL: url, TokenPath: filepath.Join(cfg.DataDir, TokenFile), Docker: dockerNote}
+		s := Started{URL: url, TokenPath: filepath.Join(cfg.DataDir, TokenFile), Docker: rt.note, EventsURL: eventsURL}
 		if newToken {
 			s.NewToken = token
 		}
@@ -277,18 +237,46 @@ func Run(ctx context.Context, cfg Config, started func(Started)) error {
 		}
 	}
 	log.Info("shutting down: draining in-flight requests", "timeout", cfg.ShutdownTimeout)
-	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		log.Warn("in-flight requests did not finish in time", "err", err)
-		srv.Close()
+	bounded, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	stopCtx, stopped = bounded, func() { cancel(); log.Info("stopped") }
+	var drain sync.WaitGroup
+	for _, s := range servers {
+		drain.Go(func() {
+			if err := s.Shutdown(bounded); err != nil {
+				log.Warn("in-flight requests did not finish in time", "err", err)
+				s.Close()
+			}
+		})
 	}
-	stopRun()
-	wg.Wait()
-	disp.Close() // deliveries in progress finish; unsettled messages stay queued
-	gw.Close(sctx)
-	proc.Close(sctx)
+	drain.Wait()
 	os.Remove(filepath.Join(cfg.DataDir, URLFile))
-	log.Info("stopped")
 	return runErr
+}
+
+// listen starts serving h on addr with nimbus's limits and timeouts.
+func listen(cfg Config, addr string, h http.Handler, serveErr chan<- error) (*http.Server, string, error) {
+	srv := &http.Server{
+		Handler:           limitHeaders(h, cfg.MaxHeaderBytes),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    cfg.MaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelDebug),
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, "", fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	go func() { serveErr <- srv.Serve(ln) }()
+	return srv, "http://" + ln.Addr().String(), nil
+}
+
+// shutdown is a stack of stop functions.
+type shutdown []func(context.Context)
+
+func (s *shutdown) push(f func(context.Context)) { *s = append(*s, f) }
+
+func (s *shutdown) run(ctx context.Context) {
+	for i := len(*s) - 1; i >= 0; i-- {
+		(*s)[i](ctx)
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -109,4 +110,79 @@ func TestTriggersCallRecordsCallbacks(t *testing.T) {
 	if code != 400 || !strings.Contains(body, "invalid_callback") {
 		t.Fatalf("metadata callback: %d %s", code, body)
 	}
+}
+
+// TestEventGatewayThroughBinary: the Event Gateway's documented register,
+// subscribe and emit calls — the older tutorial form — against the built
+// binary's config API (with the admin token) and its events listener.
+func TestEventGatewayThroughBinary(t *testing.T) {
+	n := start(t, t.TempDir())
+	if n.Events == "" {
+		t.Fatalf("the banner names no events API:\n%s", n.out)
+	}
+	dir, record := ledgerFunction(t, "greeter", "")
+	n.mustCLI("deploy", dir)
+	token := strings.TrimSpace(readFile(t, n.dataDir+"/admin-token"))
+	cfg := func(method, path, body string) (int, string) {
+		req, _ := http.NewRequest(method, n.URL+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+token)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, b := cfg("POST", "/v1/spaces/default/functions", `{"functionId":"greeter","space":"default","provider":{"type":"nimbus","function":"greeter"}}`); code != 201 {
+		t.Fatalf("register: %d %s", code, b)
+	}
+	if code, b := cfg("POST", "/v1/spaces/default/subscriptions", `{"functionId":"greeter","event":"http","method":"GET","path":"/greet/:who"}`); code != 201 {
+		t.Fatalf("subscribe: %d %s", code, b)
+	}
+	if code, b := cfg("POST", "/v1/spaces/default/subscriptions", `{"type":"async","eventType":"order.placed","functionId":"greeter","path":"/orders"}`); code != 201 {
+		t.Fatalf("async subscribe: %d %s", code, b)
+	}
+	if code, _ := cfg("GET", "/v1/status", ""); code != 200 {
+		t.Fatalf("status: %d", code)
+	}
+	resp, err := http.Get(n.Events + "/greet/ada")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get("X-Event-Type") != "http.request" || !strings.Contains(string(b), `"who":"ada"`) {
+		t.Fatalf("sync http.request: %d %v %s", resp.StatusCode, resp.Header, b)
+	}
+	req, _ := http.NewRequest("POST", n.Events+"/orders", strings.NewReader(`{"order":1}`))
+	for k, v := range map[string]string{"Ce-Specversion": "1.0", "Ce-Id": "o-1", "Ce-Source": "/shop", "Ce-Type": "order.placed", "Content-Type": "application/json"} {
+		req.Header.Set(k, v)
+	}
+	if resp, err = http.DefaultClient.Do(req); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 202 {
+		t.Fatalf("CloudEvent: %d", resp.StatusCode)
+	}
+	waitUntil(t, "the async delivery", 15*time.Second, func() bool { return strings.Contains(readFile(t, record), "ce order.placed o-1 ") })
+	// Survives a restart: the configuration is in the backbone.
+	if code := n.stop(); code != 0 {
+		t.Fatalf("stop: %d", code)
+	}
+	n.launch()
+	if resp, err = http.Get(n.Events + "/greet/bob"); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("after restart: %d", resp.StatusCode)
+	}
+}
+
+func readFile(t *testing.T, path string) string {
+	b, _ := os.ReadFile(path)
+	return string(b)
 }

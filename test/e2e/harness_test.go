@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -61,6 +62,7 @@ type nimbus struct {
 	dataDir string
 	addr    string
 	URL     string
+	Events  string // the events API, from the banner
 	cmd     *exec.Cmd
 	out     *syncBuffer
 	exited  chan struct{}
@@ -99,6 +101,9 @@ func start(t *testing.T, dataDir string, extra ...string) *nimbus {
 func (n *nimbus) launch(extra ...string) {
 	t := n.t
 	args := append([]string{"up", "--listen", n.addr, "--data-dir", n.dataDir}, extra...)
+	if !slices.Contains(extra, "--events-listen") {
+		args = append(args, "--events-listen", "127.0.0.1:0") // tests run side by side
+	}
 	n.cmd = exec.Command(n.bin, args...)
 	n.cmd.Env = testEnv()
 	pr, pw := io.Pipe()
@@ -127,6 +132,9 @@ func (n *nimbus) launch(extra ...string) {
 	}()
 	select {
 	case n.URL = <-found:
+		if out := n.out.String(); strings.Contains(out, "events API:") { // this start's banner is the last
+			n.Events = strings.Fields(out[strings.LastIndex(out, "events API:")+len("events API:"):])[0]
+		}
 	case <-n.exited:
 		t.Fatalf("nimbus up exited early:\n%s", n.out)
 	case <-time.After(30 * time.Second):

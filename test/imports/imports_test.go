@@ -17,7 +17,7 @@ import (
 const mod = "nimbus/"
 
 // backends are implementations; only internal/server may import them.
-var backends = []string{"nimbus/internal/store/natsstore", "nimbus/internal/queue/natsqueue", "nimbus/internal/calls/natscalls", "nimbus/internal/trigger/nattrigger", "nimbus/internal/driver/process", "nimbus/internal/driver/docker", "nimbus/internal/backbone"}
+var backends = []string{"nimbus/internal/store/natsstore", "nimbus/internal/queue/natsqueue", "nimbus/internal/calls/natscalls", "nimbus/internal/trigger/nattrigger", "nimbus/internal/events/natsevents", "nimbus/internal/driver/process", "nimbus/internal/driver/docker", "nimbus/internal/backbone"}
 
 // sdks are the libraries only backends (and the wiring) may touch.
 var sdks = []string{"github.com/nats-io/", "github.com/moby/", "github.com/containerd/"}
@@ -45,10 +45,12 @@ var rules = map[string][]string{
 	"nimbus/internal/outbound":                 {},
 	"nimbus/internal/trigger":                  {"nimbus/internal/function", "nimbus/internal/queue", "nimbus/internal/calls", "nimbus/internal/trigger"},
 	"nimbus/internal/trigger/nattrigger":       {"nimbus/internal/trigger"},
+	"nimbus/internal/events":                   {"nimbus/internal/function", "nimbus/internal/queue", "nimbus/internal/calls", "nimbus/internal/gateway"},
+	"nimbus/internal/events/natsevents":        {"nimbus/internal/events"},
 	"nimbus/internal/queue/natsqueue":          {"nimbus/internal/queue"},
 	"nimbus/internal/async":                    {"nimbus/internal/queue", "nimbus/internal/gateway", "nimbus/internal/function", "nimbus/internal/store", "nimbus/internal/calls"},
 	"nimbus/internal/openfaas":                 {"nimbus/internal/store", "nimbus/internal/gateway", "nimbus/internal/function"},
-	"nimbus/internal/apiserver":                {"nimbus/internal/store", "nimbus/internal/gateway", "nimbus/internal/function", "nimbus/internal/openfaas", "nimbus/internal/queue", "nimbus/internal/calls", "nimbus/internal/trigger"},
+	"nimbus/internal/apiserver":                {"nimbus/internal/store", "nimbus/internal/gateway", "nimbus/internal/function", "nimbus/internal/openfaas", "nimbus/internal/queue", "nimbus/internal/calls", "nimbus/internal/trigger", "nimbus/internal/events"},
 	"nimbus/internal/client":                   {"nimbus/internal/apiserver", "nimbus/internal/gateway", "nimbus/internal/store", "nimbus/internal/function", "nimbus/internal/queue", "nimbus/internal/calls", "nimbus/internal/trigger"},
 	"nimbus/internal/cli":                      {"nimbus/internal/client", "nimbus/internal/server", "nimbus/internal/outbound", "nimbus/internal/calls", "nimbus/internal/trigger", "nimbus/internal/store", "nimbus/internal/function", "nimbus/internal/archive", "nimbus/internal/watchdog", "nimbus/internal/openfaas"},
 	"nimbus/internal/driver/drivertest/testfn": {},

@@ -9,13 +9,17 @@
 // "fail" it exits at once. /secret?name=N prints $NIMBUS_SECRETS_DIR/N.
 // /flaky?k=N answers 500 to the first N tries of each X-Call-Id, then prints
 // "done ID attempt A"; /fail always answers 500; /record appends
-// "CALL-ID ATTEMPT" to $RECORD_FILE.
+// "CALL-ID ATTEMPT" to $RECORD_FILE. A CloudEvent (binary mode) on / is
+// answered in the Event Gateway's sync shape {statusCode: 200, headers:
+// {X-Event-Type, X-Event-Id}, body: the event's data}, and recorded as "ce
+// TYPE ID CALL-ID ATTEMPT" in $RECORD_FILE when that is set.
 // stdio: the body "fail" makes it write to stderr and exit 3; "env" prints
 // the environment; anything else is echoed.
 package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -44,6 +48,18 @@ func main() {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body) // HTTP/1 handlers must read the body before answering
+		if typ := r.Header.Get("Ce-Type"); typ != "" && r.Header.Get("Ce-Specversion") != "" {
+			if rec := os.Getenv("RECORD_FILE"); rec != "" {
+				if f, err := os.OpenFile(rec, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o666); err == nil {
+					fmt.Fprintf(f, "ce %s %s %s %s\n", typ, r.Header.Get("Ce-Id"), r.Header.Get("X-Call-Id"), r.Header.Get("X-Nimbus-Attempt"))
+					f.Close()
+				}
+			}
+			w.Header().Set("Content-Type", "application/json")
+			json.NewEncoder(w).Encode(map[string]any{"statusCode": 200,
+				"headers": map[string]string{"X-Event-Type": typ, "X-Event-Id": r.Header.Get("Ce-Id")}, "body": string(b)})
+			return
+		}
 		w.Header().Set("X-Testfn", "1")
 		w.Write(b)
 	})

@@ -1,0 +1,230 @@
+package apiserver_test
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// eg calls the Event Gateway config API with the admin token.
+func (e *env) eg(t *testing.T, method, path, body string) (int, string) {
+	t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	code, b, _ := e.do(t, method, "/v1/spaces/default"+path, rd, true)
+	return code, string(b)
+}
+
+// events sends a request to the events API listener.
+func (e *env) events(t *testing.T, method, path, body string, hdr ...string) (int, string, http.Header) {
+	t.Helper()
+	req, _ := http.NewRequest(method, e.evsrv.URL+path, strings.NewReader(body))
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), resp.Header
+}
+
+// TestEventGateway: the Event Gateway's register, subscribe and emit calls
+// (its current and its older tutorial forms) against a real nimbus function:
+// sync http.request with path parameters, CloudEvents fanned out to async
+// subscribers durably (nimbus functions and an outside endpoint), CORS,
+// the outbound guard, and in-use deletes refused.
+func TestEventGateway(t *testing.T) {
+	e := newEnv(t)
+	digest := e.upload(t)
+	recDir, _ := os.MkdirTemp("", "nimbus-events-")
+	os.Chmod(recDir, 0o777)
+	t.Cleanup(func() { os.RemoveAll(recDir) })
+	record := filepath.Join(recDir, "record.log")
+	if code, b, _ := e.do(t, "PUT", "/v1/functions/egfn", spec(digest, `,"env":{"RECORD_FILE":"`+record+`"}`), true); code != 201 {
+		t.Fatalf("deploy: %d %s", code, b)
+	}
+
+	// Register functions: the current form, and the older one with a
+	// redundant space and provider.type.
+	if code, b := e.eg(t, "POST", "/functions", `{"functionId":"hello","type":"nimbus","provider":{"function":"egfn"}}`); code != 201 {
+		t.Fatalf("register: %d %s", code, b)
+	}
+	if code, b := e.eg(t, "POST", "/functions", `{"functionId":"old","space":"default","provider":{"type":"nimbus","function":"egfn"}}`); code != 201 {
+		t.Fatalf("register, older form: %d %s", code, b)
+	}
+	for body, want := range map[string]string{
+		`{"functionId":"x","space":"other","type":"nimbus","provider":{"function":"egfn"}}`:    "differs",
+		`{"functionId":"x","type":"awslambda","provider":{"arn":"a"}}`:                         "not supported",
+		`{"functionId":"x","type":"http","provider":{"url":"http://169.254.169.254/latest/"}}`: "169.254.169.254",
+		`{"functionId":"x","type":"nimbus","provider":{"function":"Bad_Name"}}`:                "provider.function",
+		`{"functionId":"hello","type":"nimbus","provider":{"function":"egfn"}}`:                "already exists",
+	} {
+		code, b := e.eg(t, "POST", "/functions", body)
+		if (code != 400 && code != 409) || !strings.Contains(b, want) || !strings.Contains(b, `"errors"`) {
+			t.Fatalf("%s: want an error with %q, got %d %s", body, want, code, b)
+		}
+	}
+
+	// Sync subscriptions: with a path parameter; and the older form.
+	if code, b := e.eg(t, "POST", "/subscriptions", `{"type":"sync","eventType":"http.request","functionId":"hello","method":"GET","path":"/hello/:name"}`); code != 201 {
+		t.Fatalf("subscribe: %d %s", code, b)
+	}
+	if code, b := e.eg(t, "POST", "/subscriptions", `{"type":"sync","eventType":"http.request","functionId":"old","method":"GET","path":"/hello/:name"}`); code != 409 {
+		t.Fatalf("a second sync subscription on one path: %d %s", code, b)
+	}
+	if code, b := e.eg(t, "POST", "/subscriptions", `{"functionId":"old","event":"http","method":"POST","path":"/legacy"}`); code != 201 {
+		t.Fatalf("subscribe, older form: %d %s", code, b)
+	}
+	code, body, hdr := e.events(t, "GET", "/hello/world?x=1", "")
+	var data struct {
+		Path, Method  string
+		Params, Query map[string]string
+	}
+	if code != 200 || hdr.Get("X-Event-Type") != "http.request" || json.Unmarshal([]byte(body), &data) != nil ||
+		data.Params["name"] != "world" || data.Method != "GET" || data.Query["x"] != "1" || data.Path != "/hello/world" {
+		t.Fatalf("sync http.request: %d %v %s", code, hdr, body)
+	}
+	code, body, _ = e.events(t, "POST", "/legacy", `{"a":1}`, "Content-Type", "application/json")
+	if code != 200 || !strings.Contains(body, `"body":{"a":1}`) {
+		t.Fatalf("older-form sync: %d %s", code, body)
+	}
+	if code, body, _ = e.events(t, "GET", "/nowhere", ""); code != 404 {
+		t.Fatalf("unsubscribed path: %d %s", code, body)
+	}
+
+	// Async: two nimbus subscribers and one outside endpoint to one type.
+	var mu sync.Mutex
+	var outside []http.Header
+	ext := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		outside = append(outside, r.Header.Clone())
+		mu.Unlock()
+	}))
+	defer ext.Close()
+	if code, b := e.eg(t, "POST", "/eventtypes", `{"name":"user.created"}`); code != 201 {
+		t.Fatalf("event type: %d %s", code, b)
+	}
+	if code, b := e.eg(t, "POST", "/functions", `{"functionId":"ext","type":"http","provider":{"url":"`+ext.URL+`/hook"}}`); code != 201 {
+		t.Fatalf("register outside endpoint: %d %s", code, b)
+	}
+	for _, fn := range []string{"hello", "old", "ext"} {
+		if code, b := e.eg(t, "POST", "/subscriptions", `{"type":"async","eventType":"user.created","functionId":"`+fn+`","path":"/users"}`); code != 201 {
+			t.Fatalf("async subscribe %s: %d %s", fn, code, b)
+		}
+	}
+	code, body, _ = e.events(t, "POST", "/users", `{"id":7}`, "Ce-Specversion", "1.0", "Ce-Id", "evt-1",
+		"Ce-Source", "/tests", "Ce-Type", "user.created", "Content-Type", "application/json")
+	if code != 202 {
+		t.Fatalf("binary CloudEvent: %d %s", code, body)
+	}
+	// The same event through /events, structured mode: the same id and
+	// source, so no second delivery; a new id is one more per subscriber.
+	code, b, _ := e.do(t, "POST", "/events", strings.NewReader(`{"specversion":"1.0","id":"evt-1","source":"/tests","type":"user.created","data":{"id":7}}`), false)
+	if code != 400 { // no Content-Type: not recognisably a CloudEvent
+		t.Fatalf("/events without a CloudEvents content type: %d %s", code, b)
+	}
+	post := func(js string) (int, string) {
+		req, _ := http.NewRequest("POST", e.srv.URL+"/events", strings.NewReader(js))
+		req.Header.Set("Content-Type", "application/cloudevents+json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, b := post(`{"specversion":"1.0","id":"evt-1","source":"/tests","type":"user.created","data":{"id":7}}`); code != 202 || !strings.Contains(b, `"deliveries":3`) {
+		t.Fatalf("/events structured: %d %s", code, b)
+	}
+	if code, b := post(`{"specversion":"1.0","id":"evt-2","source":"/tests","type":"user.created"}`); code != 202 {
+		t.Fatalf("/events second event: %d %s", code, b)
+	}
+	if code, b := post(`{"specversion":"1.0","id":"evt-3","type":"user.created"}`); code != 400 || !strings.Contains(b, "source") {
+		t.Fatalf("missing source: want 400 naming it, got %d %s", code, b)
+	}
+	ces := func() map[string]int {
+		raw, _ := os.ReadFile(record)
+		m := map[string]int{}
+		for _, line := range strings.Split(string(raw), "\n") {
+			if f := strings.Fields(line); len(f) == 5 && f[1] == "user.created" {
+				m[f[2]]++
+			}
+		}
+		return m
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		mu.Lock()
+		n := len(outside)
+		mu.Unlock()
+		got := ces()
+		if got["evt-1"] == 2 && got["evt-2"] == 2 && n == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("deliveries: nimbus %v, outside %d (want evt-1 and evt-2 twice each, outside twice)", got, n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	mu.Lock()
+	if h := outside[0]; h.Get("Ce-Type") != "user.created" || h.Get("Ce-Source") != "/tests" || h.Get("X-Call-Id") == "" {
+		t.Fatalf("outside endpoint got: %v", h)
+	}
+	mu.Unlock()
+
+	// CORS: a preflight for an allowed origin pattern, and one refused.
+	if code, b := e.eg(t, "POST", "/cors", `{"method":"GET","path":"/hello/:name","allowedOrigins":["http://*.example.com"]}`); code != 201 {
+		t.Fatalf("cors: %d %s", code, b)
+	}
+	_, _, hdr = e.events(t, "OPTIONS", "/hello/x", "", "Origin", "http://app.example.com", "Access-Control-Request-Method", "GET")
+	if hdr.Get("Access-Control-Allow-Origin") != "http://app.example.com" || !strings.Contains(hdr.Get("Access-Control-Allow-Methods"), "GET") {
+		t.Fatalf("preflight: %v", hdr)
+	}
+	_, _, hdr = e.events(t, "OPTIONS", "/hello/x", "", "Origin", "http://evil.test", "Access-Control-Request-Method", "GET")
+	if hdr.Get("Access-Control-Allow-Origin") != "" {
+		t.Fatalf("preflight from a refused origin: %v", hdr)
+	}
+
+	// Lists, and deletes refused while in use.
+	code, b = func() (int, []byte) {
+		c, bb, _ := e.do(t, "GET", "/v1/spaces/default/subscriptions", nil, true)
+		return c, bb
+	}()
+	var subs struct{ Subscriptions []map[string]any }
+	if json.Unmarshal(b, &subs); code != 200 || len(subs.Subscriptions) != 5 {
+		t.Fatalf("list subscriptions: %d %s", code, b)
+	}
+	if code, b := e.eg(t, "DELETE", "/functions/hello", ""); code != 400 {
+		t.Fatalf("delete a function in use: %d %s", code, b)
+	}
+	if code, b := e.eg(t, "DELETE", "/eventtypes/user.created", ""); code != 400 {
+		t.Fatalf("delete an event type in use: %d %s", code, b)
+	}
+	for _, s := range subs.Subscriptions {
+		if code, b := e.eg(t, "DELETE", "/subscriptions/"+s["subscriptionId"].(string), ""); code != 204 {
+			t.Fatalf("delete subscription: %d %s", code, b)
+		}
+	}
+	if code, b := e.eg(t, "DELETE", "/functions/hello", ""); code != 204 {
+		t.Fatalf("delete function: %d %s", code, b)
+	}
+	if code, _ := e.eg(t, "GET", "/functions/hello", ""); code != 404 {
+		t.Fatalf("deleted function still there: %d", code)
+	}
+	if code, _, _ := e.do(t, "GET", "/v1/status", nil, true); code != 200 {
+		t.Fatalf("status: %d", code)
+	}
+}

@@ -1,0 +1,100 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"time"
+
+	"nimbus/internal/backbone"
+	"nimbus/internal/calls"
+	"nimbus/internal/calls/natscalls"
+	"nimbus/internal/driver"
+	"nimbus/internal/driver/docker"
+	"nimbus/internal/driver/process"
+	"nimbus/internal/function"
+)
+
+// runtimes are the drivers nimbus runs functions with.
+type runtimes struct {
+	drivers map[string]driver.Driver
+	prepare map[string]func(context.Context, function.Function) error
+	note    string // whether docker is on, and why
+}
+
+func (r runtimes) names() map[string]bool {
+	out := map[string]bool{}
+	for name := range r.drivers {
+		out[name] = true
+	}
+	return out
+}
+
+// openRuntimes starts the process driver, and the docker driver when an
+// engine answers; each first removes what an earlier run left.
+func openRuntimes(ctx context.Context, cfg Config, down *shutdown) (runtimes, error) {
+	log := cfg.Logger
+	proc, err := process.New(process.Options{StateDir: filepath.Join(cfg.DataDir, "instances"), RunAs: cfg.RunAs})
+	if err != nil {
+		return runtimes{}, err
+	}
+	down.push(func(ctx context.Context) { proc.Close(ctx) })
+	if err := proc.Reap(ctx); err != nil {
+		log.Warn("could not reap instances of an earlier run", "err", err)
+	}
+	rt := runtimes{drivers: map[string]driver.Driver{proc.Name(): proc}, prepare: map[string]func(context.Context, function.Function) error{}}
+	owner, err := ownerID(cfg.DataDir)
+	if err != nil {
+		return runtimes{}, err
+	}
+	dk, err := docker.New(ctx, docker.Options{Owner: owner})
+	if err != nil {
+		rt.note = fmt.Sprintf("docker off (%v): start dockerd or set DOCKER_HOST, then restart", err)
+		log.Info("runtime docker is off: no Docker engine answers; start dockerd or set DOCKER_HOST, then restart nimbus", "err", err)
+		return rt, nil
+	}
+	down.push(func(context.Context) { dk.Close(context.Background()) })
+	if err := dk.Reap(ctx); err != nil {
+		log.Warn("could not remove containers of an earlier run", "err", err)
+	}
+	rt.drivers[dk.Name()] = dk
+	rt.prepare[dk.Name()] = dk.Prepare
+	rt.note = "docker (engine at " + dk.Host() + ")"
+	log.Info("runtime docker is on", "engine", dk.Host())
+	return rt, nil
+}
+
+// callRecords is where call records go (recorder) and are looked up (index).
+type callRecords struct {
+	recorder *calls.Recorder
+	index    *calls.Index
+}
+
+// openCalls opens the call-record stream: records are written in batches
+// off the request path and read from an index that follows the stream (so
+// it holds every gateway's records).
+func openCalls(ctx context.Context, cfg Config, bb *backbone.Backbone, down *shutdown) (callRecords, error) {
+	stream, err := natscalls.Open(ctx, bb.JS, natscalls.Options{MaxAge: cfg.CallRetention})
+	if err != nil {
+		return callRecords{}, err
+	}
+	c := callRecords{recorder: calls.NewRecorder(stream, calls.RecorderOptions{Logger: cfg.Logger}),
+		index: calls.NewIndex(cfg.MaxCallRecords, cfg.CallRetention)}
+	followCtx, stopFollow := context.WithCancel(context.Background())
+	down.push(func(context.Context) {
+		stopFollow()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		c.recorder.Close(ctx)
+	})
+	go func() {
+		for followCtx.Err() == nil {
+			err := stream.Follow(followCtx, func(b []calls.Record) { c.index.Add(b, time.Now()) })
+			if err != nil && followCtx.Err() == nil {
+				cfg.Logger.Warn("following call records failed; retrying", "err", err)
+				time.Sleep(time.Second)
+			}
+		}
+	}()
+	return c, nil
+}
