@@ -9,7 +9,8 @@
 // "fail" it exits at once. /secret?name=N prints $NIMBUS_SECRETS_DIR/N.
 // /flaky?k=N answers 500 to the first N tries of each X-Call-Id, then prints
 // "done ID attempt A"; /fail always answers 500; /record appends
-// "CALL-ID ATTEMPT" to $RECORD_FILE. A CloudEvent (binary mode) on / is
+// "CALL-ID ATTEMPT" to $RECORD_FILE (after sleeping ?ms=N), as /flaky does
+// when it succeeds. A CloudEvent (binary mode) on / is
 // answered in the Event Gateway's sync shape {statusCode: 200, headers:
 // {X-Event-Type, X-Event-Id}, body: the event's data}, and recorded as "ce
 // TYPE ID CALL-ID ATTEMPT" in $RECORD_FILE when that is set.
@@ -85,15 +86,17 @@ func main() {
 			return
 		}
 		fmt.Printf("done %s attempt %s\n", r.Header.Get("X-Call-Id"), r.Header.Get("X-Nimbus-Attempt"))
+		if rec := os.Getenv("RECORD_FILE"); rec != "" {
+			appendRecord(rec, r)
+		}
 	})
 	mux.HandleFunc("/record", func(w http.ResponseWriter, r *http.Request) {
-		f, err := os.OpenFile(os.Getenv("RECORD_FILE"), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o666)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
-			return
+		if ms, _ := strconv.Atoi(r.URL.Query().Get("ms")); ms > 0 {
+			time.Sleep(time.Duration(ms) * time.Millisecond) // a window to be killed in
 		}
-		defer f.Close()
-		fmt.Fprintf(f, "%s %s\n", r.Header.Get("X-Call-Id"), r.Header.Get("X-Nimbus-Attempt"))
+		if err := appendRecord(os.Getenv("RECORD_FILE"), r); err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+		}
 	})
 	mux.HandleFunc("/fail", func(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "always failing", http.StatusInternalServerError)
@@ -169,4 +172,15 @@ func headers(w http.ResponseWriter, r *http.Request) {
 	for _, k := range keys {
 		fmt.Fprintf(w, "%s: %s\n", k, strings.Join(r.Header[k], ","))
 	}
+}
+
+// appendRecord appends "CALL-ID ATTEMPT" to the file rec.
+func appendRecord(rec string, r *http.Request) error {
+	f, err := os.OpenFile(rec, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o666)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = fmt.Fprintf(f, "%s %s\n", r.Header.Get("X-Call-Id"), r.Header.Get("X-Nimbus-Attempt"))
+	return err
 }
