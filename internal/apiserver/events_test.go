@@ -228,3 +228,79 @@ func TestEventGateway(t *testing.T) {
 		t.Fatalf("status: %d", code)
 	}
 }
+
+// TestCloudEventsModes: /events takes binary, structured and batch mode,
+// names a missing required attribute in its 400, and delivers each event to
+// the function in binary mode.
+func TestCloudEventsModes(t *testing.T) {
+	e := newEnv(t)
+	digest := e.upload(t)
+	recDir, _ := os.MkdirTemp("", "nimbus-ce-")
+	os.Chmod(recDir, 0o777)
+	t.Cleanup(func() { os.RemoveAll(recDir) })
+	record := filepath.Join(recDir, "record.log")
+	if code, b, _ := e.do(t, "PUT", "/v1/functions/sink", spec(digest, `,"env":{"RECORD_FILE":"`+record+`"}`), true); code != 201 {
+		t.Fatalf("deploy: %d %s", code, b)
+	}
+	e.eg(t, "POST", "/functions", `{"functionId":"sink","type":"nimbus","provider":{"function":"sink"}}`)
+	if code, b := e.eg(t, "POST", "/subscriptions", `{"type":"async","eventType":"thing.happened","functionId":"sink"}`); code != 201 {
+		t.Fatalf("subscribe: %d %s", code, b)
+	}
+	post := func(ct, body string, hdr ...string) (int, string) {
+		req, _ := http.NewRequest("POST", e.srv.URL+"/events", strings.NewReader(body))
+		if ct != "" {
+			req.Header.Set("Content-Type", ct)
+		}
+		for i := 0; i+1 < len(hdr); i += 2 {
+			req.Header.Set(hdr[i], hdr[i+1])
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	cases := []struct {
+		name, ct, body string
+		hdr            []string
+		code           int
+		want           string
+	}{
+		{"binary", "text/plain", "hello", []string{"Ce-Specversion", "1.0", "Ce-Id", "b-1", "Ce-Source", "/t", "Ce-Type", "thing.happened"}, 202, `"deliveries":1`},
+		{"structured", "application/cloudevents+json", `{"specversion":"1.0","id":"s-1","source":"/t","type":"thing.happened","data":"x"}`, nil, 202, `"deliveries":1`},
+		{"batch", "application/cloudevents-batch+json", `[{"specversion":"1.0","id":"m-1","source":"/t","type":"thing.happened"},{"specversion":"1.0","id":"m-2","source":"/t","type":"thing.happened"}]`, nil, 202, `"deliveries":2,"events":2`},
+		{"no subscriber", "application/cloudevents+json", `{"specversion":"1.0","id":"n-1","source":"/t","type":"other.type"}`, nil, 202, `"deliveries":0`},
+		{"binary without source", "text/plain", "x", []string{"Ce-Specversion", "1.0", "Ce-Id", "b-2", "Ce-Type", "thing.happened"}, 400, "source"},
+		{"structured without type", "application/cloudevents+json", `{"specversion":"1.0","id":"s-2","source":"/t"}`, nil, 400, "type"},
+		{"structured without id", "application/cloudevents+json", `{"specversion":"1.0","source":"/t","type":"thing.happened"}`, nil, 400, "id"},
+		{"batch with a bad one", "application/cloudevents-batch+json", `[{"specversion":"1.0","id":"m-3","source":"/t","type":"thing.happened"},{"specversion":"1.0","id":"m-4","type":"thing.happened"}]`, nil, 400, "source"},
+		{"not JSON", "application/cloudevents+json", `{"specversion":`, nil, 400, "CloudEvent"},
+	}
+	for _, c := range cases {
+		code, b := post(c.ct, c.body, c.hdr...)
+		if code != c.code || !strings.Contains(b, c.want) {
+			t.Errorf("%s: want %d with %q, got %d %s", c.name, c.code, c.want, code, b)
+		}
+	}
+	want := []string{"b-1", "s-1", "m-1", "m-2"}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		raw, _ := os.ReadFile(record)
+		all := true
+		for _, id := range want {
+			all = all && strings.Contains(string(raw), "ce thing.happened "+id+" ")
+		}
+		if all {
+			if strings.Contains(string(raw), " m-3 ") {
+				t.Fatal("an event of a refused batch was delivered")
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("deliveries in binary mode: %s", raw)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
