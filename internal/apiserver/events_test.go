@@ -27,7 +27,13 @@ func (e *env) eg(t *testing.T, method, path, body string) (int, string) {
 // events sends a request to the events API listener.
 func (e *env) events(t *testing.T, method, path, body string, hdr ...string) (int, string, http.Header) {
 	t.Helper()
-	req, _ := http.NewRequest(method, e.evsrv.URL+path, strings.NewReader(body))
+	return send(t, method, e.evsrv.URL+path, body, hdr...)
+}
+
+// send makes a request with headers given as name, value pairs.
+func send(t *testing.T, method, url, body string, hdr ...string) (int, string, http.Header) {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, strings.NewReader(body))
 	for i := 0; i+1 < len(hdr); i += 2 {
 		req.Header.Set(hdr[i], hdr[i+1])
 	}
@@ -136,15 +142,8 @@ func TestEventGateway(t *testing.T) {
 		t.Fatalf("/events without a CloudEvents content type: %d %s", code, b)
 	}
 	post := func(js string) (int, string) {
-		req, _ := http.NewRequest("POST", e.srv.URL+"/events", strings.NewReader(js))
-		req.Header.Set("Content-Type", "application/cloudevents+json")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
+		code, b, _ := send(t, "POST", e.srv.URL+"/events", js, "Content-Type", "application/cloudevents+json")
+		return code, b
 	}
 	if code, b := post(`{"specversion":"1.0","id":"evt-1","source":"/tests","type":"user.created","data":{"id":7}}`); code != 202 || !strings.Contains(b, `"deliveries":3`) {
 		t.Fatalf("/events structured: %d %s", code, b)
@@ -247,20 +246,8 @@ func TestCloudEventsModes(t *testing.T) {
 		t.Fatalf("subscribe: %d %s", code, b)
 	}
 	post := func(ct, body string, hdr ...string) (int, string) {
-		req, _ := http.NewRequest("POST", e.srv.URL+"/events", strings.NewReader(body))
-		if ct != "" {
-			req.Header.Set("Content-Type", ct)
-		}
-		for i := 0; i+1 < len(hdr); i += 2 {
-			req.Header.Set(hdr[i], hdr[i+1])
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
+		code, b, _ := send(t, "POST", e.srv.URL+"/events", body, append([]string{"Content-Type", ct}, hdr...)...)
+		return code, b
 	}
 	cases := []struct {
 		name, ct, body string

@@ -142,3 +142,19 @@ func (g *globals) clientOr(fallbackURL string) (*client.Client, error) {
 }
 
 func (g *globals) ns() string { return g.namespace }
+
+// forEach runs do for each argument in turn, saying "VERB ARG" after each;
+// it stops at the first error, naming the argument.
+func forEach(cmd *cobra.Command, g *globals, args []string, verb string, do func(*client.Client, context.Context, string) error) error {
+	cl, err := g.client()
+	if err != nil {
+		return err
+	}
+	for _, arg := range args {
+		if err := do(cl, cmd.Context(), arg); err != nil {
+			return fmt.Errorf("%s: %w", arg, err)
+		}
+		fmt.Fprintf(g.stdout, "%s %s\n", verb, arg)
+	}
+	return nil
+}

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"nimbus/internal/client"
 )
 
 func dlqCmd(g *globals) *cobra.Command {
@@ -79,17 +81,7 @@ func dlqCmd(g *globals) *cobra.Command {
 		Short: "Queue dead letters' invocations again (fresh attempts) and remove them",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := g.client()
-			if err != nil {
-				return err
-			}
-			for _, id := range args {
-				if err := cl.Redrive(cmd.Context(), id); err != nil {
-					return fmt.Errorf("%s: %w", id, err)
-				}
-				fmt.Fprintf(g.stdout, "Redriven %s\n", id)
-			}
-			return nil
+			return forEach(cmd, g, args, "Redriven", (*client.Client).Redrive)
 		},
 	}
 	purge := &cobra.Command{
@@ -97,17 +89,7 @@ func dlqCmd(g *globals) *cobra.Command {
 		Short: "Remove dead letters",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := g.client()
-			if err != nil {
-				return err
-			}
-			for _, id := range args {
-				if err := cl.PurgeDeadLetter(cmd.Context(), id); err != nil {
-					return fmt.Errorf("%s: %w", id, err)
-				}
-				fmt.Fprintf(g.stdout, "Purged %s\n", id)
-			}
-			return nil
+			return forEach(cmd, g, args, "Purged", (*client.Client).PurgeDeadLetter)
 		},
 	}
 	c.AddCommand(list, show, redrive, purge)

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"strings"
@@ -8,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"nimbus/internal/client"
 	"nimbus/internal/function"
 	"nimbus/internal/trigger"
 )
@@ -102,17 +104,9 @@ time fires, and only if it is at most an hour old; earlier misses are skipped.`,
 		Short: "Delete triggers",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := g.client()
-			if err != nil {
-				return err
-			}
-			for _, name := range args {
-				if err := cl.DeleteTrigger(cmd.Context(), g.ns(), name); err != nil {
-					return fmt.Errorf("%s: %w", name, err)
-				}
-				fmt.Fprintf(g.stdout, "Deleted trigger %s\n", name)
-			}
-			return nil
+			return forEach(cmd, g, args, "Deleted trigger", func(cl *client.Client, ctx context.Context, name string) error {
+				return cl.DeleteTrigger(ctx, g.ns(), name)
+			})
 		},
 	}
 	c.AddCommand(create, list, del)

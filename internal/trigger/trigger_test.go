@@ -59,8 +59,8 @@ func TestValidate(t *testing.T) {
 			t.Errorf("%s: want an error naming the field, got %v", field, err)
 		}
 	}
-	if CallID("default", "a", time.Unix(60, 0)) == CallID("default", "b", time.Unix(60, 0)) ||
-		CallID("default", "a", time.Unix(60, 0)) != CallID("default", "a", time.Unix(60, 0)) {
-		t.Error("call ids must be per trigger and time, and stable")
+	a, b, later := CallID("default", "a", time.Unix(60, 0)), CallID("default", "b", time.Unix(60, 0)), CallID("default", "a", time.Unix(120, 0))
+	if a == b || a == later || a != "cron-"+a[5:21]+"-60" {
+		t.Errorf("call ids must be per trigger and time, and stable: %s %s %s", a, b, later)
 	}
 }

@@ -124,16 +124,8 @@ func TestEventGatewayThroughBinary(t *testing.T) {
 	n.mustCLI("deploy", dir)
 	token := strings.TrimSpace(readFile(t, n.dataDir+"/admin-token"))
 	cfg := func(method, path, body string) (int, string) {
-		req, _ := http.NewRequest(method, n.URL+path, strings.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+token)
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
+		code, b, _ := n.invoke(method, path, body, "Authorization", "Bearer "+token, "Content-Type", "application/json")
+		return code, b
 	}
 	if code, b := cfg("POST", "/v1/spaces/default/functions", `{"functionId":"greeter","space":"default","provider":{"type":"nimbus","function":"greeter"}}`); code != 201 {
 		t.Fatalf("register: %d %s", code, b)
