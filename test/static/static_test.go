@@ -1,6 +1,7 @@
 // Package static runs the checks that are not tests of behaviour: go vet on
 // the whole module and the race detector on the packages with the most
-// concurrency (gateway, drivers, store). -short skips them.
+// concurrency (gateway, drivers, store, the async queue and dispatcher, call
+// records, triggers, events). -short skips them.
 package static
 
 import (
@@ -38,5 +39,6 @@ func TestRace(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: race detector run skipped")
 	}
-	run(t, "test", "-race", "-count=1", "./internal/gateway/...", "./internal/driver/...", "./internal/store/...")
+	run(t, "test", "-race", "-count=1", "./internal/gateway/...", "./internal/driver/...", "./internal/store/...",
+		"./internal/async/...", "./internal/queue/...", "./internal/calls/...", "./internal/trigger/...", "./internal/events/...")
 }
