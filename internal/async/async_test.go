@@ -309,3 +309,36 @@ func TestIdempotencyTakeOver(t *testing.T) {
 	}
 	waitFor(t, "the original call to run", 20*time.Second, func() bool { return len(e.done()["ghost-call"]) == 1 })
 }
+
+// TestUnavailableIs503: with the backbone gone, an invocation is refused
+// with 503 and Retry-After — never a 202 for a call that was not stored.
+func TestUnavailableIs503(t *testing.T) {
+	ctx := context.Background()
+	bb, err := backbone.Open(ctx, backbone.Config{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, err := natsqueue.Open(ctx, bb.JS, natsqueue.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	exists := func(string, string) (function.Function, bool) { return function.Function{}, true }
+	srv := httptest.NewServer(&async.Handler{Queue: q, Spec: exists})
+	defer srv.Close()
+	bb.Close()
+	for _, key := range []string{"", "some-key"} {
+		req, _ := http.NewRequest("POST", srv.URL+"/async-function/fn", strings.NewReader("x"))
+		if key != "" {
+			req.Header.Set("Idempotency-Key", key)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" || !strings.Contains(string(b), "queue_unavailable") {
+			t.Fatalf("key %q: want 503 with Retry-After, got %d %s", key, resp.StatusCode, b)
+		}
+	}
+}
