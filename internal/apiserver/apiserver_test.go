@@ -78,7 +78,7 @@ func newEnv(t *testing.T) *env {
 	}
 	// Outside endpoints in tests are on loopback: allow it, as --allow-outbound does.
 	guard := outbound.NewGuard([]netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")})
-	disp := &async.Dispatcher{Queue: q, Invoke: gw, Spec: gw.Spec, Record: recorder.Record, Callbacks: guard.Client(5 * time.Second)}
+	disp := &async.Dispatcher{Queue: q, Invoke: gw, Spec: gw.Spec, Record: recorder.Record, Outbound: guard.Client(5 * time.Second)}
 	disp.ConsumeOutbound(events.OutboundNamespace, events.OutboundFunction, 16)
 	synced := make(chan struct{})
 	ctl := &controller.Controller{Store: st, Target: controller.Targets{gw, disp}}

@@ -77,7 +77,7 @@ func newEnv(t *testing.T) *env {
 		Log:     func(l store.LogLine) { e.mu.Lock(); e.logs = append(e.logs, l); e.mu.Unlock() }})
 	// Tests call back to loopback: allow it, as --allow-outbound does.
 	guard := outbound.NewGuard([]netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")})
-	e.disp = &async.Dispatcher{Queue: q, Invoke: e.gw, Spec: e.gw.Spec, Record: e.record, Callbacks: guard.Client(5 * time.Second)}
+	e.disp = &async.Dispatcher{Queue: q, Invoke: e.gw, Spec: e.gw.Spec, Record: e.record, Outbound: guard.Client(5 * time.Second)}
 	e.srv = httptest.NewServer(&async.Handler{Queue: q, Spec: e.gw.Spec, MaxBodyBytes: 1 << 20,
 		CheckCallback: guard.CheckURL, Record: e.record})
 	t.Cleanup(func() {

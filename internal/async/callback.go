@@ -32,7 +32,7 @@ var callbackBackoff = time.Second
 // asked for).
 func (d *Dispatcher) callback(m queue.Message, res result, dead bool) string {
 	target := m.Header.Get(CallbackHeader)
-	if target == "" || d.Callbacks == nil {
+	if target == "" || d.Outbound == nil {
 		return ""
 	}
 	var last string
@@ -76,7 +76,7 @@ func (d *Dispatcher) postCallback(target string, m queue.Message, res result, de
 	if res.cut {
 		req.Header.Set("X-Nimbus-Body-Truncated", "true")
 	}
-	resp, err := d.Callbacks.Do(req)
+	resp, err := d.Outbound.Do(req)
 	if err != nil {
 		return 0, err
 	}

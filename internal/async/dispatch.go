@@ -28,10 +28,10 @@ type Dispatcher struct {
 	Spec   func(namespace, name string) (function.Function, bool)
 	// Record, if set, is given the call record after every attempt.
 	Record func(calls.Record)
-	// Callbacks, if set, is the client for X-Callback-Url deliveries (an
-	// outbound-guarded one); without it callbacks are not made.
-	Callbacks *http.Client
-	Logger    *slog.Logger
+	// Outbound, if set, is the outbound-guarded client for X-Callback-Url
+	// deliveries and outside endpoints; without it neither is called.
+	Outbound *http.Client
+	Logger   *slog.Logger
 	// Heartbeat is how often a running delivery tells the queue it is still
 	// in progress; it must be well under the queue's ack wait. Default 10s.
 	Heartbeat time.Duration
@@ -221,7 +221,7 @@ func (d *Dispatcher) invoke(dl queue.Delivery, fn function.Function, m queue.Mes
 	req.Header.Set("X-Call-Id", m.CallID)
 	req.Header.Set("X-Nimbus-Attempt", strconv.Itoa(attempt))
 	keep := 512
-	if m.Header.Get(CallbackHeader) != "" && d.Callbacks != nil {
+	if m.Header.Get(CallbackHeader) != "" && d.Outbound != nil {
 		keep = maxCallbackBody
 	}
 	rec := &recorder{header: http.Header{}, keep: keep}
@@ -240,7 +240,7 @@ func (d *Dispatcher) invoke(dl queue.Delivery, fn function.Function, m queue.Mes
 // invokeURL runs one attempt against an outside endpoint, through the
 // outbound-guarded client; a network error counts as a 502.
 func (d *Dispatcher) invokeURL(ctx context.Context, m queue.Message, attempt int) result {
-	if d.Callbacks == nil {
+	if d.Outbound == nil {
 		return result{status: http.StatusBadGateway, errText: "outside endpoints are not enabled"}
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -255,7 +255,7 @@ func (d *Dispatcher) invokeURL(ctx context.Context, m queue.Message, attempt int
 	req.Header.Set("X-Call-Id", m.CallID)
 	req.Header.Set("X-Nimbus-Attempt", strconv.Itoa(attempt))
 	began := time.Now()
-	resp, err := d.Callbacks.Do(req)
+	resp, err := d.Outbound.Do(req)
 	if err != nil {
 		return result{status: http.StatusBadGateway, took: time.Since(began), errText: fmt.Sprintf("attempt %d: %v", attempt, err)}
 	}
