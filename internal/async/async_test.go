@@ -43,16 +43,20 @@ type env struct {
 
 func (e *env) record(r calls.Record) { e.mu.Lock(); e.records = append(e.records, r); e.mu.Unlock() }
 
-// lastRecord is the latest call record of id.
+// lastRecord is the latest call record of id by its Updated time, as the
+// index keeps it: the handler's "queued" record can be handed over after
+// the dispatcher's, when the delivery beats the handler's return.
 func (e *env) lastRecord(id string) (calls.Record, bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	for i := len(e.records) - 1; i >= 0; i-- {
-		if e.records[i].CallID == id {
-			return e.records[i], true
+	var last calls.Record
+	found := false
+	for _, r := range e.records {
+		if r.CallID == id && (!found || !r.Updated.Before(last.Updated)) {
+			last, found = r, true
 		}
 	}
-	return calls.Record{}, false
+	return last, found
 }
 
 func newEnv(t *testing.T) *env {

@@ -164,7 +164,8 @@ func (d *Dispatcher) process(dl queue.Delivery) {
 // record is the call record of an attempt (or of a call that ended without one).
 func (d *Dispatcher) record(m queue.Message, attempts int, state string, res result, errText string) calls.Record {
 	return calls.Record{CallID: m.CallID, Namespace: m.Namespace, Function: m.Function, Mode: calls.Async, State: state,
-		Status: res.status, Start: m.Enqueued, Duration: res.took.Seconds(), Attempts: attempts, Error: errText}
+		Status: res.status, Start: m.Enqueued, Duration: res.took.Seconds(), Attempts: attempts, Error: errText,
+		Updated: time.Now().UTC()}
 }
 
 func (d *Dispatcher) emit(rec calls.Record) {
