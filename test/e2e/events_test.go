@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -76,11 +77,13 @@ func TestTriggersCallRecordsCallbacks(t *testing.T) {
 		}
 	}
 	n.mustCLI("trigger", "delete", "tick")
-	time.Sleep(1500 * time.Millisecond) // a firing in flight may still land
-	stopped := len(cronRuns())
-	time.Sleep(2500 * time.Millisecond)
-	if now := len(cronRuns()); now != stopped {
-		t.Fatalf("trigger fired after delete: %d → %d", stopped, now)
+	deleted := time.Now().Unix()
+	time.Sleep(3 * time.Second) // what was queued before the delete may still run; nothing later may fire
+	for id := range cronRuns() {
+		at, _ := strconv.ParseInt(id[strings.LastIndex(id, "-")+1:], 10, 64)
+		if at > deleted+1 { // +1: a pass may have been firing as the delete landed
+			t.Fatalf("trigger fired for %s, after its delete at %s", time.Unix(at, 0).UTC(), time.Unix(deleted, 0).UTC())
+		}
 	}
 	if _, errOut, code := n.cli("trigger", "create", "bad", "--schedule", "every day", "--function", "ticked"); code != 2 || !strings.Contains(errOut, "schedule") {
 		t.Fatalf("bad schedule: exit %d %q", code, errOut)
