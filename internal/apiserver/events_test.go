@@ -109,6 +109,14 @@ func TestEventGateway(t *testing.T) {
 	if code, body, _ = e.events(t, "GET", "/nowhere", ""); code != 404 {
 		t.Fatalf("unsubscribed path: %d %s", code, body)
 	}
+	// A wildcard takes the rest of the path.
+	if code, b := e.eg(t, "POST", "/subscriptions", `{"type":"sync","eventType":"http.request","functionId":"hello","method":"GET","path":"/files/*rest"}`); code != 201 {
+		t.Fatalf("wildcard subscribe: %d %s", code, b)
+	}
+	code, body, _ = e.events(t, "GET", "/files/a/b/c.txt", "")
+	if code != 200 || json.Unmarshal([]byte(body), &data) != nil || data.Params["rest"] != "a/b/c.txt" {
+		t.Fatalf("wildcard: %d %s", code, body)
+	}
 
 	// Async: two nimbus subscribers and one outside endpoint to one type.
 	var mu sync.Mutex
@@ -151,6 +159,11 @@ func TestEventGateway(t *testing.T) {
 	if code, b := post(`{"specversion":"1.0","id":"evt-2","source":"/tests","type":"user.created"}`); code != 202 {
 		t.Fatalf("/events second event: %d %s", code, b)
 	}
+	// The Event Gateway's legacy mode: the Event header names the type.
+	code, body, hdr = e.events(t, "POST", "/users", `{"id":8}`, "Event", "user.created", "Content-Type", "application/json", "X-Call-Id", "legacy-1")
+	if code != 202 {
+		t.Fatalf("legacy Event header: %d %s", code, body)
+	}
 	if code, b := post(`{"specversion":"1.0","id":"evt-3","type":"user.created"}`); code != 400 || !strings.Contains(b, "source") {
 		t.Fatalf("missing source: want 400 naming it, got %d %s", code, b)
 	}
@@ -170,11 +183,11 @@ func TestEventGateway(t *testing.T) {
 		n := len(outside)
 		mu.Unlock()
 		got := ces()
-		if got["evt-1"] == 2 && got["evt-2"] == 2 && n == 2 {
+		if got["evt-1"] == 2 && got["evt-2"] == 2 && got["legacy-1"] == 2 && n == 3 {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("deliveries: nimbus %v, outside %d (want evt-1 and evt-2 twice each, outside twice)", got, n)
+			t.Fatalf("deliveries: nimbus %v, outside %d (want evt-1, evt-2 and legacy-1 twice each, outside 3)", got, n)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -203,7 +216,7 @@ func TestEventGateway(t *testing.T) {
 		return c, bb
 	}()
 	var subs struct{ Subscriptions []map[string]any }
-	if json.Unmarshal(b, &subs); code != 200 || len(subs.Subscriptions) != 5 {
+	if json.Unmarshal(b, &subs); code != 200 || len(subs.Subscriptions) != 6 {
 		t.Fatalf("list subscriptions: %d %s", code, b)
 	}
 	if code, b := e.eg(t, "DELETE", "/functions/hello", ""); code != 400 {
