@@ -195,7 +195,12 @@ func TestEventGateway(t *testing.T) {
 	if h := outside[0]; h.Get("Ce-Type") != "user.created" || h.Get("Ce-Source") != "/tests" || h.Get("X-Call-Id") == "" {
 		t.Fatalf("outside endpoint got: %v", h)
 	}
+	extCall := outside[0].Get("X-Call-Id")
 	mu.Unlock()
+	// The outside endpoint's delivery is recorded under its space and functionId.
+	if r := waitCall(t, e, extCall); r.Namespace != "default" || r.Function != "ext" || r.Mode != "async" {
+		t.Fatalf("record of an outside delivery: %+v", r)
+	}
 
 	// CORS: a preflight for an allowed origin pattern, and one refused.
 	if code, b := e.eg(t, "POST", "/cors", `{"method":"GET","path":"/hello/:name","allowedOrigins":["http://*.example.com"]}`); code != 201 {

@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -163,7 +164,8 @@ func (d *Dispatcher) process(dl queue.Delivery) {
 
 // record is the call record of an attempt (or of a call that ended without one).
 func (d *Dispatcher) record(m queue.Message, attempts int, state string, res result, errText string) calls.Record {
-	return calls.Record{CallID: m.CallID, Namespace: m.Namespace, Function: m.Function, Mode: calls.Async, State: state,
+	ns, fn := names(m)
+	return calls.Record{CallID: m.CallID, Namespace: ns, Function: fn, Mode: calls.Async, State: state,
 		Status: res.status, Start: m.Enqueued, Duration: res.took.Seconds(), Attempts: attempts, Error: errText,
 		Updated: time.Now().UTC()}
 }
@@ -172,6 +174,16 @@ func (d *Dispatcher) emit(rec calls.Record) {
 	if d.Record != nil {
 		d.Record(rec)
 	}
+}
+
+// names are the namespace and function a message is recorded under: an
+// outside endpoint's are its target's, space/functionId.
+func names(m queue.Message) (namespace, function string) {
+	if m.URL != "" {
+		namespace, function, _ = strings.Cut(m.Target, "/")
+		return namespace, function
+	}
+	return m.Namespace, m.Function
 }
 
 // result is how one attempt ended.
@@ -272,7 +284,8 @@ func (d *Dispatcher) invokeURL(ctx context.Context, m queue.Message, attempt int
 // dead stores a dead letter, then settles the message. If the dead letter
 // cannot be stored, the message stays queued and comes back.
 func (d *Dispatcher) dead(dl queue.Delivery, m queue.Message, res result, attempts int, reason string) {
-	rec := queue.DeadLetter{CallID: m.CallID, Namespace: m.Namespace, Function: m.Function, Attempts: attempts,
+	ns, fn := names(m)
+	rec := queue.DeadLetter{CallID: m.CallID, Namespace: ns, Function: fn, Attempts: attempts,
 		LastStatus: res.status, Error: reason, Enqueued: m.Enqueued, LastTry: time.Now().UTC(), Message: m}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

@@ -90,8 +90,12 @@ func (d *Deliverer) Enqueue(ctx context.Context, ev event.Event, sub Subscriptio
 		return err
 	}
 	if d.Record != nil {
-		d.Record(calls.Record{CallID: id, Namespace: m.Namespace, Function: m.Function, Mode: calls.Async, State: calls.Queued,
-			Start: m.Enqueued, Updated: m.Enqueued})
+		rec := calls.Record{CallID: id, Namespace: m.Namespace, Function: m.Function, Mode: calls.Async, State: calls.Queued,
+			Start: m.Enqueued, Updated: m.Enqueued}
+		if m.URL != "" {
+			rec.Namespace, rec.Function = sub.Space, fn.FunctionID
+		}
+		d.Record(rec)
 	}
 	return nil
 }
