@@ -160,7 +160,7 @@ func TestEventGateway(t *testing.T) {
 		t.Fatalf("/events second event: %d %s", code, b)
 	}
 	// The Event Gateway's legacy mode: the Event header names the type.
-	code, body, hdr = e.events(t, "POST", "/users", `{"id":8}`, "Event", "user.created", "Content-Type", "application/json", "X-Call-Id", "legacy-1")
+	code, body, _ = e.events(t, "POST", "/users", `{"id":8}`, "Event", "user.created", "Content-Type", "application/json", "X-Call-Id", "legacy-1")
 	if code != 202 {
 		t.Fatalf("legacy Event header: %d %s", code, body)
 	}
