@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"text/tabwriter"
 	"time"
@@ -8,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"nimbus/internal/calls"
+	"nimbus/internal/client"
 )
 
 func callsCmd(g *globals) *cobra.Command {
@@ -21,35 +23,25 @@ func callsCmd(g *globals) *cobra.Command {
 		Use:   "list [--function NAME] [--limit N]",
 		Short: "List recent calls, most recent first",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkOutput(output); err != nil {
-				return err
-			}
+		PreRunE: func(*cobra.Command, []string) error {
 			if limit < 1 || limit > 1000 {
 				return usagef("--limit must be from 1 to 1000")
 			}
-			cl, err := g.client()
-			if err != nil {
-				return err
-			}
+			return nil
+		},
+		RunE: readRun(g, &output, func(ctx context.Context, cl *client.Client, _ []string) ([]calls.Record, error) {
 			ns := g.ns()
 			if fn == "" && g.namespace == "" {
 				ns = "" // every namespace's
 			}
-			list, err := cl.Calls(cmd.Context(), ns, fn, limit)
-			if err != nil {
-				return err
-			}
-			if output == "json" {
-				return printJSON(g.stdout, list)
-			}
-			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+			return cl.Calls(ctx, ns, fn, limit)
+		}, func(tw *tabwriter.Writer, list []calls.Record) {
 			fmt.Fprintln(tw, "CALL ID\tFUNCTION\tMODE\tSTATE\tSTATUS\tATTEMPTS\tSTART\tDURATION\tERROR")
 			for _, r := range list {
-				printCallRow(tw, r)
+				fmt.Fprintf(tw, "%s\t%s.%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s\n", r.CallID, r.Function, r.Namespace, r.Mode, r.State,
+					r.Status, r.Attempts, r.Start.Local().Format(time.RFC3339), seconds(r.Duration), firstLine(r.Error, 50))
 			}
-			return tw.Flush()
-		},
+		}),
 	}
 	list.Flags().StringVar(&fn, "function", "", "only this function's calls")
 	list.Flags().IntVar(&limit, "limit", 50, "how many to show (at most 1000)")
@@ -59,22 +51,9 @@ func callsCmd(g *globals) *cobra.Command {
 		Use:   "get CALL_ID",
 		Short: "Show one call",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkOutput(getOutput); err != nil {
-				return err
-			}
-			cl, err := g.client()
-			if err != nil {
-				return err
-			}
-			r, err := cl.Call(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			if getOutput == "json" {
-				return printJSON(g.stdout, r)
-			}
-			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+		RunE: readRun(g, &getOutput, func(ctx context.Context, cl *client.Client, args []string) (calls.Record, error) {
+			return cl.Call(ctx, args[0])
+		}, func(tw *tabwriter.Writer, r calls.Record) {
 			fmt.Fprintf(tw, "Call ID:\t%s\nFunction:\t%s.%s\nMode:\t%s\nState:\t%s\nStatus:\t%d\nAttempts:\t%d\nStart:\t%s\nDuration:\t%s\n",
 				r.CallID, r.Function, r.Namespace, r.Mode, r.State, r.Status, r.Attempts,
 				r.Start.Local().Format(time.RFC3339Nano), seconds(r.Duration))
@@ -84,8 +63,7 @@ func callsCmd(g *globals) *cobra.Command {
 			if r.Callback != "" {
 				fmt.Fprintf(tw, "Callback:\t%s\n", r.Callback)
 			}
-			return tw.Flush()
-		},
+		}),
 	}
 	addOutput(get, &getOutput)
 	c.AddCommand(list, get)
@@ -93,11 +71,6 @@ func callsCmd(g *globals) *cobra.Command {
 		wrapArgs(sub)
 	}
 	return c
-}
-
-func printCallRow(tw *tabwriter.Writer, r calls.Record) {
-	fmt.Fprintf(tw, "%s\t%s.%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s\n", r.CallID, r.Function, r.Namespace, r.Mode, r.State,
-		r.Status, r.Attempts, r.Start.Local().Format(time.RFC3339), seconds(r.Duration), firstLine(r.Error, 50))
 }
 
 func seconds(s float64) string {

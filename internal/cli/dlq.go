@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"text/tabwriter"
@@ -9,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"nimbus/internal/client"
+	"nimbus/internal/queue"
 )
 
 func dlqCmd(g *globals) *cobra.Command {
@@ -21,29 +23,15 @@ func dlqCmd(g *globals) *cobra.Command {
 		Use:   "list [--function NAME]",
 		Short: "List dead letters",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkOutput(output); err != nil {
-				return err
-			}
-			cl, err := g.client()
-			if err != nil {
-				return err
-			}
-			list, err := cl.DeadLetters(cmd.Context(), g.ns(), fn)
-			if err != nil {
-				return err
-			}
-			if output == "json" {
-				return printJSON(g.stdout, list)
-			}
-			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+		RunE: readRun(g, &output, func(ctx context.Context, cl *client.Client, _ []string) ([]queue.DeadLetter, error) {
+			return cl.DeadLetters(ctx, g.ns(), fn)
+		}, func(tw *tabwriter.Writer, list []queue.DeadLetter) {
 			fmt.Fprintln(tw, "CALL ID\tFUNCTION\tATTEMPTS\tSTATUS\tLAST ATTEMPT\tERROR")
 			for _, d := range list {
 				fmt.Fprintf(tw, "%s\t%s.%s\t%d\t%d\t%s\t%s\n", d.CallID, d.Function, d.Namespace, d.Attempts, d.LastStatus,
 					d.LastTry.Local().Format(time.RFC3339), firstLine(d.Error, 60))
 			}
-			return tw.Flush()
-		},
+		}),
 	}
 	list.Flags().StringVar(&fn, "function", "", "only this function's")
 	addOutput(list, &output)
@@ -52,28 +40,14 @@ func dlqCmd(g *globals) *cobra.Command {
 		Use:   "show CALL_ID",
 		Short: "Show a dead letter with its payload",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkOutput(showOutput); err != nil {
-				return err
-			}
-			cl, err := g.client()
-			if err != nil {
-				return err
-			}
-			d, err := cl.DeadLetter(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			if showOutput == "json" {
-				return printJSON(g.stdout, d)
-			}
-			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+		RunE: readRun(g, &showOutput, func(ctx context.Context, cl *client.Client, args []string) (queue.DeadLetter, error) {
+			return cl.DeadLetter(ctx, args[0])
+		}, func(tw *tabwriter.Writer, d queue.DeadLetter) {
 			fmt.Fprintf(tw, "Call ID:\t%s\nFunction:\t%s.%s\nAttempts:\t%d\nLast status:\t%d\nError:\t%s\nEnqueued:\t%s\nLast attempt:\t%s\nRequest:\t%s %s\nBody:\t%d bytes\n",
 				d.CallID, d.Function, d.Namespace, d.Attempts, d.LastStatus, d.Error,
 				d.Enqueued.Local().Format(time.RFC3339), d.LastTry.Local().Format(time.RFC3339),
 				d.Message.Method, d.Message.Path, len(d.Message.Body))
-			return tw.Flush()
-		},
+		}),
 	}
 	addOutput(show, &showOutput)
 	redrive := &cobra.Command{

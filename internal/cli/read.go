@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -10,6 +11,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"nimbus/internal/apiserver"
+	"nimbus/internal/client"
+	"nimbus/internal/gateway"
 	"nimbus/internal/store"
 )
 
@@ -30,39 +34,55 @@ func printJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
+// readRun is the RunE of a read command: it checks -o, fetches through the
+// client, and prints what it got as JSON (-o json) or through table.
+func readRun[T any](g *globals, output *string, fetch func(context.Context, *client.Client, []string) (T, error), table func(*tabwriter.Writer, T)) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		if err := checkOutput(*output); err != nil {
+			return err
+		}
+		cl, err := g.client()
+		if err != nil {
+			return err
+		}
+		v, err := fetch(cmd.Context(), cl, args)
+		if err != nil {
+			return err
+		}
+		if *output == "json" {
+			return printJSON(g.stdout, v)
+		}
+		tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+		table(tw, v)
+		return tw.Flush()
+	}
+}
+
 func listCmd(g *globals) *cobra.Command {
 	var output string
 	c := &cobra.Command{
 		Use:   "list",
 		Short: "List functions",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkOutput(output); err != nil {
-				return err
-			}
-			cl, err := g.client()
-			if err != nil {
-				return err
-			}
-			fns, err := cl.List(cmd.Context(), g.ns())
-			if err != nil {
-				return err
-			}
-			if output == "json" {
-				return printJSON(g.stdout, fns)
-			}
-			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+		RunE: readRun(g, &output, func(ctx context.Context, cl *client.Client, _ []string) ([]apiserver.FunctionView, error) {
+			return cl.List(ctx, g.ns())
+		}, func(tw *tabwriter.Writer, fns []apiserver.FunctionView) {
 			fmt.Fprintln(tw, "NAME\tNAMESPACE\tPROTOCOL\tREVISION\tREADY\tINVOCATIONS")
 			for _, v := range fns {
 				f := v.Function
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d/%d\t%d\n", f.Name, f.Namespace, f.Protocol, v.Revision,
 					v.Status.ReadyInstances, v.Status.TotalInstances, v.Status.Invocations)
 			}
-			return tw.Flush()
-		},
+		}),
 	}
 	addOutput(c, &output)
 	return c
+}
+
+// description is what describe shows: a function and its instances.
+type description struct {
+	Function  apiserver.FunctionView   `json:"function"`
+	Instances []gateway.InstanceStatus `json:"instances"`
 }
 
 func describeCmd(g *globals) *cobra.Command {
@@ -71,27 +91,16 @@ func describeCmd(g *globals) *cobra.Command {
 		Use:   "describe NAME",
 		Short: "Show a function's spec, status and instances",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkOutput(output); err != nil {
-				return err
-			}
-			cl, err := g.client()
+		RunE: readRun(g, &output, func(ctx context.Context, cl *client.Client, args []string) (description, error) {
+			v, err := cl.Get(ctx, g.ns(), args[0])
 			if err != nil {
-				return err
+				return description{}, err
 			}
-			v, err := cl.Get(cmd.Context(), g.ns(), args[0])
-			if err != nil {
-				return err
-			}
-			insts, err := cl.Instances(cmd.Context(), g.ns(), args[0])
-			if err != nil {
-				return err
-			}
-			if output == "json" {
-				return printJSON(g.stdout, map[string]any{"function": v, "instances": insts})
-			}
+			insts, err := cl.Instances(ctx, g.ns(), args[0])
+			return description{v, insts}, err
+		}, func(tw *tabwriter.Writer, d description) {
+			v, insts := d.Function, d.Instances
 			f, s := v.Function, v.Status
-			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
 			row := func(k string, v any) { fmt.Fprintf(tw, "%s:\t%v\n", k, v) }
 			row("Name", f.Name)
 			row("Namespace", f.Namespace)
@@ -111,8 +120,7 @@ func describeCmd(g *globals) *cobra.Command {
 			for _, in := range insts {
 				row("Instance", fmt.Sprintf("%s %s, %d in flight, %d served", in.ID, in.State, in.InFlight, in.Served))
 			}
-			return tw.Flush()
-		},
+		}),
 	}
 	addOutput(c, &output)
 	return c

@@ -74,29 +74,14 @@ time fires, and only if it is at most an hour old; earlier misses are skipped.`,
 		Use:   "list",
 		Short: "List triggers",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkOutput(output); err != nil {
-				return err
-			}
-			cl, err := g.client()
-			if err != nil {
-				return err
-			}
-			ns := g.namespace // "" lists every namespace
-			list, err := cl.Triggers(cmd.Context(), ns)
-			if err != nil {
-				return err
-			}
-			if output == "json" {
-				return printJSON(g.stdout, list)
-			}
-			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+		RunE: readRun(g, &output, func(ctx context.Context, cl *client.Client, _ []string) ([]trigger.Trigger, error) {
+			return cl.Triggers(ctx, g.namespace) // "" lists every namespace
+		}, func(tw *tabwriter.Writer, list []trigger.Trigger) {
 			fmt.Fprintln(tw, "NAME\tNAMESPACE\tSCHEDULE\tFUNCTION\tPATH")
 			for _, t := range list {
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", t.Name, t.Namespace, t.Schedule, t.Function, t.Path)
 			}
-			return tw.Flush()
-		},
+		}),
 	}
 	addOutput(list, &output)
 	del := &cobra.Command{
