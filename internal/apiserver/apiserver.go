@@ -142,32 +142,26 @@ func New(o Options) *Server {
 	}
 	s.mux.Handle("/system/", of)
 	if o.Queue != nil {
-		for _, r := range []Route{
-			{"GET", "/v1/deadletters", true, s.listDeadLetters},
-			{"GET", "/v1/deadletters/{id}", true, s.getDeadLetter},
-			{"POST", "/v1/deadletters/{id}/redrive", true, s.redriveDeadLetter},
-			{"DELETE", "/v1/deadletters/{id}", true, s.purgeDeadLetter},
-		} {
-			s.add(r)
-		}
+		s.add(
+			Route{"GET", "/v1/deadletters", true, s.listDeadLetters},
+			Route{"GET", "/v1/deadletters/{id}", true, s.getDeadLetter},
+			Route{"POST", "/v1/deadletters/{id}/redrive", true, s.redriveDeadLetter},
+			Route{"DELETE", "/v1/deadletters/{id}", true, s.purgeDeadLetter},
+		)
 	}
 	if o.Calls != nil {
-		for _, r := range []Route{
-			{"GET", "/v1/calls", true, s.listCalls},
-			{"GET", "/v1/calls/{id}", true, s.getCall},
-		} {
-			s.add(r)
-		}
+		s.add(
+			Route{"GET", "/v1/calls", true, s.listCalls},
+			Route{"GET", "/v1/calls/{id}", true, s.getCall},
+		)
 	}
 	if o.Triggers != nil {
-		for _, r := range []Route{
-			{"GET", "/v1/triggers", true, s.listTriggers},
-			{"PUT", "/v1/triggers/{name}", true, s.putTrigger},
-			{"GET", "/v1/triggers/{name}", true, s.getTrigger},
-			{"DELETE", "/v1/triggers/{name}", true, s.deleteTrigger},
-		} {
-			s.add(r)
-		}
+		s.add(
+			Route{"GET", "/v1/triggers", true, s.listTriggers},
+			Route{"PUT", "/v1/triggers/{name}", true, s.putTrigger},
+			Route{"GET", "/v1/triggers/{name}", true, s.getTrigger},
+			Route{"DELETE", "/v1/triggers/{name}", true, s.deleteTrigger},
+		)
 	}
 	if o.EventConfig != nil {
 		o.EventConfig.Register(s.mux, s.auth)
@@ -190,10 +184,12 @@ func New(o Options) *Server {
 	return s
 }
 
-// add serves an authenticated route.
-func (s *Server) add(r Route) {
-	s.routes = append(s.routes, r)
-	s.mux.Handle(r.Method+" "+r.Pattern, s.auth(r.handler))
+// add serves authenticated routes.
+func (s *Server) add(routes ...Route) {
+	for _, r := range routes {
+		s.routes = append(s.routes, r)
+		s.mux.Handle(r.Method+" "+r.Pattern, s.auth(r.handler))
+	}
 }
 
 // Routes lists what the server answers besides /function/*.

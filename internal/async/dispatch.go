@@ -9,7 +9,6 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -164,7 +163,7 @@ func (d *Dispatcher) process(dl queue.Delivery) {
 
 // record is the call record of an attempt (or of a call that ended without one).
 func (d *Dispatcher) record(m queue.Message, attempts int, state string, res result, errText string) calls.Record {
-	ns, fn := names(m)
+	ns, fn := m.Owner()
 	return calls.Record{CallID: m.CallID, Namespace: ns, Function: fn, Mode: calls.Async, State: state,
 		Status: res.status, Start: m.Enqueued, Duration: res.took.Seconds(), Attempts: attempts, Error: errText,
 		Updated: time.Now().UTC()}
@@ -174,16 +173,6 @@ func (d *Dispatcher) emit(rec calls.Record) {
 	if d.Record != nil {
 		d.Record(rec)
 	}
-}
-
-// names are the namespace and function a message is recorded under: an
-// outside endpoint's are its target's, space/functionId.
-func names(m queue.Message) (namespace, function string) {
-	if m.URL != "" {
-		namespace, function, _ = strings.Cut(m.Target, "/")
-		return namespace, function
-	}
-	return m.Namespace, m.Function
 }
 
 // result is how one attempt ended.
@@ -237,13 +226,10 @@ func (d *Dispatcher) invoke(dl queue.Delivery, fn function.Function, m queue.Mes
 	if m.Header.Get(CallbackHeader) != "" && d.Outbound != nil {
 		keep = maxCallbackBody
 	}
-	rec := &recorder{header: http.Header{}, keep: keep}
+	rec := gateway.NewCapture(keep)
 	began := time.Now()
 	d.Invoke.ServeHTTP(rec, req)
-	res := result{status: rec.status, took: time.Since(began), header: rec.header, body: rec.body.Bytes(), cut: rec.cut}
-	if res.status == 0 {
-		res.status = http.StatusOK
-	}
+	res := result{status: rec.StatusCode(), took: time.Since(began), header: rec.Header(), body: rec.Body.Bytes(), cut: rec.Cut}
 	if res.status >= 500 {
 		res.errText = fmt.Sprintf("attempt %d answered %d: %s", attempt, res.status, bytes.TrimSpace(res.body[:min(len(res.body), 512)]))
 	}
@@ -284,7 +270,7 @@ func (d *Dispatcher) invokeURL(ctx context.Context, m queue.Message, attempt int
 // dead stores a dead letter, then settles the message. If the dead letter
 // cannot be stored, the message stays queued and comes back.
 func (d *Dispatcher) dead(dl queue.Delivery, m queue.Message, res result, attempts int, reason string) {
-	ns, fn := names(m)
+	ns, fn := m.Owner()
 	rec := queue.DeadLetter{CallID: m.CallID, Namespace: ns, Function: fn, Attempts: attempts,
 		LastStatus: res.status, Error: reason, Enqueued: m.Enqueued, LastTry: time.Now().UTC(), Message: m}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -299,34 +285,3 @@ func (d *Dispatcher) dead(dl queue.Delivery, m queue.Message, res result, attemp
 	d.emit(cr)
 	dl.Ack()
 }
-
-// recorder keeps an invocation's status, headers and up to keep bytes of
-// its body.
-type recorder struct {
-	header http.Header
-	status int
-	body   bytes.Buffer
-	keep   int
-	cut    bool
-}
-
-func (r *recorder) Header() http.Header { return r.header }
-func (r *recorder) WriteHeader(code int) {
-	if r.status == 0 {
-		r.status = code
-	}
-}
-func (r *recorder) Write(p []byte) (int, error) {
-	if r.status == 0 {
-		r.status = http.StatusOK
-	}
-	room := r.keep - r.body.Len()
-	if room < len(p) {
-		r.cut = true
-	}
-	if room > 0 {
-		r.body.Write(p[:min(len(p), room)])
-	}
-	return len(p), nil
-}
-func (r *recorder) Flush() {}

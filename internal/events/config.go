@@ -20,32 +20,32 @@ type ConfigAPI struct {
 }
 
 // Route is a method and pattern the config API answers.
-type Route struct{ Method, Pattern string }
+type Route struct {
+	Method, Pattern string
+	handler         http.Handler
+}
 
-// Routes lists them, for the API's route registry.
+// Routes lists what the config API answers.
 func (a *ConfigAPI) Routes() []Route {
-	var out []Route
-	out = append(out, Route{"GET", "/v1/status"})
+	out := []Route{{"GET", "/v1/status", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusOK)
+	})}}
 	for _, kind := range []string{KindEventTypes, KindFunctions, KindSubscriptions, KindCORS} {
 		base := "/v1/spaces/{space}/" + kind
-		out = append(out, Route{"GET", base}, Route{"POST", base},
-			Route{"GET", base + "/{id}"}, Route{"PUT", base + "/{id}"}, Route{"DELETE", base + "/{id}"})
+		out = append(out,
+			Route{"GET", base, a.handle(kind, a.list)},
+			Route{"POST", base, a.handle(kind, a.create)},
+			Route{"GET", base + "/{id}", a.handle(kind, a.get)},
+			Route{"PUT", base + "/{id}", a.handle(kind, a.update)},
+			Route{"DELETE", base + "/{id}", a.handle(kind, a.remove)})
 	}
 	return out
 }
 
 // Register adds the routes to a mux, each wrapped by wrap (authentication).
 func (a *ConfigAPI) Register(mux *http.ServeMux, wrap func(http.Handler) http.Handler) {
-	mux.Handle("GET /v1/status", wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.WriteHeader(http.StatusOK)
-	})))
-	for _, kind := range []string{KindEventTypes, KindFunctions, KindSubscriptions, KindCORS} {
-		base := "/v1/spaces/{space}/" + kind
-		mux.Handle("GET "+base, wrap(a.handle(kind, a.list)))
-		mux.Handle("POST "+base, wrap(a.handle(kind, a.create)))
-		mux.Handle("GET "+base+"/{id}", wrap(a.handle(kind, a.get)))
-		mux.Handle("PUT "+base+"/{id}", wrap(a.handle(kind, a.update)))
-		mux.Handle("DELETE "+base+"/{id}", wrap(a.handle(kind, a.remove)))
+	for _, r := range a.Routes() {
+		mux.Handle(r.Method+" "+r.Pattern, wrap(r.handler))
 	}
 }
 

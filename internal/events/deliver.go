@@ -18,6 +18,7 @@ import (
 
 	"nimbus/internal/calls"
 	"nimbus/internal/function"
+	"nimbus/internal/gateway"
 	"nimbus/internal/queue"
 )
 
@@ -90,12 +91,9 @@ func (d *Deliverer) Enqueue(ctx context.Context, ev event.Event, sub Subscriptio
 		return err
 	}
 	if d.Record != nil {
-		rec := calls.Record{CallID: id, Namespace: m.Namespace, Function: m.Function, Mode: calls.Async, State: calls.Queued,
-			Start: m.Enqueued, Updated: m.Enqueued}
-		if m.URL != "" {
-			rec.Namespace, rec.Function = sub.Space, fn.FunctionID
-		}
-		d.Record(rec)
+		ns, name := m.Owner()
+		d.Record(calls.Record{CallID: id, Namespace: ns, Function: name, Mode: calls.Async, State: calls.Queued,
+			Start: m.Enqueued, Updated: m.Enqueued})
 	}
 	return nil
 }
@@ -123,12 +121,9 @@ func (d *Deliverer) Invoke(ctx context.Context, ev event.Event, space string, fn
 		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "/function/"+fn.Provider.Function+"."+space+"/", bytes.NewReader(body))
 		req.Header = hdr
 		req.Header.Set("X-Call-Id", callID)
-		rec := &capture{header: http.Header{}}
+		rec := gateway.NewCapture(maxAnswer + 1)
 		d.Gateway.ServeHTTP(rec, req)
-		status, out = rec.status, rec.body.Bytes()
-		if status == 0 {
-			status = http.StatusOK
-		}
+		status, out = rec.StatusCode(), rec.Body.Bytes()
 	case TypeHTTP:
 		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
@@ -166,27 +161,3 @@ func (d *Deliverer) Invoke(ctx context.Context, ev event.Event, space string, fn
 
 // maxAnswer bounds a sync function's answer.
 const maxAnswer = 6 << 20
-
-// capture keeps a response, up to maxAnswer+1 bytes of body.
-type capture struct {
-	header http.Header
-	status int
-	body   bytes.Buffer
-}
-
-func (c *capture) Header() http.Header { return c.header }
-func (c *capture) WriteHeader(code int) {
-	if c.status == 0 {
-		c.status = code
-	}
-}
-func (c *capture) Write(p []byte) (int, error) {
-	if c.status == 0 {
-		c.status = http.StatusOK
-	}
-	if room := maxAnswer + 1 - c.body.Len(); room > 0 {
-		c.body.Write(p[:min(len(p), room)])
-	}
-	return len(p), nil
-}
-func (c *capture) Flush() {}

@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strings"
 	"time"
 )
 
@@ -42,6 +43,17 @@ type Message struct {
 	// LastStatus and LastError describe the previous attempt.
 	LastStatus int    `json:"lastStatus,omitempty"`
 	LastError  string `json:"lastError,omitempty"`
+}
+
+// Owner is the namespace and function a message is recorded and
+// dead-lettered under: its function's, or for an outside endpoint its
+// Target's (space/functionId).
+func (m Message) Owner() (namespace, function string) {
+	if m.URL != "" {
+		namespace, function, _ = strings.Cut(m.Target, "/")
+		return namespace, function
+	}
+	return m.Namespace, m.Function
 }
 
 // Delivery is a message handed to a consumer; exactly one of Ack, Retry or
