@@ -46,6 +46,20 @@ func send(t *testing.T, method, url, body string, hdr ...string) (int, string, h
 	return resp.StatusCode, string(b), resp.Header
 }
 
+// deployRecorder deploys testfn as name with a RECORD_FILE it may write (it
+// runs unprivileged), and returns that file's path.
+func (e *env) deployRecorder(t *testing.T, name string) string {
+	t.Helper()
+	dir, _ := os.MkdirTemp("", "nimbus-record-")
+	os.Chmod(dir, 0o777)
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	record := filepath.Join(dir, "record.log")
+	if code, b, _ := e.do(t, "PUT", "/v1/functions/"+name, spec(e.upload(t), `,"env":{"RECORD_FILE":"`+record+`"}`), true); code != 201 {
+		t.Fatalf("deploy %s: %d %s", name, code, b)
+	}
+	return record
+}
+
 // TestEventGateway: the Event Gateway's register, subscribe and emit calls
 // (its current and its older tutorial forms) against a real nimbus function:
 // sync http.request with path parameters, CloudEvents fanned out to async
@@ -53,14 +67,7 @@ func send(t *testing.T, method, url, body string, hdr ...string) (int, string, h
 // the outbound guard, and in-use deletes refused.
 func TestEventGateway(t *testing.T) {
 	e := newEnv(t)
-	digest := e.upload(t)
-	recDir, _ := os.MkdirTemp("", "nimbus-events-")
-	os.Chmod(recDir, 0o777)
-	t.Cleanup(func() { os.RemoveAll(recDir) })
-	record := filepath.Join(recDir, "record.log")
-	if code, b, _ := e.do(t, "PUT", "/v1/functions/egfn", spec(digest, `,"env":{"RECORD_FILE":"`+record+`"}`), true); code != 201 {
-		t.Fatalf("deploy: %d %s", code, b)
-	}
+	record := e.deployRecorder(t, "egfn")
 
 	// Register functions: the current form, and the older one with a
 	// redundant space and provider.type.
@@ -251,14 +258,7 @@ func TestEventGateway(t *testing.T) {
 // the function in binary mode.
 func TestCloudEventsModes(t *testing.T) {
 	e := newEnv(t)
-	digest := e.upload(t)
-	recDir, _ := os.MkdirTemp("", "nimbus-ce-")
-	os.Chmod(recDir, 0o777)
-	t.Cleanup(func() { os.RemoveAll(recDir) })
-	record := filepath.Join(recDir, "record.log")
-	if code, b, _ := e.do(t, "PUT", "/v1/functions/sink", spec(digest, `,"env":{"RECORD_FILE":"`+record+`"}`), true); code != 201 {
-		t.Fatalf("deploy: %d %s", code, b)
-	}
+	record := e.deployRecorder(t, "sink")
 	e.eg(t, "POST", "/functions", `{"functionId":"sink","type":"nimbus","provider":{"function":"sink"}}`)
 	if code, b := e.eg(t, "POST", "/subscriptions", `{"type":"async","eventType":"thing.happened","functionId":"sink"}`); code != 201 {
 		t.Fatalf("subscribe: %d %s", code, b)
