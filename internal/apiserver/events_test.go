@@ -81,6 +81,9 @@ func TestEventGateway(t *testing.T) {
 		`{"functionId":"x","space":"other","type":"nimbus","provider":{"function":"egfn"}}`:    "differs",
 		`{"functionId":"x","type":"awslambda","provider":{"arn":"a"}}`:                         "not supported",
 		`{"functionId":"x","type":"http","provider":{"url":"http://169.254.169.254/latest/"}}`: "169.254.169.254",
+		`{"functionId":"x","type":"http","provider":{"url":"http://[::1%25lo]:9/"}}`:           "zone",
+		`{"functionId":"x","type":"http","provider":{"url":"http://[::127.0.0.2]:9/"}}`:        "127.0.0.2",
+		`{"functionId":"x","type":"http","provider":{"url":"http://[2002:a9fe:a9fe::]/"}}`:     "169.254.169.254",
 		`{"functionId":"x","type":"nimbus","provider":{"function":"Bad_Name"}}`:                "provider.function",
 		`{"functionId":"hello","type":"nimbus","provider":{"function":"egfn"}}`:                "already exists",
 	} {

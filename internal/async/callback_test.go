@@ -105,7 +105,8 @@ func TestCallbackRefused(t *testing.T) {
 	e := newEnv(t)
 	e.deploy(t, "cb", nil)
 	for _, u := range []string{"http://127.0.0.2:9/x", "http://169.254.169.254/latest/meta-data/", "http://10.0.0.1/",
-		"http://[::1]:9/", "file:///etc/passwd", "not a url"} {
+		"http://[::1]:9/", "http://[::1%25lo]:9/", "http://[fe80::1%25lo]:9/", "http://[::169.254.169.254]/",
+		"http://[2002:a9fe:a9fe::1]/", "http://[64:ff9b::a9fe:a9fe]/", "file:///etc/passwd", "not a url"} {
 		req, _ := http.NewRequest("POST", e.srv.URL+"/async-function/cb/record", strings.NewReader("x"))
 		req.Header.Set("X-Callback-Url", u)
 		req.Header.Set("X-Call-Id", "refused-call")

@@ -32,19 +32,32 @@ var denied = []netip.Prefix{
 	netip.MustParsePrefix("169.254.0.0/16"),    // link-local, metadata
 	netip.MustParsePrefix("172.16.0.0/12"),     // private
 	netip.MustParsePrefix("192.0.0.0/24"),      // IETF protocol assignments
+	netip.MustParsePrefix("192.0.2.0/24"),      // documentation
+	netip.MustParsePrefix("192.88.99.0/24"),    // 6to4 relay anycast
 	netip.MustParsePrefix("192.168.0.0/16"),    // private
 	netip.MustParsePrefix("198.18.0.0/15"),     // benchmarking
+	netip.MustParsePrefix("198.51.100.0/24"),   // documentation
+	netip.MustParsePrefix("203.0.113.0/24"),    // documentation
 	netip.MustParsePrefix("224.0.0.0/4"),       // multicast
 	netip.MustParsePrefix("240.0.0.0/4"),       // reserved, broadcast
-	netip.MustParsePrefix("::/128"),            // unspecified
-	netip.MustParsePrefix("::1/128"),           // loopback
+	netip.MustParsePrefix("::/96"),             // unspecified, loopback, IPv4-compatible (embedded IPv4 checked too)
+	netip.MustParsePrefix("::ffff:0.0.0.0/96"), // IPv4-mapped (embedded IPv4 checked too)
 	netip.MustParsePrefix("64:ff9b::/96"),      // NAT64, may reach any IPv4
+	netip.MustParsePrefix("64:ff9b:1::/48"),    // local-use NAT64
+	netip.MustParsePrefix("100::/64"),          // discard-only
+	netip.MustParsePrefix("2001::/23"),         // IETF protocol assignments: Teredo, benchmarking, ORCHID
+	netip.MustParsePrefix("2001:db8::/32"),     // documentation
+	netip.MustParsePrefix("3fff::/20"),         // documentation
+	netip.MustParsePrefix("5f00::/16"),         // segment routing
 	netip.MustParsePrefix("fc00::/7"),          // unique local, metadata
 	netip.MustParsePrefix("fe80::/10"),         // link-local
+	netip.MustParsePrefix("fec0::/10"),         // site-local (deprecated)
 	netip.MustParsePrefix("ff00::/8"),          // multicast
-	netip.MustParsePrefix("2001:db8::/32"),     // documentation
-	netip.MustParsePrefix("::ffff:0.0.0.0/96"), // IPv4-mapped (checked unmapped too)
 }
+
+// sixToFour is 6to4: 2002:AABB:CCDD::/48 reaches the IPv4 address
+// AA.BB.CC.DD, so it is checked as that address.
+var sixToFour = netip.MustParsePrefix("2002::/16")
 
 // Guard decides which addresses may be called.
 type Guard struct {
@@ -64,24 +77,62 @@ func ParseAllow(values []string) ([]netip.Prefix, error) {
 			continue
 		}
 		a, err := netip.ParseAddr(v)
-		if err != nil {
-			return nil, fmt.Errorf("--allow-outbound %q: not a CIDR (like 10.1.0.0/16) or an address", v)
+		if err != nil || a.Zone() != "" {
+			return nil, fmt.Errorf("--allow-outbound %q: not a CIDR (like 10.1.0.0/16) or an address without a zone", v)
 		}
 		out = append(out, netip.PrefixFrom(a, a.BitLen()))
 	}
 	return out, nil
 }
 
-// Check refuses an address in a denied range that is not allowed.
+// embedded is the IPv4 address an IPv6 address carries and reaches, if it
+// is of a form that does: IPv4-mapped, IPv4-compatible (::a.b.c.d) or 6to4.
+func embedded(a netip.Addr) (netip.Addr, bool) {
+	if !a.Is6() {
+		return netip.Addr{}, false
+	}
+	b := a.As16()
+	switch {
+	case a.Is4In6():
+		return a.Unmap(), true
+	case b == [16]byte{} || a == netip.IPv6Loopback():
+		return netip.Addr{}, false
+	case netip.MustParsePrefix("::/96").Contains(a):
+		return netip.AddrFrom4([4]byte(b[12:16])), true
+	case sixToFour.Contains(a):
+		return netip.AddrFrom4([4]byte(b[2:6])), true
+	}
+	return netip.Addr{}, false
+}
+
+// Check refuses an address in a denied range that is not allowed. An
+// address with a zone (fe80::1%eth0, [::1%lo]) is always refused: a zone
+// only scopes link-local addresses, and prefixes never match a zoned
+// address, so it must not reach the range checks. An IPv6 form that
+// carries an IPv4 address is checked as that address too.
 func (g *Guard) Check(a netip.Addr) error {
+	if a.Zone() != "" {
+		return fmt.Errorf("%w: %s has a zone (%%%s); nimbus calls no link-scoped address", ErrRefused, a, a.Zone())
+	}
+	if v4, ok := embedded(a); ok {
+		return g.check(v4, a)
+	}
+	return g.check(a, a)
+}
+
+func (g *Guard) check(f, orig netip.Addr) error {
 	for _, p := range g.allow {
-		if p.Contains(a) || p.Contains(a.Unmap()) {
+		if p.Contains(f) {
 			return nil
 		}
 	}
 	for _, p := range denied {
-		if p.Contains(a) || p.Contains(a.Unmap()) {
-			return fmt.Errorf("%w: %s is in %s, which nimbus does not call unless allowed (--allow-outbound %s)", ErrRefused, a, p, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+		if p.Contains(f) {
+			what := f.String()
+			if f != orig {
+				what = orig.String() + " (carrying " + f.String() + ")"
+			}
+			return fmt.Errorf("%w: %s is in %s, which nimbus does not call unless allowed (--allow-outbound %s)", ErrRefused, what, p, netip.PrefixFrom(f, f.BitLen()))
 		}
 	}
 	return nil
