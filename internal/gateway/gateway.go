@@ -318,17 +318,28 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		done(writeError(w, err, msg), msg)
 		return
 	}
+	// Deferred: the proxy panics with http.ErrAbortHandler when the caller
+	// goes away mid-response, and the slot and the record must survive that.
+	defer func() {
+		p.release(in)
+		if sw.status == 0 {
+			sw.status = http.StatusOK
+		}
+		if v := recover(); v != nil {
+			if sw.errText == "" {
+				sw.errText = "the caller went away mid-response"
+			}
+			done(sw.status, sw.errText)
+			panic(v) // let net/http abort the connection as it would have
+		}
+		done(sw.status, sw.errText)
+	}()
 	r = r.WithContext(ctx)
 	r.URL.Path = rest
 	if r.URL.RawPath != "" {
 		_, _, r.URL.RawPath, _ = parseRoute(r.URL.RawPath)
 	}
 	in.proxy.ServeHTTP(sw, r)
-	p.release(in)
-	if sw.status == 0 {
-		sw.status = http.StatusOK
-	}
-	done(sw.status, sw.errText)
 }
 
 // A call id is kept when it is short and printable.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"nimbus/internal/calls"
 	"nimbus/internal/driver"
 	"nimbus/internal/driver/drivertest"
 	"nimbus/internal/driver/process"
@@ -185,6 +186,46 @@ func TestStreamsResponse(t *testing.T) {
 	}
 	if took := time.Since(began); took > 300*time.Millisecond {
 		t.Fatalf("first chunk took %s: the response was buffered", took)
+	}
+}
+
+// TestAbortedClientReleasesSlot: a caller that goes away mid-response (the
+// proxy then panics with http.ErrAbortHandler) gives its instance slot back
+// and leaves a record; with maxConcurrency 1 the next call runs at once.
+func TestAbortedClientReleasesSlot(t *testing.T) {
+	var mu sync.Mutex
+	var recs []calls.Record
+	h := newHarness(t, func(o *Options) {
+		o.OnCall = func(r calls.Record) { mu.Lock(); recs = append(recs, r); mu.Unlock() }
+	})
+	h.deploy(t, "one", func(f *function.Function) {
+		f.Scale.Max = 1
+		f.Scale.MaxConcurrency = 1
+		f.Timeout = function.Duration(3 * time.Second)
+	})
+	for range 3 {
+		resp, err := http.Get(h.srv.URL + "/function/one/stream")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if line, err := bufio.NewReader(resp.Body).ReadString('\n'); err != nil || line != "chunk 0\n" {
+			t.Fatalf("first chunk: %q %v", line, err)
+		}
+		resp.Body.Close() // goes away before the rest of the response
+		http.DefaultTransport.(*http.Transport).CloseIdleConnections()
+		waitFor(t, "the aborted call's record", 3*time.Second, func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			return len(recs) > 0 && recs[len(recs)-1].Status == 200 && recs[len(recs)-1].Error != ""
+		})
+		began := time.Now()
+		resp2, body := h.call(t, "GET", "/function/one", "")
+		if resp2.StatusCode != 200 || time.Since(began) > time.Second {
+			t.Fatalf("after an aborted call: %d %s in %s (the slot leaked)", resp2.StatusCode, body, time.Since(began))
+		}
+	}
+	if s := h.status(t, "one"); s.Invocations != 6 {
+		t.Fatalf("want 6 invocations counted, got %+v", s)
 	}
 }
 
