@@ -346,3 +346,95 @@ func TestUnavailableIs503(t *testing.T) {
 		}
 	}
 }
+
+// TestConsumersPerFunction: functions whose namespace and name join to the
+// same string (team-a/x and team/a-x) each get their own consumer, and each
+// call runs in its own function; a deleted function's consumer drains what
+// is queued (as dead letters) and is then deleted with its goroutines.
+func TestConsumersPerFunction(t *testing.T) {
+	async.DrainInterval = 20 * time.Millisecond
+	e := newEnv(t)
+	e.deploy(t, "x", func(f *function.Function) { f.Namespace = "team-a" })
+	e.deploy(t, "a-x", func(f *function.Function) { f.Namespace = "team" })
+	ids := map[string]string{}
+	for i := range 10 {
+		for _, target := range []string{"x.team-a", "a-x.team"} {
+			code, id := e.enqueue(t, "/async-function/"+target+"/flaky?k=0", fmt.Sprint(i))
+			if code != 202 {
+				t.Fatalf("enqueue %s: %d", target, code)
+			}
+			ids[id] = target
+		}
+	}
+	waitFor(t, "20 executions", 20*time.Second, func() bool { return len(e.done()) == 20 })
+	e.mu.Lock()
+	for _, l := range e.logs {
+		f := strings.Fields(l.Text)
+		if len(f) != 4 || f[0] != "done" {
+			continue
+		}
+		if want := ids[f[1]]; want != l.Function+"."+l.Namespace {
+			t.Errorf("call %s for %s ran in %s.%s", f[1], want, l.Function, l.Namespace)
+		}
+	}
+	e.mu.Unlock()
+
+	// Delete team-a/x with calls still queued (its instance is busy).
+	e.deploy(t, "x", func(f *function.Function) {
+		f.Namespace = "team-a"
+		f.Scale.Max, f.Scale.MaxConcurrency = 1, 1
+	})
+	var queued []string
+	for range 3 {
+		_, id := e.enqueue(t, "/async-function/x.team-a/sleep?ms=300", "")
+		queued = append(queued, id)
+	}
+	before := e.disp.Consumers()
+	e.gw.Remove("team-a", "x")
+	e.disp.Remove("team-a", "x")
+	waitFor(t, "the deleted function's consumer to go", 20*time.Second, func() bool { return e.disp.Consumers() == before-1 })
+	fns, err := e.q.Functions(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range fns {
+		if f == [2]string{"team-a", "x"} {
+			t.Fatalf("the deleted function still has a consumer or messages: %v", fns)
+		}
+	}
+	for _, id := range queued {
+		if _, ran := e.done()[id]; ran {
+			continue
+		}
+		if _, err := e.q.GetDeadLetter(context.Background(), id); err != nil {
+			t.Errorf("queued call %s of the deleted function neither ran nor was dead-lettered: %v", id, err)
+		}
+	}
+	// The other function is untouched.
+	_, id := e.enqueue(t, "/async-function/a-x.team/flaky?k=0", "after")
+	waitFor(t, "a call to the remaining function", 10*time.Second, func() bool { return len(e.done()[id]) == 1 })
+}
+
+// TestPruneAtStart: messages and a consumer left for a function deleted
+// while nimbus was down are drained into dead letters and deleted, and a
+// consumer named by the earlier scheme is replaced when the queue opens.
+func TestPruneAtStart(t *testing.T) {
+	async.DrainInterval = 20 * time.Millisecond
+	ctx := context.Background()
+	e := newEnv(t)
+	m := queue.Message{CallID: "orphan-1", Namespace: "gone", Function: "fn", Method: "POST", Path: "/", Enqueued: time.Now().UTC()}
+	if err := e.q.Enqueue(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.disp.Prune(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the orphan's dead letter", 10*time.Second, func() bool {
+		_, err := e.q.GetDeadLetter(ctx, "orphan-1")
+		return err == nil
+	})
+	waitFor(t, "the orphan's consumer to go", 10*time.Second, func() bool { return e.disp.Consumers() == 0 })
+	if fns, _ := e.q.Functions(ctx); len(fns) != 0 {
+		t.Fatalf("left after the prune: %v", fns)
+	}
+}

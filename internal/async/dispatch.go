@@ -44,6 +44,8 @@ type Dispatcher struct {
 type consumer struct {
 	capacity int
 	cancel   context.CancelFunc
+	ctx      context.Context
+	removing bool // the function is gone: drain, then delete the consumer
 }
 
 // Apply starts (or resizes) the function's consumer.
@@ -60,7 +62,7 @@ func (d *Dispatcher) ConsumeOutbound(namespace, name string, capacity int) {
 }
 
 // consume starts (or resizes) the consumer of one queue subject.
-func (d *Dispatcher) consume(namespace, name string, capacity int) {
+func (d *Dispatcher) consume(namespace, name string, capacity int) *consumer {
 	key := function.Key(namespace, name)
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -68,13 +70,15 @@ func (d *Dispatcher) consume(namespace, name string, capacity int) {
 		d.consumers = map[string]*consumer{}
 	}
 	if c := d.consumers[key]; c != nil {
+		c.removing = false
 		if c.capacity == capacity {
-			return
+			return c
 		}
 		c.cancel()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	d.consumers[key] = &consumer{capacity: capacity, cancel: cancel}
+	c := &consumer{capacity: capacity, cancel: cancel, ctx: ctx}
+	d.consumers[key] = c
 	d.wg.Go(func() {
 		for ctx.Err() == nil {
 			err := d.Queue.Consume(ctx, namespace, name, capacity, func(dl queue.Delivery) {
@@ -89,11 +93,95 @@ func (d *Dispatcher) consume(namespace, name string, capacity int) {
 			}
 		}
 	})
+	return c
 }
 
-// Remove keeps the function's consumer running, so that what is still queued
-// for it ends as dead letters ("function was deleted") rather than waiting.
-func (d *Dispatcher) Remove(namespace, name string) {}
+// Remove retires the function's consumer: it keeps running until what is
+// still queued for the function has ended as dead letters ("function was
+// deleted"), then it is deleted from the queue and its goroutines end. A
+// function deployed again meanwhile keeps it.
+func (d *Dispatcher) Remove(namespace, name string) {
+	key := function.Key(namespace, name)
+	d.mu.Lock()
+	c := d.consumers[key]
+	if c != nil {
+		c.removing = true
+	}
+	d.mu.Unlock()
+	if c != nil {
+		d.wg.Go(func() { d.retire(namespace, name, c) })
+	}
+}
+
+// DrainInterval is how often a retiring consumer checks whether its
+// function's messages have all been settled.
+var DrainInterval = 200 * time.Millisecond
+
+func (d *Dispatcher) retire(namespace, name string, c *consumer) {
+	key := function.Key(namespace, name)
+	t := time.NewTicker(DrainInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.ctx.Done(): // replaced, or the dispatcher is closing
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(c.ctx, 5*time.Second)
+		n, err := d.Queue.Pending(ctx, namespace, name)
+		cancel()
+		if err != nil || n > 0 {
+			continue
+		}
+		d.mu.Lock()
+		if d.consumers[key] != c || !c.removing {
+			d.mu.Unlock()
+			return // deployed again
+		}
+		delete(d.consumers, key)
+		c.cancel()
+		d.mu.Unlock()
+		ctx, cancel = context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := d.Queue.RemoveConsumer(ctx, namespace, name); err != nil {
+			d.logger().Warn("could not delete the async consumer of a deleted function", "function", key, "err", err)
+		}
+		return
+	}
+}
+
+// Prune drains and deletes the consumers and queued messages of functions
+// that no longer exist (deleted while nimbus was down): call it once the
+// controller has applied every function.
+func (d *Dispatcher) Prune(ctx context.Context) error {
+	fns, err := d.Queue.Functions(ctx)
+	if err != nil {
+		return err
+	}
+	for _, f := range fns {
+		ns, name := f[0], f[1]
+		d.mu.Lock()
+		_, live := d.consumers[function.Key(ns, name)]
+		d.mu.Unlock()
+		if live {
+			continue
+		}
+		if _, ok := d.Spec(ns, name); ok {
+			continue
+		}
+		d.logger().Info("draining the async queue of a deleted function", "function", function.Key(ns, name))
+		d.consume(ns, name, 1)
+		d.Remove(ns, name)
+	}
+	return nil
+}
+
+// Consumers counts the consumers running (retiring ones included).
+func (d *Dispatcher) Consumers() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return len(d.consumers)
+}
 
 // Close stops every consumer and waits for deliveries in progress.
 func (d *Dispatcher) Close() {

@@ -91,6 +91,15 @@ type Queue interface {
 	// Consume hands the messages of one function to handle, at most
 	// maxInFlight at a time, until ctx ends.
 	Consume(ctx context.Context, namespace, function string, maxInFlight int, handle func(Delivery)) error
+	// Pending counts a function's messages not yet settled: queued, or
+	// handed to its consumer and not yet acknowledged.
+	Pending(ctx context.Context, namespace, function string) (int, error)
+	// RemoveConsumer deletes a function's consumer; its messages stay
+	// queued for a later consumer.
+	RemoveConsumer(ctx context.Context, namespace, function string) error
+	// Functions lists the functions that have messages queued or a
+	// consumer, so that those of deleted functions can be drained.
+	Functions(ctx context.Context) ([][2]string, error)
 	// DeadLetter stores a dead letter durably.
 	DeadLetter(ctx context.Context, d DeadLetter) error
 	// DeadLetters lists dead letters, of one function if name is not "".

@@ -183,6 +183,9 @@ func Run(ctx context.Context, cfg Config, started func(Started)) error {
 	case <-ctx.Done():
 		return nil
 	}
+	if err := disp.Prune(ctx); err != nil {
+		log.Warn("could not look for the async queues of deleted functions", "err", err)
+	}
 	sched := &trigger.Scheduler{Store: triggers, Queue: q, Spec: gw.Spec, Record: rec.recorder.Record, Logger: log}
 	wg.Go(func() { sched.Run(runCtx) })
 

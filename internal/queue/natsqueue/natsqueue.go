@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -84,10 +85,42 @@ func Open(ctx context.Context, js jetstream.JetStream, o Options) (*Queue, error
 	if err != nil {
 		return nil, fmt.Errorf("idempotency bucket: %w", err)
 	}
-	return &Queue{js: js, work: work, dlq: dlq, keys: keys, opts: o}, nil
+	q := &Queue{js: js, work: work, dlq: dlq, keys: keys, opts: o}
+	if err := q.dropOldConsumers(ctx); err != nil {
+		return nil, err
+	}
+	return q, nil
 }
 
 func subject(ns, name string) string { return asyncSubj + "." + ns + "." + name }
+
+// consumerName is a function's durable consumer. Names and namespaces are
+// DNS labels (the outbound queue's are "_outbound"), so "_" cannot occur in
+// them and the name is one function's alone; "async-NS-NAME", the earlier
+// scheme, was shared by team-a/x and team/a-x.
+func consumerName(ns, name string) string { return "async_" + ns + "_" + name }
+
+// dropOldConsumers deletes consumers named by the earlier scheme; their
+// messages stay in the stream for the new consumers (a work queue allows
+// one consumer per subject, so both cannot exist).
+func (q *Queue) dropOldConsumers(ctx context.Context) error {
+	names := q.work.ConsumerNames(ctx)
+	var old []string
+	for n := range names.Name() {
+		if !strings.HasPrefix(n, "async_") {
+			old = append(old, n)
+		}
+	}
+	if err := names.Err(); err != nil {
+		return fmt.Errorf("async stream consumers: %w", err)
+	}
+	for _, n := range old {
+		if err := q.work.DeleteConsumer(ctx, n); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+			return fmt.Errorf("delete consumer %s: %w", n, err)
+		}
+	}
+	return nil
+}
 
 // Enqueue publishes and waits for JetStream's acknowledgement, which the
 // server gives only once the message is stored (and synced, when the server
@@ -108,7 +141,7 @@ func (q *Queue) Enqueue(ctx context.Context, m queue.Message) error {
 // Consume runs a durable consumer for one function until ctx ends.
 func (q *Queue) Consume(ctx context.Context, ns, name string, maxInFlight int, handle func(queue.Delivery)) error {
 	cons, err := q.js.CreateOrUpdateConsumer(ctx, asyncStream, jetstream.ConsumerConfig{
-		Durable: "async-" + ns + "-" + name, FilterSubject: subject(ns, name),
+		Durable: consumerName(ns, name), FilterSubject: subject(ns, name),
 		AckPolicy: jetstream.AckExplicitPolicy, AckWait: q.opts.AckWait, MaxDeliver: -1,
 		MaxAckPending: max(1, maxInFlight),
 	})
@@ -133,11 +166,63 @@ func (q *Queue) Consume(ctx context.Context, ns, name string, maxInFlight int, h
 
 // RemoveConsumer deletes a function's consumer (when the function is deleted).
 func (q *Queue) RemoveConsumer(ctx context.Context, ns, name string) error {
-	err := q.js.DeleteConsumer(ctx, asyncStream, "async-"+ns+"-"+name)
+	err := q.work.DeleteConsumer(ctx, consumerName(ns, name))
 	if errors.Is(err, jetstream.ErrConsumerNotFound) {
 		return nil
 	}
 	return err
+}
+
+// Pending counts the function's messages: those its consumer has not been
+// handed yet and those it holds unacknowledged; without a consumer, what
+// its subject holds.
+func (q *Queue) Pending(ctx context.Context, ns, name string) (int, error) {
+	c, err := q.work.Consumer(ctx, consumerName(ns, name))
+	if errors.Is(err, jetstream.ErrConsumerNotFound) {
+		info, err := q.work.Info(ctx, jetstream.WithSubjectFilter(subject(ns, name)))
+		if err != nil {
+			return 0, fmt.Errorf("%w: %v", queue.ErrUnavailable, err)
+		}
+		return int(info.State.Msgs), nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("%w: %v", queue.ErrUnavailable, err)
+	}
+	info, err := c.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("%w: %v", queue.ErrUnavailable, err)
+	}
+	return int(info.NumPending) + info.NumAckPending, nil
+}
+
+// Functions lists the functions with messages in the stream or a consumer.
+func (q *Queue) Functions(ctx context.Context) ([][2]string, error) {
+	seen := map[[2]string]bool{}
+	add := func(subj string) {
+		rest, ok := strings.CutPrefix(subj, asyncSubj+".")
+		if ns, name, ok2 := strings.Cut(rest, "."); ok && ok2 {
+			seen[[2]string{ns, name}] = true
+		}
+	}
+	info, err := q.work.Info(ctx, jetstream.WithSubjectFilter(asyncSubj+".>"))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", queue.ErrUnavailable, err)
+	}
+	for subj := range info.State.Subjects {
+		add(subj)
+	}
+	list := q.work.ListConsumers(ctx)
+	for c := range list.Info() {
+		add(c.Config.FilterSubject)
+	}
+	if err := list.Err(); err != nil {
+		return nil, fmt.Errorf("%w: %v", queue.ErrUnavailable, err)
+	}
+	out := make([][2]string, 0, len(seen))
+	for k := range seen {
+		out = append(out, k)
+	}
+	return out, nil
 }
 
 type delivery struct {
