@@ -21,14 +21,14 @@ func TestCallRecords(t *testing.T) {
 	}
 	waitInvoke(t, e, "/function/rec", "warm")
 	req, _ := http.NewRequest("POST", e.srv.URL+"/function/rec", strings.NewReader("hello"))
-	req.Header.Set("X-Call-Id", "call-ok-1")
+	req.Header.Set("X-Call-Id", "my-trace-1") // kept as the correlation id
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
+	okID := resp.Header.Get("X-Call-Id")
 	req, _ = http.NewRequest("GET", e.srv.URL+"/function/rec/fail", nil)
-	req.Header.Set("X-Call-Id", "call-fail-1")
 	if resp, err = http.DefaultClient.Do(req); err != nil {
 		t.Fatal(err)
 	}
@@ -36,13 +36,14 @@ func TestCallRecords(t *testing.T) {
 	if resp.StatusCode != 500 {
 		t.Fatalf("/fail answered %d", resp.StatusCode)
 	}
+	failID := resp.Header.Get("X-Call-Id")
 
-	ok := waitCall(t, e, "call-ok-1")
+	ok := waitCall(t, e, okID)
 	if ok.Function != "rec" || ok.Namespace != "default" || ok.Mode != calls.Sync || ok.State != calls.Done ||
-		ok.Status != 200 || ok.Attempts != 1 || ok.Duration <= 0 || ok.Start.IsZero() || ok.Error != "" {
+		ok.Status != 200 || ok.Attempts != 1 || ok.Duration <= 0 || ok.Start.IsZero() || ok.Error != "" || ok.CorrelationID != "my-trace-1" {
 		t.Fatalf("record of a good call: %+v", ok)
 	}
-	bad := waitCall(t, e, "call-fail-1")
+	bad := waitCall(t, e, failID)
 	if bad.Status != 500 {
 		t.Fatalf("record of a failed call: %+v", bad)
 	}
@@ -52,11 +53,11 @@ func TestCallRecords(t *testing.T) {
 	if err := json.Unmarshal(b, &list); code != 200 || err != nil {
 		t.Fatalf("list: %d %s", code, b)
 	}
-	if len(list.Calls) != 2 || list.Calls[0].CallID != "call-fail-1" || list.Calls[1].CallID != "call-ok-1" {
+	if len(list.Calls) != 2 || list.Calls[0].CallID != failID || list.Calls[1].CallID != okID {
 		t.Fatalf("list, newest first, limit 2: %s", b)
 	}
 	code, b, _ = e.do(t, "GET", "/v1/calls?function=other", nil, true)
-	if code != 200 || strings.Contains(string(b), "call-ok-1") {
+	if code != 200 || strings.Contains(string(b), okID) {
 		t.Fatalf("list of another function: %d %s", code, b)
 	}
 	code, b, _ = e.do(t, "GET", "/v1/calls/nosuch", nil, true)
@@ -69,7 +70,6 @@ func TestCallRecords(t *testing.T) {
 	}
 	// An async call is recorded when accepted (queued), then when run.
 	req, _ = http.NewRequest("POST", e.srv.URL+"/async-function/rec", strings.NewReader("later"))
-	req.Header.Set("X-Call-Id", "call-async-1")
 	if resp, err = http.DefaultClient.Do(req); err != nil {
 		t.Fatal(err)
 	}
@@ -77,11 +77,12 @@ func TestCallRecords(t *testing.T) {
 	if resp.StatusCode != 202 {
 		t.Fatalf("async: %d", resp.StatusCode)
 	}
-	if a := waitCall(t, e, "call-async-1"); a.Mode != calls.Async || (a.State != calls.Queued && a.State != calls.Done) {
+	asyncID := resp.Header.Get("X-Call-Id")
+	if a := waitCall(t, e, asyncID); a.Mode != calls.Async || (a.State != calls.Queued && a.State != calls.Done) {
 		t.Fatalf("accepted async call: %+v", a)
 	}
 	deadline := time.Now().Add(10 * time.Second)
-	for a := waitCall(t, e, "call-async-1"); a.State != calls.Done || a.Attempts != 1 || a.Status != 200; a = waitCall(t, e, "call-async-1") {
+	for a := waitCall(t, e, asyncID); a.State != calls.Done || a.Attempts != 1 || a.Status != 200; a = waitCall(t, e, asyncID) {
 		if time.Now().After(deadline) {
 			t.Fatalf("async call not recorded as run: %+v", a)
 		}

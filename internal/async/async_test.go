@@ -438,3 +438,39 @@ func TestPruneAtStart(t *testing.T) {
 		t.Fatalf("left after the prune: %v", fns)
 	}
 }
+
+// TestSameCallIDBothRun: two async calls sent with one X-Call-Id both run,
+// under call ids of nimbus's own; the caller's id is their correlation id
+// and neither record overwrites the other. Only Idempotency-Key dedupes.
+func TestSameCallIDBothRun(t *testing.T) {
+	e := newEnv(t)
+	e.deploy(t, "twice", nil)
+	var ids []string
+	for _, body := range []string{"first", "second"} {
+		req, _ := http.NewRequest("POST", e.srv.URL+"/async-function/twice/flaky?k=0", strings.NewReader(body))
+		req.Header.Set("X-Call-Id", "shared-id")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		id := resp.Header.Get("X-Call-Id")
+		if resp.StatusCode != 202 || id == "shared-id" || id == "" {
+			t.Fatalf("enqueue: %d %q", resp.StatusCode, id)
+		}
+		ids = append(ids, id)
+	}
+	if ids[0] == ids[1] {
+		t.Fatal("two calls got one call id")
+	}
+	waitFor(t, "both calls to run", 20*time.Second, func() bool {
+		d := e.done()
+		return len(d[ids[0]]) == 1 && len(d[ids[1]]) == 1
+	})
+	for _, id := range ids {
+		waitFor(t, "the record of "+id, 5*time.Second, func() bool {
+			r, ok := e.lastRecord(id)
+			return ok && r.State == calls.Done && r.CorrelationID == "shared-id"
+		})
+	}
+}

@@ -252,7 +252,7 @@ func (d *Dispatcher) process(dl queue.Delivery) {
 // record is the call record of an attempt (or of a call that ended without one).
 func (d *Dispatcher) record(m queue.Message, attempts int, state string, res result, errText string) calls.Record {
 	ns, fn := m.Owner()
-	return calls.Record{CallID: m.CallID, Namespace: ns, Function: fn, Mode: calls.Async, State: state,
+	return calls.Record{CallID: m.CallID, CorrelationID: m.CorrelationID, Namespace: ns, Function: fn, Mode: calls.Async, State: state,
 		Status: res.status, Start: m.Enqueued, Duration: res.took.Seconds(), Attempts: attempts, Error: errText,
 		Updated: time.Now().UTC()}
 }
@@ -300,7 +300,7 @@ func (d *Dispatcher) invoke(dl queue.Delivery, fn function.Function, m queue.Mes
 	if m.Query != "" {
 		target += "?" + m.Query
 	}
-	req, err := http.NewRequestWithContext(ctx, m.Method, target, bytes.NewReader(m.Body))
+	req, err := http.NewRequestWithContext(gateway.WithCallID(ctx, m.CallID), m.Method, target, bytes.NewReader(m.Body))
 	if err != nil {
 		return result{status: http.StatusBadRequest, errText: err.Error()}
 	}
@@ -308,7 +308,6 @@ func (d *Dispatcher) invoke(dl queue.Delivery, fn function.Function, m queue.Mes
 		req.Header[k] = v
 	}
 	req.Header.Del(CallbackHeader) // for nimbus, not for the function
-	req.Header.Set("X-Call-Id", m.CallID)
 	req.Header.Set("X-Nimbus-Attempt", strconv.Itoa(attempt))
 	keep := 512
 	if m.Header.Get(CallbackHeader) != "" && d.Outbound != nil {

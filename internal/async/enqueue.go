@@ -82,20 +82,20 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	callID := r.Header.Get("X-Call-Id")
-	if !subjectSafe(callID) {
-		callID = gateway.NewCallID()
-	}
+	// The call id is nimbus's own, always: a caller's X-Call-Id is only its
+	// correlation id, so two calls sent with one X-Call-Id both run and
+	// neither record overwrites the other. Repeats are deduplicated by
+	// Idempotency-Key alone.
 	hdr := r.Header.Clone()
 	for _, k := range hopHeaders {
 		hdr.Del(k)
 	}
-	hdr.Set("X-Call-Id", callID)
+	callID, correlation := gateway.Correlate(hdr)
 	now := time.Now
 	if h.Now != nil {
 		now = h.Now
 	}
-	m := queue.Message{CallID: callID, Namespace: ns, Function: name, Method: r.Method, Path: rest,
+	m := queue.Message{CallID: callID, CorrelationID: correlation, Namespace: ns, Function: name, Method: r.Method, Path: rest,
 		Query: r.URL.RawQuery, Header: hdr, Body: body, Enqueued: now().UTC()}
 	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
 	defer cancel()
@@ -139,7 +139,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.Queue.Queued(ctx, claim)
 	}
 	if h.Record != nil {
-		h.Record(calls.Record{CallID: callID, Namespace: ns, Function: name, Mode: calls.Async, State: calls.Queued,
+		h.Record(calls.Record{CallID: callID, CorrelationID: correlation, Namespace: ns, Function: name, Mode: calls.Async, State: calls.Queued,
 			Start: m.Enqueued, Updated: m.Enqueued})
 	}
 	w.Header().Set("X-Call-Id", callID)
@@ -178,21 +178,6 @@ func (h *Handler) claim(ctx context.Context, key, callID string) (holder string,
 		}
 	}
 	return holder, true, nil
-}
-
-// subjectSafe: a call id kept for an async call must be usable as a NATS
-// subject token: letters, digits, '-' and '_', at most 128.
-func subjectSafe(id string) bool {
-	if id == "" || len(id) > 128 {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
-			return false
-		}
-	}
-	return true
 }
 
 func writeError(w http.ResponseWriter, status int, code, msg string) {

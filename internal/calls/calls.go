@@ -40,13 +40,16 @@ var ErrNotFound = errors.New("call not found")
 // Record is what is kept of one call. Later records of the same call id (an
 // async call's attempts) replace earlier ones.
 type Record struct {
-	CallID    string    `json:"callId"`
-	Namespace string    `json:"namespace"`
-	Function  string    `json:"function"`
-	Mode      string    `json:"mode"`
-	State     string    `json:"state"`
-	Status    int       `json:"status,omitempty"` // the last HTTP status (0 before the first attempt)
-	Start     time.Time `json:"start"`            // when the call was made (accepted, for async)
+	CallID string `json:"callId"`
+	// CorrelationID is the X-Call-Id the caller sent, if any: kept for the
+	// caller's own tracing, never used as the call's key.
+	CorrelationID string    `json:"correlationId,omitempty"`
+	Namespace     string    `json:"namespace"`
+	Function      string    `json:"function"`
+	Mode          string    `json:"mode"`
+	State         string    `json:"state"`
+	Status        int       `json:"status,omitempty"` // the last HTTP status (0 before the first attempt)
+	Start         time.Time `json:"start"`            // when the call was made (accepted, for async)
 	// Duration is of the last attempt, in seconds.
 	Duration float64 `json:"duration"`
 	Attempts int     `json:"attempts"`

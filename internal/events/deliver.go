@@ -118,9 +118,8 @@ func (d *Deliverer) Invoke(ctx context.Context, ev event.Event, space string, fn
 	var out []byte
 	switch fn.Type {
 	case TypeNimbus:
-		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "/function/"+fn.Provider.Function+"."+space+"/", bytes.NewReader(body))
+		req, _ := http.NewRequestWithContext(gateway.WithCallID(ctx, callID), http.MethodPost, "/function/"+fn.Provider.Function+"."+space+"/", bytes.NewReader(body))
 		req.Header = hdr
-		req.Header.Set("X-Call-Id", callID)
 		rec := gateway.NewCapture(maxAnswer + 1)
 		d.Gateway.ServeHTTP(rec, req)
 		status, out = rec.StatusCode(), rec.Body.Bytes()

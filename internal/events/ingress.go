@@ -247,10 +247,8 @@ func (in *Ingress) EventsAPI() http.Handler {
 		if !ok {
 			return
 		}
-		callID := r.Header.Get("X-Call-Id")
-		if callID == "" || len(callID) > 128 {
-			callID = gateway.NewCallID()
-		}
+		callID, _ := gateway.Correlate(r.Header)
+		w.Header().Set("X-Call-Id", callID)
 		var evs []event.Event
 		switch {
 		case isCloudEvent(r.Header):

@@ -254,12 +254,42 @@ func ParseRoute(prefix, p string) (name, ns, rest string, ok bool) {
 	return name, ns, rest, name != ""
 }
 
+type callIDKey struct{}
+
+// WithCallID makes an in-process invocation (an attempt of a queued call, an
+// event delivery) run under callID. Outside callers cannot choose a call id:
+// an X-Call-Id they send is kept as the call's correlation id, so that no
+// caller can take over or overwrite another call's record.
+func WithCallID(ctx context.Context, callID string) context.Context {
+	return context.WithValue(ctx, callIDKey{}, callID)
+}
+
+// CorrelationHeader carries a caller's own X-Call-Id to the function.
+const CorrelationHeader = "X-Correlation-Id"
+
+// Correlate gives an outside request a call id of nimbus's own and returns
+// it with the caller's X-Call-Id (if printable and at most 128 bytes), which
+// the function receives as X-Correlation-Id unless the caller sent one.
+func Correlate(h http.Header) (callID, correlation string) {
+	callID = newCallID()
+	if c := h.Get("X-Call-Id"); validCallID(c) {
+		correlation = c
+		if h.Get(CorrelationHeader) == "" {
+			h.Set(CorrelationHeader, c)
+		}
+	}
+	h.Set("X-Call-Id", callID)
+	return callID, correlation
+}
+
 // ServeHTTP handles one invocation.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	began := time.Now()
-	callID := r.Header.Get("X-Call-Id")
-	if !validCallID(callID) {
-		callID = newCallID()
+	callID, _ := r.Context().Value(callIDKey{}).(string)
+	correlation := ""
+	if callID == "" {
+		callID, correlation = Correlate(r.Header)
+	} else {
 		r.Header.Set("X-Call-Id", callID)
 	}
 	w.Header().Set("X-Call-Id", callID)
@@ -281,7 +311,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		took := time.Since(began)
 		p.record(status, took)
 		if g.opts.OnCall != nil && r.Context().Value(unrecordedKey{}) == nil {
-			g.opts.OnCall(calls.Record{CallID: callID, Namespace: fn.Namespace, Function: fn.Name, Mode: calls.Sync,
+			g.opts.OnCall(calls.Record{CallID: callID, CorrelationID: correlation, Namespace: fn.Namespace, Function: fn.Name, Mode: calls.Sync,
 				State: calls.Done, Status: status, Start: began.UTC(), Duration: took.Seconds(), Attempts: 1, Error: errText})
 		}
 	}

@@ -145,17 +145,44 @@ func TestForwardsEverything(t *testing.T) {
 	}
 }
 
+// TestCallID: every call gets a call id of the gateway's own; one a caller
+// sends is kept as the correlation id (the function sees it as
+// X-Correlation-Id, the record as correlationId) and never becomes the
+// key of a record, so two calls sent with one X-Call-Id stay two.
 func TestCallID(t *testing.T) {
-	h := newHarness(t, nil)
+	var mu sync.Mutex
+	var recs []calls.Record
+	h := newHarness(t, func(o *Options) {
+		o.OnCall = func(r calls.Record) { mu.Lock(); recs = append(recs, r); mu.Unlock() }
+	})
 	h.deploy(t, "echo", nil)
-	resp, body := h.call(t, "GET", "/function/echo/headers", "", "X-Call-Id", "my-call-1")
-	if resp.Header.Get("X-Call-Id") != "my-call-1" || !strings.Contains(body, "X-Call-Id: my-call-1") {
-		t.Fatalf("sent call id not kept: %v\n%s", resp.Header, body)
+	var ids []string
+	for range 2 {
+		resp, body := h.call(t, "GET", "/function/echo/headers", "", "X-Call-Id", "my-call-1")
+		id := resp.Header.Get("X-Call-Id")
+		if len(id) != 36 || id == "my-call-1" || !strings.Contains(body, "X-Call-Id: "+id) ||
+			!strings.Contains(body, "X-Correlation-Id: my-call-1") {
+			t.Fatalf("a caller's X-Call-Id must become the correlation id: %v\n%s", resp.Header, body)
+		}
+		ids = append(ids, id)
 	}
-	resp, body = h.call(t, "GET", "/function/echo/headers", "")
+	if ids[0] == ids[1] {
+		t.Fatal("two calls with one X-Call-Id got one call id")
+	}
+	resp, body := h.call(t, "GET", "/function/echo/headers", "")
 	id := resp.Header.Get("X-Call-Id")
-	if len(id) != 36 || !strings.Contains(body, "X-Call-Id: "+id) {
+	if len(id) != 36 || !strings.Contains(body, "X-Call-Id: "+id) || strings.Contains(body, "X-Correlation-Id") {
 		t.Fatalf("generated call id %q not on request and response:\n%s", id, body)
+	}
+	// A caller's own X-Correlation-Id is left as it is.
+	_, body = h.call(t, "GET", "/function/echo/headers", "", "X-Call-Id", "a", "X-Correlation-Id", "mine")
+	if !strings.Contains(body, "X-Correlation-Id: mine") {
+		t.Fatalf("the caller's X-Correlation-Id was replaced:\n%s", body)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(recs) != 4 || recs[0].CallID != ids[0] || recs[1].CallID != ids[1] || recs[0].CorrelationID != "my-call-1" {
+		t.Fatalf("records: %+v", recs)
 	}
 }
 

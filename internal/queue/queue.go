@@ -22,14 +22,16 @@ var ErrNotFound = errors.New("not found")
 
 // Message is one accepted asynchronous invocation.
 type Message struct {
-	CallID    string      `json:"callId"`
-	Namespace string      `json:"namespace"`
-	Function  string      `json:"function"`
-	Method    string      `json:"method"`
-	Path      string      `json:"path"` // below the function, with a leading slash
-	Query     string      `json:"query,omitempty"`
-	Header    http.Header `json:"header,omitempty"`
-	Body      []byte      `json:"body,omitempty"`
+	CallID string `json:"callId"`
+	// CorrelationID is the caller's own X-Call-Id, if it sent one.
+	CorrelationID string      `json:"correlationId,omitempty"`
+	Namespace     string      `json:"namespace"`
+	Function      string      `json:"function"`
+	Method        string      `json:"method"`
+	Path          string      `json:"path"` // below the function, with a leading slash
+	Query         string      `json:"query,omitempty"`
+	Header        http.Header `json:"header,omitempty"`
+	Body          []byte      `json:"body,omitempty"`
 	// URL, if set, is an outside endpoint to deliver to instead of a
 	// function (an event gateway function of type http); Target names it
 	// for people (space/functionId).

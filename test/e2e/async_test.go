@@ -57,11 +57,16 @@ func TestAsyncThroughBinaryAndDLQ(t *testing.T) {
 	n := start(t, t.TempDir())
 	dir, record := ledgerFunction(t, "ledger", "async:\n  maxRetries: 1\n  backoff: 20ms\n")
 	n.mustCLI("deploy", dir)
+	// A caller's X-Call-Id is its correlation id; the call id is nimbus's.
 	code, _, hdr := n.invoke("POST", "/async-function/ledger/record", "x", "X-Call-Id", "my-own-id")
-	if code != 202 || hdr.Get("X-Call-Id") != "my-own-id" {
+	first := hdr.Get("X-Call-Id")
+	if code != 202 || first == "" || first == "my-own-id" {
 		t.Fatalf("enqueue: %d %v", code, hdr)
 	}
-	waitUntil(t, "execution", 15*time.Second, func() bool { return executed(record)["my-own-id"] == 1 })
+	waitUntil(t, "execution", 15*time.Second, func() bool { return executed(record)[first] == 1 })
+	if out := n.mustCLI("calls", "get", first, "-o", "json"); !strings.Contains(out, `"correlationId": "my-own-id"`) {
+		t.Fatalf("the record does not carry the correlation id:\n%s", out)
+	}
 	_, _, hdr = n.invoke("POST", "/async-function/ledger/fail", "doomed")
 	id := hdr.Get("X-Call-Id")
 	waitUntil(t, "a dead letter", 15*time.Second, func() bool {

@@ -29,8 +29,8 @@ func TestAsyncLedgerUnderFailures(t *testing.T) {
 	kinds := map[string]string{} // call id → what it was sent as
 	send := func(path, kind string, count int) {
 		for i := range count {
-			id := fmt.Sprintf("%s-%d", kind, i)
-			code, _, _ := n.invoke("POST", path, "x", "X-Call-Id", id)
+			code, _, hdr := n.invoke("POST", path, "x", "X-Call-Id", fmt.Sprintf("%s-%d", kind, i))
+			id := hdr.Get("X-Call-Id")
 			if code != 202 {
 				t.Fatalf("%s: %d", path, code)
 			}
