@@ -28,6 +28,7 @@ import (
 	"nimbus/internal/driver/process"
 	"nimbus/internal/events"
 	"nimbus/internal/events/natsevents"
+	"nimbus/internal/function"
 	"nimbus/internal/gateway"
 	"nimbus/internal/outbound"
 	"nimbus/internal/queue/natsqueue"
@@ -327,6 +328,16 @@ func TestInvalidSpecsStoreNothing(t *testing.T) {
 		{"/v1/functions/ok", `{"runtime":"docker"}`, "invalid_spec", "image"},
 		{"/v1/functions/ok", `{"runtime":"docker","image":"alpine:3"}`, "runtime_unavailable", ""},
 		{"/v1/functions/ok", `not json`, "invalid_request", ""},
+		// Hostile strings and numbers: named, with the range.
+		{"/v1/functions/ok", `{"command":["x"],"package":"` + digest + `","scale":{"min":1e30}}`, "invalid_spec", "scale.min"},
+		{"/v1/functions/ok", `{"command":["x"],"package":"` + digest + `","scale":{"maxConcurrency":-1}}`, "invalid_spec", "scale.maxConcurrency"},
+		{"/v1/functions/ok", `{"command":["x"],"package":"` + digest + `","scale":{"max":99999999999999999999}}`, "invalid_spec", "scale.max"},
+		{"/v1/functions/ok", `{"command":["x"],"package":"` + digest + `","timeout":"1ms"}`, "invalid_spec", "timeout"},
+		{"/v1/functions/ok", `{"command":["x"],"package":"` + digest + `","timeout":1e300}`, "invalid_request", ""},
+		{"/v1/functions/ok", `{"command":["x\u0000"],"package":"` + digest + `"}`, "invalid_spec", "command[0]"},
+		{"/v1/functions/ok", `{"command":["x"],"package":"` + digest + `","healthPath":"/h\r\nX: y"}`, "invalid_spec", "healthPath"},
+		{"/v1/functions/ok", `{"command":["x"],"package":"` + digest + `","env":{"A":"\u0000"}}`, "invalid_spec", "env.A"},
+		{"/v1/functions/ok", `{"command":["x"],"package":"` + digest + `","labels":{"a":"\r"}}`, "invalid_spec", "labels.a"},
 	}
 	for _, c := range cases {
 		code, b, _ := e.do(t, "PUT", c.path, strings.NewReader(c.body), true)
@@ -335,6 +346,10 @@ func TestInvalidSpecsStoreNothing(t *testing.T) {
 			continue
 		}
 		got := decodeErr(t, b)
+		outOfRange := strings.Contains(c.body, "99999") || strings.Contains(c.body, "1e30")
+		if r, ok := function.Ranges[c.field]; ok && outOfRange && !strings.Contains(got.Error.Message, r) {
+			t.Errorf("%s: the message does not give the range %q: %s", c.body, r, got.Error.Message)
+		}
 		if got.Error.Code != c.code || got.Error.Field != c.field {
 			t.Errorf("%s %s: got code %q field %q (%s), want %q %q", c.path, c.body, got.Error.Code, got.Error.Field, got.Error.Message, c.code, c.field)
 		}

@@ -178,6 +178,23 @@ func TestEventGateway(t *testing.T) {
 	if code, b := post(`{"specversion":"1.0","id":"evt-3","type":"user.created"}`); code != 400 || !strings.Contains(b, "source") {
 		t.Fatalf("missing source: want 400 naming it, got %d %s", code, b)
 	}
+	// CloudEvents 1.0 strictness, and attribute values that would become
+	// request headers: each a 400 naming what to fix; none is delivered.
+	for js, want := range map[string]string{
+		`{"specversion":"1.0","id":"bad-1","source":"/tests","type":"user.created","My_Ext":"x"}`:   `My_Ext`,
+		`{"specversion":"1.0","id":"bad-2","source":"/tests","type":"user.created","myExt":"x"}`:    `myExt`,
+		`{"specversion":"2.0","id":"bad-3","source":"/tests","type":"user.created"}`:                `\"1.0\"`,
+		`{"specversion":"1.0","id":"bad-4","source":"/tests","type":"user.created","ext":"a\r\nb"}`: `\"ext\"`,
+		`{"specversion":"1.0","id":"bad-5\u0000","source":"/tests","type":"user.created"}`:          `\"id\"`,
+	} {
+		if code, b := post(js); code != 400 || !strings.Contains(b, want) || !strings.Contains(b, `"errors"`) {
+			t.Errorf("%s: want 400 naming %s, got %d %s", js, want, code, b)
+		}
+	}
+	if code, b, _ := send(t, "POST", e.srv.URL+"/events", "x", "Ce-Specversion", "1.0", "Ce-Id", "bad-6", "Ce-Source", "/tests",
+		"Ce-Type", "user.created", "Ce-Bad_name", "x"); code != 400 || !strings.Contains(b, "Bad_name") {
+		t.Errorf("binary mode with a bad attribute name: %d %s", code, b)
+	}
 	ces := func() map[string]int {
 		raw, _ := os.ReadFile(record)
 		m := map[string]int{}
@@ -194,6 +211,11 @@ func TestEventGateway(t *testing.T) {
 		n := len(outside)
 		mu.Unlock()
 		got := ces()
+		for id := range got {
+			if strings.HasPrefix(id, "bad-") {
+				t.Fatalf("a refused event was delivered: %v", got)
+			}
+		}
 		if got["evt-1"] == 2 && got["evt-2"] == 2 && got[legacyID] == 2 && n == 3 {
 			break
 		}

@@ -100,6 +100,14 @@ func DecodeSpec(r io.Reader) (function.Function, error) {
 	dec := json.NewDecoder(r)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&fn); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) && te.Field != "" {
+			want := "a " + te.Type.String()
+			if r, ok := function.Ranges[te.Field]; ok {
+				want = "a whole number from " + r
+			}
+			return fn, &function.FieldError{Field: te.Field, Msg: fmt.Sprintf("%s is not valid here: use %s", te.Value, want)}
+		}
 		return fn, fmt.Errorf("the body is not a valid function spec: %v", err)
 	}
 	if dec.More() {
@@ -122,6 +130,11 @@ func (s *Server) deployFunction(w http.ResponseWriter, r *http.Request) {
 	}
 	fn, err := DecodeSpec(bytes.NewReader(body))
 	if err != nil {
+		var fe *function.FieldError
+		if errors.As(err, &fe) {
+			writeFieldError(w, fe)
+			return
+		}
 		writeError(w, errBadRequest, err.Error())
 		return
 	}

@@ -68,9 +68,108 @@ func isCloudEvent(h http.Header) bool {
 	return strings.HasPrefix(mt, "application/cloudevents")
 }
 
+// specVersions are the CloudEvents versions nimbus takes.
+const specVersions = `"1.0"`
+
+// checkNames enforces what CloudEvents 1.0 says of attribute names (lower-case
+// letters and digits; binary-mode header names are case-insensitive) and of
+// specversion, naming what is wrong — the SDK's own message names neither.
+func checkNames(r *http.Request, body []byte) error {
+	bad := func(name string) error {
+		return fmt.Errorf("attribute name %q is not valid: CloudEvents 1.0 attribute names are lower-case letters and digits only", name)
+	}
+	version := func(v string) error {
+		if v != event.CloudEventsVersionV1 {
+			return fmt.Errorf("specversion %q is not supported: nimbus takes %s", v, specVersions)
+		}
+		return nil
+	}
+	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if !strings.HasPrefix(mt, "application/cloudevents") {
+		for k, v := range r.Header {
+			name, ok := strings.CutPrefix(strings.ToLower(k), "ce-")
+			if !ok {
+				continue
+			}
+			if !alnum(name, true) {
+				return bad(k[3:])
+			}
+			if name == "specversion" && len(v) > 0 {
+				if err := version(v[0]); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	var objs []map[string]json.RawMessage
+	if strings.HasPrefix(mt, "application/cloudevents-batch") {
+		if json.Unmarshal(body, &objs) != nil {
+			return nil // the SDK says what is wrong with the batch
+		}
+	} else {
+		var o map[string]json.RawMessage
+		if json.Unmarshal(body, &o) != nil {
+			return nil
+		}
+		objs = append(objs, o)
+	}
+	for _, o := range objs {
+		for k, v := range o {
+			if !alnum(k, false) {
+				return bad(k)
+			}
+			if k == "specversion" {
+				var sv string
+				if json.Unmarshal(v, &sv) != nil {
+					return fmt.Errorf("specversion must be a string: nimbus takes %s", specVersions)
+				}
+				if err := version(sv); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+func alnum(s string, upper bool) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || upper && c >= 'A' && c <= 'Z') {
+			return false
+		}
+	}
+	return true
+}
+
+// checkValues refuses an event whose attributes carry control characters:
+// delivered in binary mode they would become request headers.
+func checkValues(ev event.Event) error {
+	attrs := map[string]string{"id": ev.ID(), "source": ev.Source(), "type": ev.Type(), "subject": ev.Subject(),
+		"datacontenttype": ev.DataContentType(), "dataschema": ev.DataSchema()}
+	for k, v := range ev.Extensions() {
+		attrs[k] = fmt.Sprint(v)
+	}
+	for k, v := range attrs {
+		for i := 0; i < len(v); i++ {
+			if c := v[i]; c < 0x20 || c == 0x7f {
+				return fmt.Errorf("attribute %q has a control character (%q at byte %d): remove it", k, c, i)
+			}
+		}
+	}
+	return nil
+}
+
 // parseCloudEvents reads the CloudEvents of a request whose body was read,
 // and checks each has the required attributes.
 func parseCloudEvents(r *http.Request, body []byte) ([]event.Event, error) {
+	if err := checkNames(r, body); err != nil {
+		return nil, err
+	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	var evs []event.Event
 	if cehttp.IsHTTPBatch(r.Header) {
@@ -91,7 +190,10 @@ func parseCloudEvents(r *http.Request, body []byte) ([]event.Event, error) {
 			return nil, fmt.Errorf("event %d: %s", i, describeValidation(err))
 		}
 		if ev.SpecVersion() != event.CloudEventsVersionV1 {
-			return nil, fmt.Errorf("event %d: specversion is %q; nimbus takes CloudEvents 1.0", i, ev.SpecVersion())
+			return nil, fmt.Errorf("event %d: specversion %q is not supported: nimbus takes %s", i, ev.SpecVersion(), specVersions)
+		}
+		if err := checkValues(ev); err != nil {
+			return nil, fmt.Errorf("event %d: %v", i, err)
 		}
 	}
 	return evs, nil

@@ -26,9 +26,15 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &secs); err != nil {
 		return fmt.Errorf("duration must be a string such as \"30s\" or a number of seconds")
 	}
+	if secs != secs || secs > maxSeconds || secs < -maxSeconds {
+		return fmt.Errorf("duration %s seconds is out of range: write it as a string such as \"30s\"", b)
+	}
 	*d = Duration(secs * float64(time.Second))
 	return nil
 }
+
+// maxSeconds is the longest duration time.Duration holds, in seconds.
+const maxSeconds = float64(1<<63-1) / float64(time.Second)
 
 // MarshalYAML writes d as a duration string.
 func (d Duration) MarshalYAML() (any, error) { return d.String(), nil }

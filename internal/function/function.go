@@ -34,12 +34,15 @@ const (
 
 // Limits on spec values; they bound what one function may ask of the machine.
 const (
+	MinTimeout        = 10 * time.Millisecond
 	MaxTimeout        = 15 * time.Minute
 	MaxIdleTimeout    = 24 * time.Hour
 	MaxInstances      = 1000
 	MaxConcurrencyCap = 10000
 	maxEnvVars        = 256
 	maxEnvBytes       = 64 << 10
+	maxArgs           = 256
+	maxArgBytes       = 64 << 10
 )
 
 // Defaults applied by WithDefaults.
@@ -220,6 +223,9 @@ func (f Function) Validate() error {
 	if f.Runtime == RuntimeProcess && (len(f.Command) == 0 || strings.TrimSpace(f.Command[0]) == "") {
 		return fieldErr("command", "is required: the program to run, e.g. [\"./hello\"] or [\"python3\", \"main.py\"]")
 	}
+	if err := validateCommand(f.Command); err != nil {
+		return err
+	}
 	seen := map[string]bool{}
 	for i, sec := range f.Secrets {
 		if err := ValidateName(fmt.Sprintf("secrets[%d]", i), sec); err != nil {
@@ -253,8 +259,8 @@ func (f Function) Validate() error {
 	if err := validateEnv(f.Env); err != nil {
 		return err
 	}
-	if t := time.Duration(f.Timeout); t <= 0 || t > MaxTimeout {
-		return fieldErr("timeout", "%s is out of range: use a duration above 0 and at most %s", t, MaxTimeout)
+	if t := time.Duration(f.Timeout); t < MinTimeout || t > MaxTimeout {
+		return fieldErr("timeout", "%s is out of range: use %s to %s (leave it out, or 0, for the default %s)", t, MinTimeout, MaxTimeout, DefaultTimeout)
 	}
 	s := f.Scale
 	switch {
@@ -279,10 +285,60 @@ func (f Function) Validate() error {
 	if b := time.Duration(f.Async.Backoff); b < 10*time.Millisecond || b > 10*time.Minute {
 		return fieldErr("async.backoff", "%s is out of range: use 10ms to 10m", b)
 	}
-	if !strings.HasPrefix(f.HealthPath, "/") {
-		return fieldErr("healthPath", "%q must start with '/'", f.HealthPath)
+	if !strings.HasPrefix(f.HealthPath, "/") || len(f.HealthPath) > 1024 {
+		return fieldErr("healthPath", "%q must start with '/' and be at most 1024 bytes", f.HealthPath)
+	}
+	for i := 0; i < len(f.HealthPath); i++ {
+		if c := f.HealthPath[i]; c <= ' ' || c >= 0x7f {
+			return fieldErr("healthPath", "has %q at byte %d: use a URL path of printable characters, percent-encoding others", c, i)
+		}
 	}
 	return nil
+}
+
+// controlAt returns the index of the first control character in s (C0, DEL;
+// tab and newline are allowed if text), or -1.
+func controlAt(s string, text bool) int {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 0x20 && c != 0x7f {
+			continue
+		}
+		if text && (c == '\t' || c == '\n') {
+			continue
+		}
+		return i
+	}
+	return -1
+}
+
+// validateCommand bounds the arguments: no NUL (exec cannot pass one) and no
+// other control character but tab and newline (a script given to "sh -c"
+// may span lines).
+func validateCommand(argv []string) error {
+	if len(argv) > maxArgs {
+		return fieldErr("command", "has %d arguments: at most %d are allowed", len(argv), maxArgs)
+	}
+	size := 0
+	for i, a := range argv {
+		size += len(a)
+		if j := controlAt(a, true); j >= 0 {
+			return fieldErr(fmt.Sprintf("command[%d]", i), "has a control character (%q at byte %d): remove it", a[j], j)
+		}
+	}
+	if size > maxArgBytes {
+		return fieldErr("command", "is %d bytes: at most %d are allowed", size, maxArgBytes)
+	}
+	return nil
+}
+
+// Ranges are the bounds of a spec's numeric fields, for messages that name
+// a field given a number it cannot hold.
+var Ranges = map[string]string{
+	"scale.min":            fmt.Sprintf("0 to %d", MaxInstances),
+	"scale.max":            fmt.Sprintf("1 to %d", MaxInstances),
+	"scale.maxConcurrency": fmt.Sprintf("1 to %d", MaxConcurrencyCap),
+	"async.maxRetries":     "0 to 10",
 }
 
 // reservedEnv are variables nimbus sets itself; a spec may not override them.
@@ -308,6 +364,9 @@ func validateEnv(env map[string]string) error {
 			return fieldErr("env."+k, "is set by nimbus and cannot be overridden: remove it")
 		case strings.ContainsRune(v, 0):
 			return fieldErr("env."+k, "contains a NUL byte: remove it")
+		case controlAt(v, true) >= 0:
+			i := controlAt(v, true)
+			return fieldErr("env."+k, "has a control character (%q at byte %d): remove it", v[i], i)
 		}
 	}
 	if size > maxEnvBytes {

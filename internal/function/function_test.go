@@ -62,6 +62,9 @@ func TestValidateNamesTheField(t *testing.T) {
 		"scale.maxConcurrency": func(f *Function) { f.Scale.MaxConcurrency = -1 },
 		"scale.idleTimeout":    func(f *Function) { f.Scale.IdleTimeout = Duration(time.Millisecond) },
 		"healthPath":           func(f *Function) { f.HealthPath = "health" },
+		"command[1]":           func(f *Function) { f.Command = []string{"./x", "a\x00b"} },
+		"env.A":                func(f *Function) { f.Env = map[string]string{"A": "x\ry"} },
+		"labels.k":             func(f *Function) { f.Labels = map[string]string{"k": "v\nInjected: 1"} },
 	}
 	for field, mutate := range cases {
 		f := valid()
@@ -75,6 +78,57 @@ func TestValidateNamesTheField(t *testing.T) {
 		if fe.Field != field || fe.Msg == "" {
 			t.Errorf("%s: error names %q (%q)", field, fe.Field, fe.Msg)
 		}
+	}
+}
+
+// TestHostileSpecStrings: control characters in the strings of a spec and
+// out-of-range numbers are refused with the field named and the fix; a
+// timeout of 0 means the default, anything else below 10ms is refused.
+func TestHostileSpecStrings(t *testing.T) {
+	for _, tc := range []struct {
+		field  string
+		mutate func(*Function)
+		want   string
+	}{
+		{"healthPath", func(f *Function) { f.HealthPath = "/health\r\nX-Evil: 1" }, "printable"},
+		{"healthPath", func(f *Function) { f.HealthPath = "/a b" }, "printable"},
+		{"healthPath", func(f *Function) { f.HealthPath = "/\x00" }, "printable"},
+		{"command[0]", func(f *Function) { f.Command = []string{"./x\x00"} }, "control character"},
+		{"command[1]", func(f *Function) { f.Command = []string{"sh", "-c", "echo\x1b[2J"}[:2] }, ""},
+		{"command[2]", func(f *Function) { f.Command = []string{"sh", "-c", "echo\x1b[2J"} }, "control character"},
+		{"command", func(f *Function) { f.Command = make([]string, 300); f.Command[0] = "./x" }, "at most 256"},
+		{"annotations.a", func(f *Function) { f.Annotations = map[string]string{"a": "\x7f"} }, "control character"},
+		{"env.B", func(f *Function) { f.Env = map[string]string{"B": "\x00"} }, "NUL"},
+		{"timeout", func(f *Function) { f.Timeout = Duration(time.Millisecond) }, "10ms to 15m0s"},
+		{"timeout", func(f *Function) { f.Timeout = Duration(-time.Second) }, "10ms to 15m0s"},
+	} {
+		f := valid()
+		tc.mutate(&f)
+		err := f.Validate()
+		if tc.want == "" {
+			if err != nil && strings.HasPrefix(err.Error(), tc.field) {
+				t.Errorf("%s: refused: %v", tc.field, err)
+			}
+			continue
+		}
+		var fe *FieldError
+		if !errors.As(err, &fe) || fe.Field != tc.field || !strings.Contains(fe.Msg, tc.want) {
+			t.Errorf("%s: want a FieldError containing %q, got %v", tc.field, tc.want, err)
+		}
+	}
+	// A multi-line script for sh -c is fine; 0 is the default timeout.
+	f := valid()
+	f.Command = []string{"sh", "-c", "echo a\n\techo b"}
+	if err := f.Validate(); err != nil {
+		t.Errorf("a multi-line script refused: %v", err)
+	}
+	g := Function{Name: "x", Command: []string{"./x"}, Package: digest, Timeout: 0}.WithDefaults()
+	if time.Duration(g.Timeout) != DefaultTimeout || g.Validate() != nil {
+		t.Errorf("timeout 0 must mean the default: %v", g.Timeout)
+	}
+	var d Duration
+	if err := json.Unmarshal([]byte(`1e300`), &d); err == nil {
+		t.Errorf("a duration of 1e300 seconds was accepted as %v", d)
 	}
 }
 

@@ -33,6 +33,9 @@ func validateMeta(field string, m map[string]string) error {
 		if len(v) > 4096 {
 			return fieldErr(field+"."+k, "is longer than 4096 bytes")
 		}
+		if i := controlAt(v, false); i >= 0 {
+			return fieldErr(field+"."+k, "has a control character (%q at byte %d): remove it", v[i], i)
+		}
 	}
 	return nil
 }

@@ -17,6 +17,7 @@ var (
 	ErrTooLarge    = errors.New("request body too large")
 	ErrUpstream    = errors.New("function instance failed")
 	ErrGone        = errors.New("function was deleted or updated")
+	ErrBadRequest  = errors.New("bad request")
 )
 
 type errInfo struct {
@@ -33,6 +34,7 @@ var errTable = map[error]errInfo{
 	ErrTooLarge:    {http.StatusRequestEntityTooLarge, "body_too_large"},
 	ErrUpstream:    {http.StatusBadGateway, "instance_failed"},
 	ErrGone:        {http.StatusServiceUnavailable, "function_gone"},
+	ErrBadRequest:  {http.StatusBadRequest, "bad_request"},
 }
 
 // writeError answers with the JSON error shape nimbus uses everywhere:

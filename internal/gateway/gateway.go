@@ -307,6 +307,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	fn := p.spec.Load()
 	p.m.started.Inc()
+
 	done := func(status int, errText string) {
 		took := time.Since(began)
 		p.record(status, took)
@@ -314,6 +315,11 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			g.opts.OnCall(calls.Record{CallID: callID, CorrelationID: correlation, Namespace: fn.Namespace, Function: fn.Name, Mode: calls.Sync,
 				State: calls.Done, Status: status, Start: began.UTC(), Duration: took.Seconds(), Attempts: 1, Error: errText})
 		}
+	}
+	if strings.IndexByte(rest, 0) >= 0 {
+		msg := "the path has a NUL byte (%00): remove it"
+		done(writeError(w, ErrBadRequest, msg), msg)
+		return
 	}
 	if r.ContentLength > g.opts.MaxBodyBytes {
 		msg := fmt.Sprintf("request body is %d bytes; the limit is %d", r.ContentLength, g.opts.MaxBodyBytes)

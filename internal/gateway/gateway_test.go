@@ -505,3 +505,38 @@ func TestStartFailure(t *testing.T) {
 		t.Fatal("the program's stderr is not in the logs")
 	}
 }
+
+// TestControlCharacters: an in-process request (an event, a queued call)
+// whose header carries CR, LF or NUL is refused with a 400, not written
+// raw to the function (which would split it into two requests); a NUL in
+// the path is refused too.
+func TestControlCharacters(t *testing.T) {
+	h := newHarness(t, nil)
+	h.deploy(t, "echo", nil)
+	for _, hdr := range []http.Header{
+		{"X-Ok": {"a\r\nX-Injected: 1"}},
+		{"X-Ok": {"a\nb"}},
+		{"X-Ok": {"a\x00b"}},
+		{"X-Bad\r\nName": {"v"}},
+		{"Bad Name": {"v"}},
+	} {
+		req := httptest.NewRequest("GET", "/function/echo/headers", nil)
+		for k, v := range hdr {
+			req.Header[k] = v
+		}
+		rec := httptest.NewRecorder()
+		h.gw.ServeHTTP(rec, req)
+		if rec.Code != 400 || !strings.Contains(rec.Body.String(), "control character") {
+			t.Errorf("%q: want 400 naming the control character, got %d %s", hdr, rec.Code, rec.Body)
+		}
+	}
+	resp, body := h.call(t, "GET", "/function/echo/headers%00x", "")
+	if resp.StatusCode != 400 || !strings.Contains(body, "NUL") {
+		t.Errorf("NUL in the path: %d %s", resp.StatusCode, body)
+	}
+	// The function was never handed a split request.
+	resp, body = h.call(t, "GET", "/function/echo/headers", "")
+	if resp.StatusCode != 200 || strings.Contains(body, "X-Injected") {
+		t.Fatalf("after the refusals: %d %s", resp.StatusCode, body)
+	}
+}

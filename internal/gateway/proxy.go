@@ -75,6 +75,9 @@ func (g *Gateway) proxyError(w http.ResponseWriter, r *http.Request, err error) 
 	case errors.Is(r.Context().Err(), context.DeadlineExceeded):
 		msg = "function timed out after " + sw.timeout.String()
 		writeError(w, ErrTimeout, msg)
+	case errors.As(err, new(*HeaderError)):
+		msg = "bad request: " + err.Error()
+		writeError(w, ErrBadRequest, msg)
 	case sw != nil && sw.body != nil && sw.body.tooLarge:
 		msg = "request body exceeds the gateway's limit"
 		writeError(w, ErrTooLarge, msg)

@@ -4,9 +4,11 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -83,7 +85,46 @@ func eligible(req *http.Request) bool {
 	return len(req.TransferEncoding) == 0 && len(req.Trailer) == 0
 }
 
+// HeaderError is a request header nimbus will not send: a name or value
+// with CR, LF, NUL or another control character (an in-process request —
+// an event, a queued call — can carry one; net/http refuses them on the
+// way in). Sent raw it would split the request.
+type HeaderError struct{ Name string }
+
+func (e *HeaderError) Error() string {
+	return fmt.Sprintf("header %q has a control character (CR, LF, NUL) in its name or value", e.Name)
+}
+
+// checkHeaders returns a HeaderError for the first header that cannot be
+// written as it is.
+func checkHeaders(h http.Header) error {
+	for k, vs := range h {
+		if k == "" || controlIn(k) || strings.ContainsAny(k, " :") {
+			return &HeaderError{k}
+		}
+		for _, v := range vs {
+			if controlIn(v) {
+				return &HeaderError{k}
+			}
+		}
+	}
+	return nil
+}
+
+// controlIn reports a control character other than tab.
+func controlIn(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; (c < 0x20 && c != '\t') || c == 0x7f {
+			return true
+		}
+	}
+	return false
+}
+
 func (t *directTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if err := checkHeaders(req.Header); err != nil {
+		return nil, err
+	}
 	if !eligible(req) {
 		return t.fallback.RoundTrip(req)
 	}
