@@ -45,8 +45,10 @@ type Options struct {
 	// Prepare, per runtime, readies what a function needs before it is stored
 	// (the docker runtime pulls the image); an error fails the deploy.
 	Prepare map[string]func(context.Context, function.Function) error
-	// Metrics serves /metrics.
-	Metrics http.Handler
+	// Metrics serves /metrics; MetricsAuth makes it need the admin token
+	// (bearer, or OpenFaaS's basic admin:token).
+	Metrics     http.Handler
+	MetricsAuth bool
 	// Ready reports whether nimbus is ready to serve (for /readyz).
 	Ready func(ctx context.Context) error
 	// MaxPackageBytes bounds an uploaded package. Default 256 MiB.
@@ -95,7 +97,7 @@ func New(o Options) *Server {
 	s.routes = []Route{
 		{"GET", "/healthz", false, s.healthz},
 		{"GET", "/readyz", false, s.readyz},
-		{"GET", "/metrics", false, o.Metrics.ServeHTTP},
+		{"GET", "/metrics", o.MetricsAuth, o.Metrics.ServeHTTP},
 		{"GET", "/v1/info", true, s.info},
 		{"POST", "/v1/packages", true, s.uploadPackage},
 		{"GET", "/v1/functions", true, s.listFunctions},
@@ -209,7 +211,12 @@ func (s *Server) auth(next http.Handler) http.Handler {
 	want := []byte("Bearer " + s.opts.Token)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got := []byte(r.Header.Get("Authorization"))
-		if s.opts.Token == "" || subtle.ConstantTimeCompare(got, want) != 1 {
+		ok := s.opts.Token != "" && subtle.ConstantTimeCompare(got, want) == 1
+		if user, pass, basic := r.BasicAuth(); basic && !ok && s.opts.Token != "" && r.URL.Path == "/metrics" {
+			// Prometheus scrapers are often set up with OpenFaaS's credential.
+			ok = subtle.ConstantTimeCompare([]byte(user), []byte("admin"))&subtle.ConstantTimeCompare([]byte(pass), []byte(s.opts.Token)) == 1
+		}
+		if !ok {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="nimbus"`)
 			writeError(w, errUnauthorized, "missing or wrong admin token: send 'Authorization: Bearer <token>' (the token is in the data dir's admin-token file)")
 			return

@@ -48,7 +48,10 @@ type env struct {
 
 // newEnv runs the API on a real embedded NATS store, a real gateway and the
 // process driver, kept in step by the controller.
-func newEnv(t *testing.T) *env {
+func newEnv(t *testing.T) *env { t.Helper(); return newEnvWith(t, nil) }
+
+// newEnvWith lets a test change the API server's options.
+func newEnvWith(t *testing.T, mod func(*apiserver.Options)) *env {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	bb, err := backbone.Open(ctx, backbone.Config{Dir: t.TempDir()})
@@ -96,10 +99,14 @@ func newEnv(t *testing.T) *env {
 	}
 	ingress := &events.Ingress{Store: evStore, Deliver: &events.Deliverer{Queue: q, Gateway: gw, Spec: gw.Spec,
 		Record: recorder.Record, Client: guard.Client(5 * time.Second)}}
-	api := apiserver.New(apiserver.Options{Store: st, Invoker: gw, Token: token, Runtimes: map[string]bool{"process": true},
+	opts := apiserver.Options{Store: st, Invoker: gw, Token: token, Runtimes: map[string]bool{"process": true},
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), Ready: st.Ping, Version: "test",
 		Queue: q, Async: &async.Handler{Queue: q, Spec: gw.Spec, Record: recorder.Record}, Calls: index, Triggers: triggers,
-		EventConfig: &events.ConfigAPI{Store: evStore, CheckURL: guard.CheckURL}, CloudEvents: ingress.CloudEvents()})
+		EventConfig: &events.ConfigAPI{Store: evStore, CheckURL: guard.CheckURL}, CloudEvents: ingress.CloudEvents()}
+	if mod != nil {
+		mod(&opts)
+	}
+	api := apiserver.New(opts)
 	srv := httptest.NewServer(api)
 	evsrv := httptest.NewServer(ingress.EventsAPI())
 	t.Cleanup(func() {
@@ -398,6 +405,36 @@ func TestHealthAndMetrics(t *testing.T) {
 
 // TestOpenAPIMatchesRoutes: every route the server answers is in
 // api/openapi.yaml, and every route there is answered.
+// TestMetricsAuth: with MetricsAuth (--metrics-auth) /metrics needs the
+// admin token, as a bearer token or as OpenFaaS's basic credential.
+func TestMetricsAuth(t *testing.T) {
+	e := newEnvWith(t, func(o *apiserver.Options) { o.MetricsAuth = true })
+	if code, b, _ := e.do(t, "GET", "/metrics", nil, false); code != 401 || !strings.Contains(string(b), "unauthorized") {
+		t.Fatalf("/metrics without a credential: %d %s", code, b)
+	}
+	if code, _, _ := e.do(t, "GET", "/metrics", nil, true); code != 200 {
+		t.Fatalf("/metrics with the bearer token: %d", code)
+	}
+	req, _ := http.NewRequest("GET", e.srv.URL+"/metrics", nil)
+	req.SetBasicAuth("admin", token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("/metrics with basic auth: %d", resp.StatusCode)
+	}
+	req.SetBasicAuth("admin", "wrong")
+	if resp, err = http.DefaultClient.Do(req); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 401 {
+		t.Fatalf("/metrics with a wrong password: %d", resp.StatusCode)
+	}
+}
+
 func TestOpenAPIMatchesRoutes(t *testing.T) {
 	raw, err := os.ReadFile("../../api/openapi.yaml")
 	if err != nil {

@@ -418,7 +418,10 @@ func (in *Ingress) EventsAPI() http.Handler {
 		}
 		res, err := in.Deliver.Invoke(r.Context(), ev, sync.Space, fn, callID)
 		if err != nil {
-			writeErrors(w, http.StatusInternalServerError, "function "+sync.FunctionID+" failed: "+err.Error())
+			if in.Logger != nil {
+				in.Logger.Warn("sync subscriber failed", "space", sync.Space, "function", sync.FunctionID, "call", callID, "err", err)
+			}
+			writeErrors(w, http.StatusInternalServerError, "function "+sync.FunctionID+" failed (call id "+callID+"): its logs and 'nimbus calls get "+callID+"' say why")
 			return
 		}
 		for k, v := range res.Headers {

@@ -326,7 +326,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		done(writeError(w, ErrTooLarge, msg), msg)
 		return
 	}
-	sw := &statusWriter{ResponseWriter: w, timeout: time.Duration(fn.Timeout)}
+	sw := &statusWriter{ResponseWriter: w, timeout: time.Duration(fn.Timeout), fn: fn}
 	if r.Body != nil && r.Body != http.NoBody {
 		sw.body = &limitedBody{r: r.Body, left: g.opts.MaxBodyBytes}
 		r.Body = sw.body

@@ -401,6 +401,12 @@ func TestCrashGives502AndIsReplaced(t *testing.T) {
 	if resp.StatusCode != 502 || !strings.Contains(body, "instance_failed") {
 		t.Fatalf("want 502, got %d %s", resp.StatusCode, body)
 	}
+	// An anonymous caller learns which function failed and where to look,
+	// never the instance's address or the transport's error.
+	if !strings.Contains(body, "default/crashy") || !strings.Contains(body, "nimbus logs crashy") ||
+		strings.Contains(body, "127.0.0.1") || strings.Contains(body, "EOF") || strings.Contains(body, "testfn") {
+		t.Fatalf("502 body: %s", body)
+	}
 	if took := time.Since(began); took > time.Second {
 		t.Fatalf("502 after %s, want under 1s", took)
 	}

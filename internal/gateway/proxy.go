@@ -3,12 +3,15 @@ package gateway
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httputil"
 	"sync"
 	"time"
+
+	"nimbus/internal/function"
 )
 
 type proxyHandler = *httputil.ReverseProxy
@@ -88,8 +91,18 @@ func (g *Gateway) proxyError(w http.ResponseWriter, r *http.Request, err error) 
 			sw.status = 499
 		}
 	default:
+		// The caller is told what failed and where to look; the detail
+		// (addresses, the transport's error) goes to the function's logs
+		// and the call record, which only the admin reads.
+		public := "the function's instance failed while answering (it crashed or closed the connection)"
+		if sw != nil && sw.fn != nil {
+			public = fmt.Sprintf("function %s failed while answering (its instance crashed or closed the connection): see 'nimbus logs %s'", sw.fn.Key(), sw.fn.Name)
+		}
 		msg = "function instance failed: " + err.Error()
-		writeError(w, ErrUpstream, msg)
+		writeError(w, ErrUpstream, public)
+		if sw != nil && sw.fn != nil {
+			g.systemLog(*sw.fn, "", "a request failed: "+err.Error())
+		}
 	}
 	if sw != nil {
 		sw.errText = msg
@@ -103,6 +116,7 @@ type statusWriter struct {
 	errText string // why the gateway chose status, if it did
 	timeout time.Duration
 	body    *limitedBody
+	fn      *function.Function
 }
 
 func (w *statusWriter) WriteHeader(code int) {

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -31,18 +32,15 @@ func DefaultDataDir() string {
 	return filepath.Join(home, ".local", "share", "nimbus")
 }
 
-// adminToken reads the token, creating it (mode 0600) on first start.
+// adminToken reads the token, creating it (mode 0600) on first start. A
+// token file that is a symlink or not a regular file, holds a byte that is
+// not printable ASCII, or is under 32 characters is refused with the fix:
+// each would make the credential guessable or not the one meant.
 func adminToken(dir string) (token string, created bool, err error) {
 	path := filepath.Join(dir, TokenFile)
-	b, err := os.ReadFile(path)
+	fi, err := os.Lstat(path)
 	if err == nil {
-		if t := strings.TrimSpace(string(b)); len(t) >= 32 {
-			if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
-				os.Chmod(path, 0o600)
-			}
-			return t, false, nil
-		}
-		return "", false, fmt.Errorf("%s is too short to be an admin token: delete it to get a new one", path)
+		return readToken(path, fi)
 	}
 	if !errors.Is(err, os.ErrNotExist) {
 		return "", false, err
@@ -50,7 +48,7 @@ func adminToken(dir string) (token string, created bool, err error) {
 	raw := make([]byte, 32)
 	rand.Read(raw)
 	token = hex.EncodeToString(raw)
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return "", false, fmt.Errorf("create admin token: %w", err)
 	}
@@ -59,6 +57,42 @@ func adminToken(dir string) (token string, created bool, err error) {
 		return "", false, err
 	}
 	return token, true, f.Sync()
+}
+
+// MinTokenLength is the shortest admin token nimbus accepts.
+const MinTokenLength = 32
+
+func readToken(path string, fi os.FileInfo) (string, bool, error) {
+	fix := "delete it and restart nimbus for a new one"
+	if fi.Mode()&os.ModeSymlink != 0 {
+		return "", false, fmt.Errorf("%s is a symlink: nimbus reads its admin token only from a regular file in its data dir; replace the link with the file itself, or %s", path, fix)
+	}
+	if !fi.Mode().IsRegular() {
+		return "", false, fmt.Errorf("%s is not a regular file: %s", path, fix)
+	}
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	if err != nil {
+		return "", false, err
+	}
+	defer f.Close()
+	b := make([]byte, 4097)
+	n, _ := io.ReadFull(f, b)
+	if n > 4096 {
+		return "", false, fmt.Errorf("%s is over 4 KiB, not an admin token: %s", path, fix)
+	}
+	t := strings.TrimRight(string(b[:n]), "\r\n")
+	for i := 0; i < len(t); i++ {
+		if c := t[i]; c <= ' ' || c > '~' {
+			return "", false, fmt.Errorf("%s holds a byte that is not printable ASCII (%q at %d): write the token as one line of printable characters, or %s", path, c, i, fix)
+		}
+	}
+	if len(t) < MinTokenLength {
+		return "", false, fmt.Errorf("%s holds a token of %d characters, under the %d nimbus requires: write a longer one (e.g. openssl rand -hex 32), or %s", path, len(t), MinTokenLength, fix)
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		os.Chmod(path, 0o600)
+	}
+	return t, false, nil
 }
 
 // lockDataDir makes sure one nimbus at a time uses a data dir.

@@ -50,6 +50,7 @@ type Config struct {
 	CallRetention   time.Duration  // how long call records are kept (default 24h)
 	MaxCallRecords  int            // how many call records are kept for lookup (default 100,000)
 	EventsListen    string         // the Event Gateway events API address (default 127.0.0.1:4000; "off" for none)
+	MetricsAuth     bool           // /metrics needs the admin token
 	Version         string
 	Logger          *slog.Logger
 }
@@ -193,9 +194,10 @@ func Run(ctx context.Context, cfg Config, started func(Started)) error {
 		Deliver: &events.Deliverer{Queue: q, Gateway: gw, Spec: gw.Spec, Client: guard.Client(30 * time.Second), Record: rec.recorder.Record}}
 	api := apiserver.New(apiserver.Options{
 		Store: st, Invoker: gw, Token: token, Runtimes: rt.names(), Prepare: rt.prepare, Version: cfg.Version,
-		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
-		Ready:   st.Ping,
-		Queue:   q,
+		Metrics:     promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
+		MetricsAuth: cfg.MetricsAuth,
+		Ready:       st.Ping,
+		Queue:       q,
 		Async: &async.Handler{Queue: q, Spec: gw.Spec, MaxBodyBytes: cfg.MaxBodyBytes,
 			CheckCallback: guard.CheckURL, Record: rec.recorder.Record},
 		Calls:       rec.index,
