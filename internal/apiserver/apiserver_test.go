@@ -574,3 +574,29 @@ func TestAlertScales(t *testing.T) {
 		t.Fatalf("not a payload: %d", code)
 	}
 }
+
+// TestDeleteDoesNotBlockDeploys: deleting a function whose instance takes
+// 3s to stop does not hold up a deploy of another function: it answers at
+// once and serves, while the first is still stopping.
+func TestDeleteDoesNotBlockDeploys(t *testing.T) {
+	e := newEnv(t)
+	digest := e.upload(t)
+	if code, b, _ := e.do(t, "PUT", "/v1/functions/slowstop", spec(digest, `,"env":{"TERM_DELAY":"3s"}`), true); code != 201 {
+		t.Fatalf("deploy: %d %s", code, b)
+	}
+	waitInvoke(t, e, "/function/slowstop", "up")
+	began := time.Now()
+	if code, b, _ := e.do(t, "DELETE", "/v1/functions/slowstop", nil, true); code != 204 && code != 200 {
+		t.Fatalf("delete: %d %s", code, b)
+	}
+	if code, b, _ := e.do(t, "PUT", "/v1/functions/other", spec(digest, ""), true); code != 201 {
+		t.Fatalf("deploy: %d %s", code, b)
+	}
+	if took := time.Since(began); took > 1500*time.Millisecond {
+		t.Fatalf("delete and deploy took %s: the deploy waited for the other function's instance to stop", took)
+	}
+	waitInvoke(t, e, "/function/other", "served")
+	if took := time.Since(began); took > 2500*time.Millisecond {
+		t.Fatalf("the new function served only after %s", took)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -474,3 +475,46 @@ func TestSameCallIDBothRun(t *testing.T) {
 		})
 	}
 }
+
+// TestUndecodableMessageLogged: a message on the async stream that is not
+// an invocation is dropped with an error line naming its function, never
+// silently.
+func TestUndecodableMessageLogged(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	bb, err := backbone.Open(ctx, backbone.Config{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bb.Close()
+	var buf safeBuffer
+	q, err := natsqueue.Open(ctx, bb.JS, natsqueue.Options{Logger: slog.New(slog.NewTextHandler(&buf, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bb.JS.Publish(ctx, "nimbus.async.default.fn", []byte("{not json")); err != nil {
+		t.Fatal(err)
+	}
+	handled := make(chan struct{}, 1)
+	go q.Consume(ctx, "default", "fn", 1, func(queue.Delivery) { handled <- struct{}{} })
+	waitFor(t, "the error line", 10*time.Second, func() bool {
+		return strings.Contains(buf.String(), "cannot be decoded") && strings.Contains(buf.String(), "default/fn")
+	})
+	select {
+	case <-handled:
+		t.Fatal("garbage was handed to the dispatcher")
+	default:
+	}
+}
+
+type safeBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *safeBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *safeBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }

@@ -155,7 +155,7 @@ func Run(ctx context.Context, cfg Config, started func(Started)) error {
 	})
 	down.push(gw.Close)
 
-	q, err := natsqueue.Open(ctx, bb.JS, natsqueue.Options{AckWait: cfg.AsyncAckWait})
+	q, err := natsqueue.Open(ctx, bb.JS, natsqueue.Options{AckWait: cfg.AsyncAckWait, Logger: log})
 	if err != nil {
 		return err
 	}

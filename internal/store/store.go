@@ -44,6 +44,9 @@ const (
 type Event struct {
 	Type   EventType
 	Record Record
+	// Err, if set, says the stored entry could not be read; Record then
+	// holds only the function's key fields and revision.
+	Err error
 }
 
 // Functions stores function specs.

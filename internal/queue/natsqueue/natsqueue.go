@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
 	"time"
@@ -35,6 +36,8 @@ type Options struct {
 	AckWait           time.Duration // default 30s: an unsettled delivery comes back after it; workers extend it while they run
 	IdempotencyWindow time.Duration // default 24h
 	Replicas          int
+	// Logger hears of messages that cannot be decoded. Default slog.Default().
+	Logger *slog.Logger
 }
 
 // Queue is a queue.Queue on JetStream.
@@ -59,6 +62,9 @@ func Open(ctx context.Context, js jetstream.JetStream, o Options) (*Queue, error
 	}
 	if o.Replicas == 0 {
 		o.Replicas = 1
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
 	}
 	if o.IdempotencyWindow == 0 {
 		o.IdempotencyWindow = 24 * time.Hour
@@ -151,7 +157,15 @@ func (q *Queue) Consume(ctx context.Context, ns, name string, maxInFlight int, h
 	cc, err := cons.Consume(func(msg jetstream.Msg) {
 		var m queue.Message
 		if err := json.Unmarshal(msg.Data(), &m); err != nil {
-			msg.Term() // not ours to understand; never redeliver garbage
+			// Not ours to understand: never redeliver it, but say so.
+			meta, _ := msg.Metadata()
+			var seq uint64
+			if meta != nil {
+				seq = meta.Sequence.Stream
+			}
+			q.opts.Logger.Error("an async message cannot be decoded; it is dropped", "function", ns+"/"+name,
+				"subject", msg.Subject(), "stream_sequence", seq, "bytes", len(msg.Data()), "err", err)
+			msg.Term()
 			return
 		}
 		handle(&delivery{q: q, msg: msg, m: m})

@@ -288,7 +288,10 @@ func toEvent(e jetstream.KeyValueEntry) (store.Event, bool) {
 	}
 	r, err := decode(e)
 	if err != nil {
-		return store.Event{}, false
+		ns, name, _ := strings.Cut(e.Key(), ".")
+		return store.Event{Type: store.EventPut, Err: err, Record: store.Record{
+			Function: function.Function{Namespace: ns, Name: name}, Revision: e.Revision(), Updated: e.Created(),
+		}}, true
 	}
 	return store.Event{Type: store.EventPut, Record: r}, true
 }

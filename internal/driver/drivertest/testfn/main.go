@@ -15,7 +15,8 @@
 // {X-Event-Type, X-Event-Id}, body: the event's data}, and recorded as "ce
 // TYPE ID CALL-ID ATTEMPT" in $RECORD_FILE when that is set.
 // stdio: the body "fail" makes it write to stderr and exit 3; "env" prints
-// the environment; anything else is echoed.
+// the environment; anything else is echoed. TERM_DELAY=D makes it take D to
+// stop after SIGTERM.
 package main
 
 import (
@@ -130,6 +131,9 @@ func main() {
 		signal.Notify(sig, syscall.SIGTERM)
 		<-sig
 		fmt.Println("stopping")
+		if d, err := time.ParseDuration(os.Getenv("TERM_DELAY")); err == nil {
+			time.Sleep(d) // a function slow to stop
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		srv.Shutdown(ctx)
