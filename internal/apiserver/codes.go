@@ -3,10 +3,12 @@ package apiserver
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"time"
 
 	"nimbus/internal/function"
+	"nimbus/internal/reqbody"
 	"nimbus/internal/store"
 )
 
@@ -37,7 +39,23 @@ var (
 	errMissingSecret      = &apiError{http.StatusBadRequest, "secret_not_found"}
 	errCallNotFound       = &apiError{http.StatusNotFound, "call_not_found"}
 	errTriggerNotFound    = &apiError{http.StatusNotFound, "trigger_not_found"}
+	errBodyTimeout        = &apiError{http.StatusRequestTimeout, "body_timeout"}
 )
+
+// writeBodyError answers a body that could not be read: 413 past limit,
+// 408 when it did not arrive in time, else 400.
+func writeBodyError(w http.ResponseWriter, err error, limit int64, what string) {
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &mbe):
+		writeError(w, errTooLarge, fmt.Sprintf("a %s may be at most %d bytes", what, limit))
+	case reqbody.IsTimeout(err):
+		w.Header().Set("Connection", "close")
+		writeError(w, errBodyTimeout, "the request body did not arrive in time (the server's body deadline): send it whole, or faster")
+	default:
+		writeError(w, errBadRequest, "reading the request body failed: "+err.Error())
+	}
+}
 
 // errorBody is the JSON shape of every error.
 type errorBody struct {

@@ -12,6 +12,7 @@ import (
 
 	"nimbus/internal/function"
 	"nimbus/internal/gateway"
+	"nimbus/internal/reqbody"
 	"nimbus/internal/store"
 )
 
@@ -125,7 +126,7 @@ func (s *Server) deployFunction(w http.ResponseWriter, r *http.Request) {
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxSpecBytes))
 	if err != nil {
-		writeError(w, errTooLarge, fmt.Sprintf("a function spec may be at most %d bytes", maxSpecBytes))
+		writeBodyError(w, err, maxSpecBytes, "function spec")
 		return
 	}
 	fn, err := DecodeSpec(bytes.NewReader(body))
@@ -204,15 +205,18 @@ func (s *Server) uploadPackage(w http.ResponseWriter, r *http.Request) {
 	body := http.MaxBytesReader(w, r.Body, s.opts.MaxPackageBytes)
 	// Check the gzip magic before storing anything.
 	head := make([]byte, 2)
-	if _, err := io.ReadFull(body, head); err != nil || head[0] != 0x1f || head[1] != 0x8b {
+	if _, err := io.ReadFull(body, head); err != nil && (reqbody.IsTimeout(err) || errors.As(err, new(*http.MaxBytesError))) {
+		writeBodyError(w, err, s.opts.MaxPackageBytes, "package")
+		return
+	} else if err != nil || head[0] != 0x1f || head[1] != 0x8b {
 		writeError(w, errBadRequest, "a package must be a gzipped tar (nimbus deploy makes one)")
 		return
 	}
 	info, err := s.opts.Store.PutPackage(r.Context(), io.MultiReader(bytes.NewReader(head), body))
 	if err != nil {
 		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			writeError(w, errTooLarge, fmt.Sprintf("a package may be at most %d bytes", s.opts.MaxPackageBytes))
+		if errors.As(err, &mbe) || reqbody.IsTimeout(err) {
+			writeBodyError(w, err, s.opts.MaxPackageBytes, "package")
 			return
 		}
 		writeStoreError(w, err, "package")

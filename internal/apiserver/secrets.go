@@ -9,6 +9,7 @@ import (
 	"net/http"
 
 	"nimbus/internal/function"
+	"nimbus/internal/reqbody"
 	"nimbus/internal/store"
 )
 
@@ -62,6 +63,10 @@ func (s *Server) putSecret(w http.ResponseWriter, r *http.Request) {
 	dec := json.NewDecoder(io.LimitReader(r.Body, maxSecretBytes*2))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&body); err != nil {
+		if reqbody.IsTimeout(err) {
+			writeBodyError(w, err, maxSecretBytes, "secret")
+			return
+		}
 		writeError(w, errBadRequest, "the body must be {\"value\": \"...\"} or {\"valueBase64\": \"...\"}: "+err.Error())
 		return
 	}

@@ -7,6 +7,7 @@ import (
 	"net/http"
 
 	"nimbus/internal/function"
+	"nimbus/internal/reqbody"
 	"nimbus/internal/trigger"
 )
 
@@ -30,6 +31,10 @@ func (s *Server) putTrigger(w http.ResponseWriter, r *http.Request) {
 	dec := json.NewDecoder(io.LimitReader(r.Body, 2*trigger.MaxBody))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&b); err != nil {
+		if reqbody.IsTimeout(err) {
+			writeBodyError(w, err, trigger.MaxBody, "trigger")
+			return
+		}
 		writeError(w, errBadRequest, `the body must be {"schedule": "*/5 * * * *", "function": "NAME", "body": "..."}: `+err.Error())
 		return
 	}

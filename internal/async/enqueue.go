@@ -18,6 +18,7 @@ import (
 	"nimbus/internal/function"
 	"nimbus/internal/gateway"
 	"nimbus/internal/queue"
+	"nimbus/internal/reqbody"
 )
 
 // Prefix is the path prefix of asynchronous invocations.
@@ -67,6 +68,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			writeError(w, http.StatusRequestEntityTooLarge, "body_too_large", fmt.Sprintf("request body exceeds the limit of %d bytes", limit))
+			return
+		}
+		if reqbody.IsTimeout(err) {
+			w.Header().Set("Connection", "close")
+			writeError(w, http.StatusRequestTimeout, "body_timeout", "the request body did not arrive in time (the server's body deadline): send it whole, or faster")
 			return
 		}
 		writeError(w, http.StatusBadRequest, "invalid_request", "reading the body failed: "+err.Error())

@@ -53,6 +53,7 @@ func upCmd(g *globals) *cobra.Command {
 	f.StringVar(&cfg.NATSURL, "nats-url", "", "use this NATS server instead of the embedded one")
 	f.StringVar(&cfg.NATSListen, "nats-listen", "", "also let NATS clients reach the embedded server here (e.g. 127.0.0.1:4222)")
 	f.Int64Var(&cfg.MaxBodyBytes, "max-body-bytes", 32<<20, "largest invocation body accepted (413 beyond)")
+	f.DurationVar(&cfg.BodyReadTimeout, "body-read-timeout", 5*time.Minute, "how long a request body may take to arrive (408 beyond); an invocation's is bounded by its function's timeout too")
 	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long to let in-flight requests finish on SIGTERM")
 	f.StringVar(&cfg.RunAs, "run-as", "", "user functions run as (default: nobody when run as root)")
 	f.DurationVar(&cfg.AsyncAckWait, "async-ack-wait", 30*time.Second, "how soon an async invocation whose worker vanished (a crash) is delivered again")

@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"sort"
 	"strings"
+
+	"nimbus/internal/reqbody"
 )
 
 // ConfigAPI serves the Event Gateway's configuration API under
@@ -80,6 +82,11 @@ func decode(w http.ResponseWriter, r *http.Request, v any, strict bool) bool {
 		dec.DisallowUnknownFields()
 	}
 	if err := dec.Decode(v); err != nil {
+		if reqbody.IsTimeout(err) {
+			w.Header().Set("Connection", "close")
+			writeErrors(w, http.StatusRequestTimeout, "the request body did not arrive in time (the server's body deadline): send it whole, or faster")
+			return false
+		}
 		writeErrors(w, http.StatusBadRequest, "the body is not valid JSON for this resource: "+err.Error())
 		return false
 	}

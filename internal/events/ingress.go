@@ -20,6 +20,7 @@ import (
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 
 	"nimbus/internal/gateway"
+	"nimbus/internal/reqbody"
 )
 
 // Ingress accepts events: the Event Gateway's events API (EventsAPI, on its
@@ -50,6 +51,9 @@ func (in *Ingress) readBody(w http.ResponseWriter, r *http.Request) ([]byte, boo
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			writeErrors(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("the body exceeds the limit of %d bytes", in.limit()))
+		} else if reqbody.IsTimeout(err) {
+			w.Header().Set("Connection", "close")
+			writeErrors(w, http.StatusRequestTimeout, "the request body did not arrive in time (the server's body deadline): send it whole, or faster")
 		} else {
 			writeErrors(w, http.StatusBadRequest, "reading the body failed: "+err.Error())
 		}

@@ -18,6 +18,7 @@ var (
 	ErrUpstream    = errors.New("function instance failed")
 	ErrGone        = errors.New("function was deleted or updated")
 	ErrBadRequest  = errors.New("bad request")
+	ErrBodyTimeout = errors.New("request body not received in time")
 )
 
 type errInfo struct {
@@ -35,6 +36,7 @@ var errTable = map[error]errInfo{
 	ErrUpstream:    {http.StatusBadGateway, "instance_failed"},
 	ErrGone:        {http.StatusServiceUnavailable, "function_gone"},
 	ErrBadRequest:  {http.StatusBadRequest, "bad_request"},
+	ErrBodyTimeout: {http.StatusRequestTimeout, "body_timeout"},
 }
 
 // writeError answers with the JSON error shape nimbus uses everywhere:

@@ -14,6 +14,7 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -29,6 +30,7 @@ import (
 	"nimbus/internal/calls"
 	"nimbus/internal/driver"
 	"nimbus/internal/function"
+	"nimbus/internal/reqbody"
 	"nimbus/internal/store"
 )
 
@@ -46,6 +48,9 @@ type Options struct {
 	Metrics *Metrics
 	// MaxBodyBytes bounds a request body (413 beyond). Default 32 MiB.
 	MaxBodyBytes int64
+	// BodyReadTimeout bounds how long a request body may take to arrive,
+	// besides the function's timeout (408 beyond). Default 5m.
+	BodyReadTimeout time.Duration
 	// MaxPending bounds the requests queued per function (429 beyond). Default 1024.
 	MaxPending int
 	// StartTimeout bounds one instance start. Default 60s.
@@ -86,6 +91,9 @@ type Gateway struct {
 func New(o Options) *Gateway {
 	if o.MaxBodyBytes == 0 {
 		o.MaxBodyBytes = 32 << 20
+	}
+	if o.BodyReadTimeout == 0 {
+		o.BodyReadTimeout = 5 * time.Minute
 	}
 	if o.MaxPending == 0 {
 		o.MaxPending = 1024
@@ -328,8 +336,26 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	sw := &statusWriter{ResponseWriter: w, timeout: time.Duration(fn.Timeout), fn: fn}
 	if r.Body != nil && r.Body != http.NoBody {
-		sw.body = &limitedBody{r: r.Body, left: g.opts.MaxBodyBytes}
-		r.Body = sw.body
+		// The body must arrive within the function's timeout and the
+		// server's body deadline. A small one is read before a slot is
+		// taken, so a client that stalls holds nothing but its connection;
+		// a large or chunked one streams, and a stall fails its read at the
+		// deadline (408), which ends the call and frees the slot.
+		wait := min(time.Duration(fn.Timeout), g.opts.BodyReadTimeout)
+		clear := reqbody.SetDeadline(w, began.Add(wait))
+		if r.ContentLength >= 0 && r.ContentLength <= maxDirectBody {
+			buf := make([]byte, r.ContentLength)
+			_, err := io.ReadFull(r.Body, buf)
+			if err != nil {
+				done(g.bodyError(w, r, err, wait))
+				return
+			}
+			clear()
+			r.Body = io.NopCloser(bytes.NewReader(buf))
+		} else {
+			sw.body = &limitedBody{r: reqbody.NewBody(r.Body, clear), left: g.opts.MaxBodyBytes}
+			r.Body = sw.body
+		}
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), time.Duration(fn.Timeout))
 	defer cancel()
@@ -376,6 +402,22 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_, _, r.URL.RawPath, _ = parseRoute(r.URL.RawPath)
 	}
 	in.proxy.ServeHTTP(sw, r)
+}
+
+// bodyError answers a request whose body could not be read whole: 408 when
+// it did not arrive in time, 499 when the caller left, else 400.
+func (g *Gateway) bodyError(w http.ResponseWriter, r *http.Request, err error, wait time.Duration) (int, string) {
+	switch {
+	case reqbody.IsTimeout(err):
+		msg := fmt.Sprintf("the request body did not arrive within %s (the function's timeout, or the server's body deadline): send it whole, or faster", wait)
+		w.Header().Set("Connection", "close")
+		return writeError(w, ErrBodyTimeout, msg), msg
+	case r.Context().Err() != nil:
+		return 499, "the caller went away while sending the body"
+	default:
+		msg := "reading the request body failed: " + err.Error()
+		return writeError(w, ErrBadRequest, msg), msg
+	}
 }
 
 // A call id is kept when it is short and printable.

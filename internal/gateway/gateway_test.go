@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -544,5 +545,72 @@ func TestControlCharacters(t *testing.T) {
 	resp, body = h.call(t, "GET", "/function/echo/headers", "")
 	if resp.StatusCode != 200 || strings.Contains(body, "X-Injected") {
 		t.Fatalf("after the refusals: %d %s", resp.StatusCode, body)
+	}
+}
+
+// TestStalledBodies: 200 clients that promise a 10-byte body and send 1
+// byte hold no instance slot: with one slot (maxConcurrency 1, max 1)
+// normal calls are answered at once meanwhile, and each stalled client
+// gets a 408 at the function's timeout. A large body that stalls streams
+// (it holds the slot), fails at the timeout and frees the slot.
+func TestStalledBodies(t *testing.T) {
+	h := newHarness(t, nil)
+	h.deploy(t, "one", func(f *function.Function) {
+		f.Scale.Max, f.Scale.MaxConcurrency = 1, 1
+		f.Timeout = function.Duration(2 * time.Second)
+	})
+	h.call(t, "GET", "/function/one", "") // warm
+	addr := h.srv.Listener.Addr().String()
+	stall := func(length int) net.Conn {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(c, "POST /function/one HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\nx", length)
+		return c
+	}
+	began := time.Now()
+	conns := make([]net.Conn, 200)
+	for i := range conns {
+		conns[i] = stall(10)
+		defer conns[i].Close()
+	}
+	for i := range 5 {
+		t0 := time.Now()
+		resp, body := h.call(t, "POST", "/function/one", fmt.Sprint("normal ", i))
+		if resp.StatusCode != 200 || body != fmt.Sprint("normal ", i) || time.Since(t0) > time.Second {
+			t.Fatalf("a normal call beside 200 stalled ones: %d %q after %s", resp.StatusCode, body, time.Since(t0))
+		}
+	}
+	for i, c := range conns {
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		line, err := bufio.NewReader(c).ReadString('\n')
+		if err != nil || !strings.HasPrefix(line, "HTTP/1.1 408") {
+			t.Fatalf("stalled client %d: %q %v", i, line, err)
+		}
+	}
+	if took := time.Since(began); took < 1800*time.Millisecond || took > 5*time.Second {
+		t.Fatalf("the 408s came after %s, want about the 2s timeout", took)
+	}
+
+	// A large body streams and holds the slot while it stalls, until the
+	// timeout; then the slot is free at once.
+	c := stall(1 << 20)
+	defer c.Close()
+	waitFor(t, "the large body to take the slot", 2*time.Second, func() bool {
+		_, list, _ := h.gw.Status("default", "one")
+		return len(list) == 1 && list[0].InFlight == 1
+	})
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil || !(strings.HasPrefix(line, "HTTP/1.1 408") || strings.HasPrefix(line, "HTTP/1.1 504")) {
+		t.Fatalf("stalled large body: %q %v", line, err)
+	}
+	t0 := time.Now()
+	if resp, _ := h.call(t, "GET", "/function/one", ""); resp.StatusCode != 200 || time.Since(t0) > time.Second {
+		t.Fatalf("after the large body's timeout: %d in %s", resp.StatusCode, time.Since(t0))
+	}
+	if _, list, _ := h.gw.Status("default", "one"); list[0].InFlight != 0 {
+		t.Fatalf("a slot is still held: %+v", list)
 	}
 }

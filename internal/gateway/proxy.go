@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"nimbus/internal/function"
+	"nimbus/internal/reqbody"
 )
 
 type proxyHandler = *httputil.ReverseProxy
@@ -78,6 +79,10 @@ func (g *Gateway) proxyError(w http.ResponseWriter, r *http.Request, err error) 
 	case errors.Is(r.Context().Err(), context.DeadlineExceeded):
 		msg = "function timed out after " + sw.timeout.String()
 		writeError(w, ErrTimeout, msg)
+	case sw != nil && sw.body != nil && reqbody.IsTimeout(sw.body.err):
+		msg = fmt.Sprintf("the request body did not arrive within the function's timeout of %s or the server's body deadline", sw.timeout)
+		w.Header().Set("Connection", "close")
+		writeError(w, ErrBodyTimeout, msg)
 	case errors.As(err, new(*HeaderError)):
 		msg = "bad request: " + err.Error()
 		writeError(w, ErrBadRequest, msg)
@@ -140,6 +145,7 @@ type limitedBody struct {
 	r        io.ReadCloser
 	left     int64
 	tooLarge bool
+	err      error // the read error other than EOF, if any
 }
 
 var errBodyTooLarge = errors.New("request body too large")
@@ -160,6 +166,9 @@ func (b *limitedBody) Read(p []byte) (int, error) {
 	}
 	n, err := b.r.Read(p)
 	b.left -= int64(n)
+	if err != nil && err != io.EOF {
+		b.err = err
+	}
 	return n, err
 }
 

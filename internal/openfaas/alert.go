@@ -36,7 +36,7 @@ const (
 func (h *Handler) alertScale(w http.ResponseWriter, r *http.Request) {
 	var p alertPayload
 	if err := decode(r, &p); err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
+		badBody(w, err)
 		return
 	}
 	if p.Status == "" || p.Alerts == nil {

@@ -10,6 +10,7 @@ import (
 
 	"nimbus/internal/function"
 	"nimbus/internal/gateway"
+	"nimbus/internal/reqbody"
 	"nimbus/internal/store"
 )
 
@@ -26,12 +27,28 @@ const (
 // maxBody bounds a request body of this API.
 const maxBody = 1 << 20
 
+// errBodyTimeout: the body did not arrive by the server's deadline.
+var errBodyTimeout = errors.New("the request body did not arrive in time (the server's body deadline): send it whole, or faster")
+
 func decode(r *http.Request, v any) error {
 	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, maxBody))
 	if err := dec.Decode(v); err != nil {
+		if errors.Is(err, reqbody.ErrTimeout) {
+			return errBodyTimeout
+		}
 		return fmt.Errorf("the body is not valid JSON for this request: %v", err)
 	}
 	return nil
+}
+
+// badBody answers a body decode failed on: 408 if it never arrived, else 400.
+func badBody(w http.ResponseWriter, err error) {
+	if errors.Is(err, errBodyTimeout) {
+		w.Header().Set("Connection", "close")
+		http.Error(w, err.Error(), http.StatusRequestTimeout)
+		return
+	}
+	http.Error(w, err.Error(), http.StatusBadRequest)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

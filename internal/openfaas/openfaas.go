@@ -158,7 +158,7 @@ func (h *Handler) update(w http.ResponseWriter, r *http.Request) { h.deploy(w, r
 func (h *Handler) deploy(w http.ResponseWriter, r *http.Request, createOnly, updateOnly bool) {
 	var dep FunctionDeployment
 	if err := decode(r, &dep); err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
+		badBody(w, err)
 		return
 	}
 	fn, err := ToFunction(dep)
@@ -185,7 +185,7 @@ func (h *Handler) deploy(w http.ResponseWriter, r *http.Request, createOnly, upd
 func (h *Handler) delete(w http.ResponseWriter, r *http.Request) {
 	var req DeleteFunctionRequest
 	if err := decode(r, &req); err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
+		badBody(w, err)
 		return
 	}
 	if req.FunctionName == "" {
@@ -211,7 +211,7 @@ func (h *Handler) delete(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) scale(w http.ResponseWriter, r *http.Request) {
 	var req ScaleServiceRequest
 	if err := decode(r, &req); err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
+		badBody(w, err)
 		return
 	}
 	name := r.PathValue("name")

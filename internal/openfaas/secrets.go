@@ -37,7 +37,7 @@ func (h *Handler) updateSecret(w http.ResponseWriter, r *http.Request) { h.putSe
 func (h *Handler) putSecret(w http.ResponseWriter, r *http.Request, create bool) {
 	var s Secret
 	if err := decode(r, &s); err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
+		badBody(w, err)
 		return
 	}
 	ns := namespaceOf(s.Namespace)
@@ -75,7 +75,7 @@ func (h *Handler) putSecret(w http.ResponseWriter, r *http.Request, create bool)
 func (h *Handler) deleteSecret(w http.ResponseWriter, r *http.Request) {
 	var s Secret
 	if err := decode(r, &s); err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
+		badBody(w, err)
 		return
 	}
 	ns := s.Namespace

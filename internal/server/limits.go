@@ -3,7 +3,24 @@ package server
 import (
 	"net/http"
 	"strconv"
+	"strings"
+	"time"
+
+	"nimbus/internal/gateway"
+	"nimbus/internal/reqbody"
 )
+
+// limitBodies gives every request body but an invocation's (which the
+// gateway bounds by the function's timeout too) timeout to arrive: past it
+// the read fails and the handler answers 408.
+func limitBodies(next http.Handler, timeout time.Duration) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !strings.HasPrefix(r.URL.Path, gateway.Prefix) {
+			reqbody.Limit(w, r, timeout)
+		}
+		next.ServeHTTP(w, r)
+	})
+}
 
 // limitHeaders answers 431 when a request's headers exceed max bytes. The
 // http.Server's MaxHeaderBytes does this while reading the first request of a

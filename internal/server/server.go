@@ -43,6 +43,7 @@ type Config struct {
 	NATSListen      string         // let TCP clients reach the embedded NATS here
 	MaxBodyBytes    int64          // invocation body limit
 	MaxHeaderBytes  int            // request header limit (431 beyond)
+	BodyReadTimeout time.Duration  // how long a request body may take to arrive (408 beyond; default 5m)
 	ShutdownTimeout time.Duration  // bound on draining in-flight requests
 	RunAs           string         // user functions run as (default: nobody when root)
 	AsyncAckWait    time.Duration  // redelivery of an async invocation whose worker vanished
@@ -70,6 +71,9 @@ func (c *Config) defaults() {
 	}
 	if c.MaxHeaderBytes == 0 {
 		c.MaxHeaderBytes = 64 << 10
+	}
+	if c.BodyReadTimeout == 0 {
+		c.BodyReadTimeout = 5 * time.Minute
 	}
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = 30 * time.Second
@@ -144,14 +148,15 @@ func Run(ctx context.Context, cfg Config, started func(Started)) error {
 		Help: "Call records dropped because the backbone fell behind (calls are never slowed for their records).",
 	}, func() float64 { return float64(rec.recorder.Dropped()) }))
 	gw := gateway.New(gateway.Options{
-		OnCall:       rec.recorder.Record,
-		Drivers:      rt.drivers,
-		OpenPackage:  st.OpenPackage,
-		SecretValue:  st.SecretValue,
-		Log:          func(l store.LogLine) { st.AppendLog(context.Background(), l) },
-		Metrics:      gateway.NewMetrics(reg),
-		MaxBodyBytes: cfg.MaxBodyBytes,
-		Logger:       log,
+		OnCall:          rec.recorder.Record,
+		Drivers:         rt.drivers,
+		OpenPackage:     st.OpenPackage,
+		SecretValue:     st.SecretValue,
+		Log:             func(l store.LogLine) { st.AppendLog(context.Background(), l) },
+		Metrics:         gateway.NewMetrics(reg),
+		MaxBodyBytes:    cfg.MaxBodyBytes,
+		BodyReadTimeout: cfg.BodyReadTimeout,
+		Logger:          log,
 	})
 	down.push(gw.Close)
 
@@ -261,7 +266,7 @@ func Run(ctx context.Context, cfg Config, started func(Started)) error {
 // listen starts serving h on addr with nimbus's limits and timeouts.
 func listen(cfg Config, addr string, h http.Handler, serveErr chan<- error) (*http.Server, string, error) {
 	srv := &http.Server{
-		Handler:           limitHeaders(h, cfg.MaxHeaderBytes),
+		Handler:           limitHeaders(limitBodies(h, cfg.BodyReadTimeout), cfg.MaxHeaderBytes),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    cfg.MaxHeaderBytes,
