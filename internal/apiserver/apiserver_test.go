@@ -82,8 +82,10 @@ func newEnvWith(t *testing.T, mod func(*apiserver.Options)) *env {
 	}
 	// Outside endpoints in tests are on loopback: allow it, as --allow-outbound does.
 	guard := outbound.NewGuard([]netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")})
-	disp := &async.Dispatcher{Queue: q, Invoke: gw, Spec: gw.Spec, Record: recorder.Record, Outbound: guard.Client(5 * time.Second)}
+	disp := &async.Dispatcher{Queue: q, Invoke: gw, Spec: gw.Spec, Record: recorder.Record, RecordThen: recorder.RecordThen,
+		Outbound: guard.Client(5 * time.Second)}
 	disp.ConsumeOutbound(events.OutboundNamespace, events.OutboundFunction, 16)
+	disp.ConsumeOutbound(async.CallbackNamespace, async.CallbackFunction, 16)
 	synced := make(chan struct{})
 	ctl := &controller.Controller{Store: st, Target: controller.Targets{gw, disp}}
 	done := make(chan struct{})
@@ -97,7 +99,7 @@ func newEnvWith(t *testing.T, mod func(*apiserver.Options)) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ingress := &events.Ingress{Store: evStore, Deliver: &events.Deliverer{Queue: q, Gateway: gw, Spec: gw.Spec,
+	ingress := &events.Ingress{Store: evStore, MaxBodyBytes: 32 << 20, Deliver: &events.Deliverer{Queue: q, Gateway: gw, Spec: gw.Spec,
 		Record: recorder.Record, Client: guard.Client(5 * time.Second)}}
 	opts := apiserver.Options{Store: st, Invoker: gw, Token: token, Runtimes: map[string]bool{"process": true},
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), Ready: st.Ping, Version: "test",

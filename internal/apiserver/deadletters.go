@@ -42,20 +42,14 @@ func (s *Server) getDeadLetter(w http.ResponseWriter, r *http.Request) {
 // redriveDeadLetter queues the invocation again, with fresh attempts and a
 // fresh event age, then removes the dead letter.
 func (s *Server) redriveDeadLetter(w http.ResponseWriter, r *http.Request) {
-	d, ok := s.deadLetter(w, r)
-	if !ok {
+	d, err := s.opts.Queue.Redrive(r.Context(), r.PathValue("id"), nowUTC())
+	switch {
+	case errors.Is(err, queue.ErrNotFound):
+		writeError(w, errDeadLetterNotFound, "no dead letter with call id "+r.PathValue("id"))
 		return
-	}
-	m := d.Message
-	m.Attempt, m.LastStatus, m.LastError = 0, 0, ""
-	m.NotBefore = timeZero
-	m.Enqueued = nowUTC()
-	if err := s.opts.Queue.Enqueue(r.Context(), m); err != nil {
+	case err != nil:
 		writeError(w, errUnavailable, "the queue did not take the invocation; retry")
 		return
-	}
-	if err := s.opts.Queue.DeleteDeadLetter(r.Context(), d.CallID); err != nil && !errors.Is(err, queue.ErrNotFound) {
-		s.opts.Logger.Warn("redriven dead letter not removed", "call", d.CallID, "err", err)
 	}
 	w.Header().Set("X-Call-Id", d.CallID)
 	writeJSON(w, http.StatusAccepted, map[string]string{"callId": d.CallID})

@@ -1,6 +1,8 @@
 package async_test
 
 import (
+	"context"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -12,6 +14,8 @@ import (
 	"nimbus/internal/async"
 	"nimbus/internal/calls"
 	"nimbus/internal/function"
+	"nimbus/internal/queue"
+	"nimbus/internal/queue/natsqueue"
 )
 
 type received struct {
@@ -123,5 +127,156 @@ func TestCallbackRefused(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	if _, ok := e.lastRecord("refused-call"); ok || len(e.done()) != 0 {
 		t.Fatal("a refused call was queued")
+	}
+}
+
+// TestSlowCallbackRunsOnce: a callback receiver slower than the queue's ack
+// wait does not make the function run again: the call is settled before
+// its callback is tried, and the callback is a delivery of its own.
+func TestSlowCallbackRunsOnce(t *testing.T) {
+	async.SetCallbackBackoff(10 * time.Millisecond)
+	e := newEnvWith(t, natsqueue.Options{AckWait: time.Second})
+	e.deploy(t, "once", nil)
+	var mu sync.Mutex
+	posts := 0
+	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		posts++
+		n := posts
+		mu.Unlock()
+		time.Sleep(2500 * time.Millisecond) // past the 1s ack wait
+		if n == 1 {
+			w.WriteHeader(503) // and a failed first try
+			return
+		}
+		w.WriteHeader(204)
+	}))
+	defer recv.Close()
+	req, _ := http.NewRequest("POST", e.srv.URL+"/async-function/once/flaky?k=0", strings.NewReader("x"))
+	req.Header.Set("X-Callback-Url", recv.URL)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	id := resp.Header.Get("X-Call-Id")
+	waitFor(t, "the callback's outcome in the record", 30*time.Second, func() bool {
+		r, ok := e.lastRecord(id)
+		return ok && r.State == calls.Done && r.Callback == "delivered (204)"
+	})
+	time.Sleep(1500 * time.Millisecond) // a redelivery would have come by now
+	if runs := e.done()[id]; len(runs) != 1 {
+		t.Fatalf("the function ran %d times, want once", len(runs))
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if posts != 2 {
+		t.Fatalf("the callback was posted %d times, want 2 (one failure, one success)", posts)
+	}
+}
+
+// TestLargeBodies: an async call whose body is far beyond a NATS message
+// (7 MiB) is accepted and delivered intact (the callback carries the
+// function's echo of it); one beyond the body limit is a 413.
+func TestLargeBodies(t *testing.T) {
+	async.SetCallbackBackoff(10 * time.Millisecond)
+	e := newEnvWith(t, natsqueue.Options{})
+	e.srv.Config.Handler.(*async.Handler).MaxBodyBytes = 16 << 20
+	e.deploy(t, "big", nil)
+	h := &hook{}
+	recv := httptest.NewServer(h)
+	defer recv.Close()
+	body := strings.Repeat("0123456789abcdef", 7<<20/16)
+	req, _ := http.NewRequest("POST", e.srv.URL+"/async-function/big", strings.NewReader(body))
+	req.Header.Set("X-Callback-Url", recv.URL)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 202 {
+		t.Fatalf("a 7 MiB async call: %d", resp.StatusCode)
+	}
+	waitFor(t, "the callback", 30*time.Second, func() bool { return len(h.posts()) == 1 })
+	if got := h.posts()[0].body; got != body {
+		t.Fatalf("the body arrived as %d bytes, want %d intact", len(got), len(body))
+	}
+	resp, err = http.Post(e.srv.URL+"/async-function/big", "text/plain", strings.NewReader(strings.Repeat("x", 17<<20)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 413 {
+		t.Fatalf("over the limit: %d, want 413", resp.StatusCode)
+	}
+}
+
+// TestRedriveLargeBody: a dead-lettered call with a body stored apart is
+// redriven (at once, within the queue's duplicate window) and runs with its
+// body intact; purging a dead letter drops its stored body.
+func TestRedriveLargeBody(t *testing.T) {
+	async.SetCallbackBackoff(10 * time.Millisecond)
+	e := newEnvWith(t, natsqueue.Options{})
+	e.srv.Config.Handler.(*async.Handler).MaxBodyBytes = 4 << 20
+	zero := 0
+	e.deploy(t, "redo", func(f *function.Function) { f.Async.MaxRetries = &zero })
+	h := &hook{}
+	recv := httptest.NewServer(h)
+	defer recv.Close()
+	body := strings.Repeat("z", 2<<20)
+	req, _ := http.NewRequest("POST", e.srv.URL+"/async-function/redo/flaky?k=1&echo=1", strings.NewReader(body))
+	req.Header.Set("X-Callback-Url", recv.URL)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	id := resp.Header.Get("X-Call-Id")
+	ctx := context.Background()
+	waitFor(t, "the dead letter", 20*time.Second, func() bool {
+		d, err := e.q.GetDeadLetter(ctx, id)
+		return err == nil && string(d.Message.Body) == body
+	})
+	if _, err := e.q.Redrive(ctx, id, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the redriven call to run", 20*time.Second, func() bool { return len(e.done()[id]) == 1 })
+	waitFor(t, "its callback", 20*time.Second, func() bool {
+		p := h.posts()
+		return len(p) == 2 && p[1].header.Get("X-Function-Status") == "200"
+	})
+	if got := h.posts()[1].body; got != body {
+		t.Fatalf("the redriven call's body: %d bytes, want %d", len(got), len(body))
+	}
+	if _, err := e.q.GetDeadLetter(ctx, id); err == nil {
+		t.Fatal("the dead letter is still there after the redrive")
+	}
+	// Purge: a second call dead-lettered, then purged; its body goes.
+	resp, _ = http.Post(e.srv.URL+"/async-function/redo/fail", "text/plain", strings.NewReader(body))
+	resp.Body.Close()
+	id2 := resp.Header.Get("X-Call-Id")
+	var d queue.DeadLetter
+	waitFor(t, "the second dead letter", 20*time.Second, func() bool {
+		d, err = e.q.GetDeadLetter(ctx, id2)
+		return err == nil
+	})
+	if d.Message.BodyRef == "" {
+		t.Fatal("a 2 MiB body was not stored apart")
+	}
+	bodies, err := e.bb.JS.ObjectStore(ctx, "nimbus_bodies")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bodies.GetInfo(ctx, d.Message.BodyRef); err != nil {
+		t.Fatalf("the dead letter's body is not stored: %v", err)
+	}
+	if err := e.q.DeleteDeadLetter(ctx, id2); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bodies.GetInfo(ctx, d.Message.BodyRef); err == nil {
+		t.Fatal("the purged dead letter's body is still stored")
+	}
+	if _, err := e.q.Redrive(ctx, id2, time.Now()); !errors.Is(err, queue.ErrNotFound) {
+		t.Fatalf("redrive of a purged dead letter: %v", err)
 	}
 }

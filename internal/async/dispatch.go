@@ -28,6 +28,9 @@ type Dispatcher struct {
 	Spec   func(namespace, name string) (function.Function, bool)
 	// Record, if set, is given the call record after every attempt.
 	Record func(calls.Record)
+	// RecordThen, if set, is given a call's final record and what settles
+	// its message, to run once the record is stored (calls.Recorder's).
+	RecordThen func(calls.Record, func())
 	// Outbound, if set, is the outbound-guarded client for X-Callback-Url
 	// deliveries and outside endpoints; without it neither is called.
 	Outbound *http.Client
@@ -204,6 +207,10 @@ func (d *Dispatcher) logger() *slog.Logger {
 // dead letter.
 func (d *Dispatcher) process(dl queue.Delivery) {
 	m := dl.Message()
+	if m.CallbackFor != "" {
+		d.deliverCallback(dl, m)
+		return
+	}
 	now := time.Now()
 	fn, ok := d.Spec(m.Namespace, m.Function)
 	if m.URL != "" { // an outside endpoint: the default async policy
@@ -230,9 +237,10 @@ func (d *Dispatcher) process(dl queue.Delivery) {
 		return
 	case res.status < 500:
 		rec := d.record(m, attempt, calls.Done, res, "")
-		rec.Callback = d.callback(m, res, false)
-		d.emit(rec)
-		dl.Ack()
+		if !d.queueCallback(dl, m, res, rec, false) {
+			return
+		}
+		d.settle(rec, dl.Done)
 		return
 	}
 	if attempt > fn.Async.Retries() {
@@ -263,6 +271,25 @@ func (d *Dispatcher) emit(rec calls.Record) {
 	}
 }
 
+// settle writes a call's final record, then settles its message: a crash in
+// between brings the call back (it runs again and is recorded) rather than
+// leaving its record as it was.
+func (d *Dispatcher) settle(rec calls.Record, settle func() error) {
+	done := func() {
+		d.wg.Go(func() {
+			if err := settle(); err != nil {
+				d.logger().Warn("could not settle a finished async call; it may run again", "call", rec.CallID, "err", err)
+			}
+		})
+	}
+	if d.RecordThen != nil {
+		d.RecordThen(rec, done)
+		return
+	}
+	d.emit(rec)
+	done()
+}
+
 // result is how one attempt ended.
 type result struct {
 	status  int
@@ -277,22 +304,7 @@ type result struct {
 func (d *Dispatcher) invoke(dl queue.Delivery, fn function.Function, m queue.Message, attempt int) result {
 	ctx, cancel := context.WithCancel(gateway.Unrecorded(context.Background()))
 	defer cancel()
-	go func() { // keep the message ours while the call runs
-		every := d.Heartbeat
-		if every == 0 {
-			every = 10 * time.Second
-		}
-		t := time.NewTicker(every)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				dl.InProgress()
-			}
-		}
-	}()
+	d.keepAlive(ctx, dl)
 	if m.URL != "" {
 		return d.invokeURL(ctx, m, attempt)
 	}
@@ -321,6 +333,27 @@ func (d *Dispatcher) invoke(dl queue.Delivery, fn function.Function, m queue.Mes
 		res.errText = fmt.Sprintf("attempt %d answered %d: %s", attempt, res.status, bytes.TrimSpace(res.body[:min(len(res.body), 512)]))
 	}
 	return res
+}
+
+// keepAlive tells the queue the delivery is in progress until ctx ends, so
+// that a call longer than the ack wait is not handed out again meanwhile.
+func (d *Dispatcher) keepAlive(ctx context.Context, dl queue.Delivery) {
+	every := d.Heartbeat
+	if every == 0 {
+		every = 10 * time.Second
+	}
+	go func() {
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				dl.InProgress()
+			}
+		}
+	}()
 }
 
 // invokeURL runs one attempt against an outside endpoint, through the
@@ -368,7 +401,8 @@ func (d *Dispatcher) dead(dl queue.Delivery, m queue.Message, res result, attemp
 		return
 	}
 	cr := d.record(m, attempts, calls.DeadLettered, res, reason)
-	cr.Callback = d.callback(m, res, true)
-	d.emit(cr)
-	dl.Ack()
+	if !d.queueCallback(dl, m, res, cr, true) {
+		return
+	}
+	d.settle(cr, dl.Ack) // the dead letter keeps the body
 }

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -92,4 +94,42 @@ func TestRecorderKeepsThenDrops(t *testing.T) {
 	if sink.got[0].Updated.IsZero() {
 		t.Fatal("Record must stamp Updated")
 	}
+}
+
+// TestRecordThen: what waits on a record runs only once the record is
+// stored, after failed flushes too; a record that has to be dropped (the
+// buffer is full) lets what waits on it run rather than wait for ever.
+func TestRecordThen(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		sink := &flakySink{fail: true}
+		r := NewRecorder(sink, RecorderOptions{FlushEvery: 10 * time.Millisecond, MaxPending: 4})
+		defer r.Close(context.Background())
+		var mu sync.Mutex
+		ran := map[string]bool{}
+		mark := func(id string) func() { return func() { mu.Lock(); ran[id] = true; mu.Unlock() } }
+		seen := func() map[string]bool {
+			mu.Lock()
+			defer mu.Unlock()
+			return maps.Clone(ran)
+		}
+		r.Record(Record{CallID: "plain"})
+		r.RecordThen(Record{CallID: "a"}, mark("a"))
+		r.RecordThen(Record{CallID: "b"}, mark("b"))
+		r.RecordThen(Record{CallID: "c"}, mark("c"))
+		time.Sleep(50 * time.Millisecond) // several failed flushes
+		if got := seen(); len(got) != 0 {
+			t.Fatalf("ran before the records were stored: %v", got)
+		}
+		r.RecordThen(Record{CallID: "d"}, mark("d")) // the buffer is full: dropped
+		if got := seen(); !got["d"] || len(got) != 1 {
+			t.Fatalf("a dropped record's waiter must run at once: %v", got)
+		}
+		sink.mu.Lock()
+		sink.fail = false
+		sink.mu.Unlock()
+		time.Sleep(20 * time.Millisecond)
+		if got := seen(); !got["a"] || !got["b"] || !got["c"] || sink.count() != 4 {
+			t.Fatalf("after the sink came back: %v, %d stored", got, sink.count())
+		}
+	})
 }

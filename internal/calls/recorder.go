@@ -17,6 +17,7 @@ type Recorder struct {
 
 	mu      sync.Mutex
 	pending []Record
+	then    map[int]func() // by index in pending: run once that record is stored
 	kick    chan struct{}
 	dropped atomic.Int64
 
@@ -50,7 +51,14 @@ func NewRecorder(sink Sink, o RecorderOptions) *Recorder {
 }
 
 // Record keeps rec for the next batch. It never blocks on the sink.
-func (r *Recorder) Record(rec Record) {
+func (r *Recorder) Record(rec Record) { r.RecordThen(rec, nil) }
+
+// RecordThen keeps rec for the next batch and calls stored (on the
+// recorder's goroutine; it must not block) once the batch holding it is
+// stored — or at once if the record had to be dropped. An async call is
+// settled in its queue only then, so a crash before its record is stored
+// brings the call back instead of leaving its record behind.
+func (r *Recorder) RecordThen(rec Record, stored func()) {
 	if rec.Updated.IsZero() {
 		rec.Updated = time.Now().UTC()
 	}
@@ -58,7 +66,16 @@ func (r *Recorder) Record(rec Record) {
 	if len(r.pending) >= r.maxPending {
 		r.mu.Unlock()
 		r.dropped.Add(1)
+		if stored != nil {
+			stored()
+		}
 		return
+	}
+	if stored != nil {
+		if r.then == nil {
+			r.then = map[int]func(){}
+		}
+		r.then[len(r.pending)] = stored
 	}
 	r.pending = append(r.pending, rec)
 	full := len(r.pending) >= 1000
@@ -102,22 +119,55 @@ func (r *Recorder) loop(ctx context.Context) {
 // sink refuses goes back to the front of the buffer for the next flush.
 func (r *Recorder) flush(ctx context.Context) {
 	r.mu.Lock()
-	batch := r.pending
-	r.pending = nil
+	batch, then := r.pending, r.then
+	r.pending, r.then = nil, nil
 	r.mu.Unlock()
-	for len(batch) > 0 {
-		n := min(len(batch), 1000)
-		if err := r.sink.Append(ctx, batch[:n]); err != nil {
-			r.logger.Warn("call records not stored yet; keeping them for the next try", "records", len(batch), "err", err)
-			r.mu.Lock()
-			r.pending = append(batch, r.pending...)
-			if over := len(r.pending) - r.maxPending; over > 0 {
-				r.pending = r.pending[over:]
-				r.dropped.Add(int64(over))
-			}
-			r.mu.Unlock()
+	for off := 0; off < len(batch); {
+		n := min(len(batch)-off, 1000)
+		if err := r.sink.Append(ctx, batch[off:off+n]); err != nil {
+			r.logger.Warn("call records not stored yet; keeping them for the next try", "records", len(batch)-off, "err", err)
+			r.requeue(batch[off:], then, off)
 			return
 		}
-		batch = batch[n:]
+		for i := off; i < off+n; i++ {
+			if f := then[i]; f != nil {
+				f()
+			}
+		}
+		off += n
+	}
+}
+
+// requeue puts records the sink refused back in front of the buffer, with
+// what waits for them; past maxPending the oldest are dropped (and what
+// waits for them runs, as for any dropped record).
+func (r *Recorder) requeue(rest []Record, then map[int]func(), off int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	merged := map[int]func(){}
+	for i := range rest {
+		if f := then[off+i]; f != nil {
+			merged[i] = f
+		}
+	}
+	for i, f := range r.then {
+		merged[len(rest)+i] = f
+	}
+	r.pending = append(append([]Record(nil), rest...), r.pending...)
+	r.then = merged
+	if over := len(r.pending) - r.maxPending; over > 0 {
+		for i := range over {
+			if f := r.then[i]; f != nil {
+				f()
+			}
+		}
+		shifted := map[int]func(){}
+		for i, f := range r.then {
+			if i >= over {
+				shifted[i-over] = f
+			}
+		}
+		r.pending, r.then = r.pending[over:], shifted
+		r.dropped.Add(int64(over))
 	}
 }

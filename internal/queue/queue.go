@@ -8,6 +8,7 @@ package queue
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"strings"
@@ -45,6 +46,16 @@ type Message struct {
 	// LastStatus and LastError describe the previous attempt.
 	LastStatus int    `json:"lastStatus,omitempty"`
 	LastError  string `json:"lastError,omitempty"`
+	// BodyRef names where a body too large to travel in the message is
+	// stored; the queue fills Body from it on delivery.
+	BodyRef string `json:"bodyRef,omitempty"`
+	// Redrives counts how often the call was redriven from a dead letter.
+	Redrives int `json:"redrives,omitempty"`
+	// CallbackFor, on a callback delivery, is the call whose result it
+	// posts to URL; CallRecord is that call's final record (JSON), which
+	// the callback's outcome completes.
+	CallbackFor string          `json:"callbackFor,omitempty"`
+	CallRecord  json.RawMessage `json:"callRecord,omitempty"`
 }
 
 // Owner is the namespace and function a message is recorded and
@@ -58,11 +69,15 @@ func (m Message) Owner() (namespace, function string) {
 	return m.Namespace, m.Function
 }
 
-// Delivery is a message handed to a consumer; exactly one of Ack, Retry or
-// Defer must be called.
+// Delivery is a message handed to a consumer; exactly one of Done, Ack,
+// Retry or Defer must be called.
 type Delivery interface {
 	Message() Message
-	// Ack settles the message: it is done.
+	// Done settles the message: the call is over, and a body stored
+	// apart (BodyRef) is released.
+	Done() error
+	// Ack settles the message but keeps its stored body, which a dead
+	// letter made of it refers to.
 	Ack() error
 	// Retry settles this attempt and queues next (attempt already counted)
 	// durably before acknowledging this one, so nothing is lost in between.
@@ -108,8 +123,12 @@ type Queue interface {
 	DeadLetters(ctx context.Context, namespace, name string) ([]DeadLetter, error)
 	// GetDeadLetter returns one by call id, or ErrNotFound.
 	GetDeadLetter(ctx context.Context, callID string) (DeadLetter, error)
-	// DeleteDeadLetter removes one by call id, or returns ErrNotFound.
+	// DeleteDeadLetter removes one by call id (and a body stored apart),
+	// or returns ErrNotFound.
 	DeleteDeadLetter(ctx context.Context, callID string) error
+	// Redrive queues a dead letter's call again, with fresh attempts and
+	// age from now, then removes the dead letter; ErrNotFound if none.
+	Redrive(ctx context.Context, callID string, now time.Time) (DeadLetter, error)
 	// Claim records, for the queue's idempotency window, that key (an
 	// Idempotency-Key, scoped by the caller) belongs to callID, as pending.
 	// If the key is held it returns the holder's call id, claimed false, and

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -13,6 +14,9 @@ import (
 
 // DeadLetter stores a record under its call id.
 func (q *Queue) DeadLetter(ctx context.Context, d queue.DeadLetter) error {
+	if err := q.storeBody(ctx, &d.Message); err != nil {
+		return err
+	}
 	b, err := json.Marshal(d)
 	if err != nil {
 		return err
@@ -70,20 +74,59 @@ func (q *Queue) lastDead(ctx context.Context, callID string) (*jetstream.RawStre
 	return m, nil
 }
 
-// GetDeadLetter returns the record of a call id.
+// GetDeadLetter returns the record of a call id, its body loaded.
 func (q *Queue) GetDeadLetter(ctx context.Context, callID string) (queue.DeadLetter, error) {
 	m, err := q.lastDead(ctx, callID)
 	if err != nil {
 		return queue.DeadLetter{}, err
 	}
 	var d queue.DeadLetter
-	return d, json.Unmarshal(m.Data, &d)
+	if err := json.Unmarshal(m.Data, &d); err != nil {
+		return d, err
+	}
+	if err := q.loadBody(ctx, &d.Message); err != nil {
+		return d, fmt.Errorf("%w: the dead letter's body: %v", queue.ErrUnavailable, err)
+	}
+	return d, nil
 }
 
-// DeleteDeadLetter removes every record of a call id.
+// DeleteDeadLetter removes every record of a call id, and its stored body.
 func (q *Queue) DeleteDeadLetter(ctx context.Context, callID string) error {
-	if _, err := q.lastDead(ctx, callID); err != nil {
+	m, err := q.lastDead(ctx, callID)
+	if err != nil {
 		return err
 	}
-	return q.dlq.Purge(ctx, jetstream.WithPurgeSubject(dlqSubj+"."+callID))
+	var d queue.DeadLetter
+	json.Unmarshal(m.Data, &d)
+	if err := q.dlq.Purge(ctx, jetstream.WithPurgeSubject(dlqSubj+"."+callID)); err != nil {
+		return err
+	}
+	q.dropBody(ctx, d.Message.BodyRef)
+	return nil
+}
+
+// Redrive queues the dead letter's call again under its call id (a new
+// message id, so the queue does not take it for a repeat of the first
+// publish) and removes the dead letter, keeping its stored body.
+func (q *Queue) Redrive(ctx context.Context, callID string, now time.Time) (queue.DeadLetter, error) {
+	raw, err := q.lastDead(ctx, callID)
+	if err != nil {
+		return queue.DeadLetter{}, err
+	}
+	var d queue.DeadLetter
+	if err := json.Unmarshal(raw.Data, &d); err != nil {
+		return d, err
+	}
+	m := d.Message
+	m.Attempt, m.LastStatus, m.LastError = 0, 0, ""
+	m.NotBefore = time.Time{}
+	m.Enqueued = now.UTC()
+	m.Redrives++
+	if err := q.Enqueue(ctx, m); err != nil {
+		return d, err
+	}
+	if err := q.dlq.Purge(ctx, jetstream.WithPurgeSubject(dlqSubj+"."+callID)); err != nil {
+		q.opts.Logger.Warn("a redriven dead letter was not removed", "call", callID, "err", err)
+	}
+	return d, nil
 }

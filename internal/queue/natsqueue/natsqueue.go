@@ -42,12 +42,18 @@ type Options struct {
 
 // Queue is a queue.Queue on JetStream.
 type Queue struct {
-	js   jetstream.JetStream
-	work jetstream.Stream
-	dlq  jetstream.Stream
-	keys jetstream.KeyValue // idempotency keys, expiring after the window
-	opts Options
+	js     jetstream.JetStream
+	work   jetstream.Stream
+	dlq    jetstream.Stream
+	keys   jetstream.KeyValue    // idempotency keys, expiring after the window
+	bodies jetstream.ObjectStore // bodies too large for a message, by call id
+	opts   Options
 }
+
+// InlineBody is the largest body a message carries itself; larger ones are
+// stored in the object store bucket nimbus_bodies (so that a message stays
+// under NATS's payload limit, 1 MiB by default, whatever its body).
+const InlineBody = 256 << 10
 
 // Open creates or binds the streams.
 func Open(ctx context.Context, js jetstream.JetStream, o Options) (*Queue, error) {
@@ -91,7 +97,14 @@ func Open(ctx context.Context, js jetstream.JetStream, o Options) (*Queue, error
 	if err != nil {
 		return nil, fmt.Errorf("idempotency bucket: %w", err)
 	}
-	q := &Queue{js: js, work: work, dlq: dlq, keys: keys, opts: o}
+	bodies, err := js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
+		Bucket: "nimbus_bodies", Description: "bodies of queued calls too large for a message, by call id",
+		Storage: jetstream.FileStorage, Replicas: o.Replicas, TTL: o.DLQMaxAge + 24*time.Hour,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("body store: %w", err)
+	}
+	q := &Queue{js: js, work: work, dlq: dlq, keys: keys, bodies: bodies, opts: o}
 	if err := q.dropOldConsumers(ctx); err != nil {
 		return nil, err
 	}
@@ -133,15 +146,68 @@ func (q *Queue) dropOldConsumers(ctx context.Context) error {
 // syncs every write). The message id makes a repeated publish of the same
 // attempt a no-op.
 func (q *Queue) Enqueue(ctx context.Context, m queue.Message) error {
+	if err := q.storeBody(ctx, &m); err != nil {
+		return err
+	}
 	b, err := json.Marshal(m)
 	if err != nil {
 		return err
 	}
-	if _, err := q.js.Publish(ctx, subject(m.Namespace, m.Function), b,
-		jetstream.WithMsgID(m.CallID+"#"+strconv.Itoa(m.Attempt))); err != nil {
+	if _, err := q.js.Publish(ctx, subject(m.Namespace, m.Function), b, jetstream.WithMsgID(msgID(m))); err != nil {
 		return fmt.Errorf("%w: %v", queue.ErrUnavailable, err)
 	}
 	return nil
+}
+
+// msgID makes a repeated publish of one attempt a no-op; a redrive is a new
+// publish of its attempts.
+func msgID(m queue.Message) string {
+	id := m.CallID + "#" + strconv.Itoa(m.Attempt)
+	if m.Redrives > 0 {
+		id += "#r" + strconv.Itoa(m.Redrives)
+	}
+	return id
+}
+
+func bodyName(callID string) string { return "body." + callID }
+
+// storeBody moves a large body out of the message into the body store
+// (once: a message whose BodyRef is set already has it stored).
+func (q *Queue) storeBody(ctx context.Context, m *queue.Message) error {
+	if len(m.Body) <= InlineBody {
+		return nil
+	}
+	if m.BodyRef == "" {
+		name := bodyName(m.CallID)
+		if _, err := q.bodies.PutBytes(ctx, name, m.Body); err != nil {
+			return fmt.Errorf("%w: storing a body of %d bytes: %v", queue.ErrUnavailable, len(m.Body), err)
+		}
+		m.BodyRef = name
+	}
+	m.Body = nil
+	return nil
+}
+
+// loadBody fills a message's body from the body store.
+func (q *Queue) loadBody(ctx context.Context, m *queue.Message) error {
+	if m.BodyRef == "" || m.Body != nil {
+		return nil
+	}
+	b, err := q.bodies.GetBytes(ctx, m.BodyRef)
+	if err != nil {
+		return err
+	}
+	m.Body = b
+	return nil
+}
+
+func (q *Queue) dropBody(ctx context.Context, ref string) {
+	if ref == "" {
+		return
+	}
+	if err := q.bodies.Delete(ctx, ref); err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
+		q.opts.Logger.Warn("a stored body was not deleted; it expires with the dead letters", "body", ref, "err", err)
+	}
 }
 
 // Consume runs a durable consumer for one function until ctx ends.
@@ -168,7 +234,26 @@ func (q *Queue) Consume(ctx context.Context, ns, name string, maxInFlight int, h
 			msg.Term()
 			return
 		}
-		handle(&delivery{q: q, msg: msg, m: m})
+		if m.BodyRef == "" {
+			handle(&delivery{q: q, msg: msg, m: m})
+			return
+		}
+		go func() { // not on the consumer's goroutine: the body may be large
+			lctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			if err := q.loadBody(lctx, &m); err != nil {
+				if errors.Is(err, jetstream.ErrObjectNotFound) {
+					q.opts.Logger.Error("an async call's stored body is gone; the call is dropped", "function", ns+"/"+name,
+						"call", m.CallID, "body", m.BodyRef)
+					msg.Term()
+					return
+				}
+				q.opts.Logger.Warn("an async call's body could not be read; it will be delivered again", "call", m.CallID, "err", err)
+				msg.NakWithDelay(time.Second)
+				return
+			}
+			handle(&delivery{q: q, msg: msg, m: m})
+		}()
 	}, jetstream.PullMaxMessages(max(1, maxInFlight)))
 	if err != nil {
 		return fmt.Errorf("%w: consume %s/%s: %v", queue.ErrUnavailable, ns, name, err)
@@ -251,6 +336,16 @@ func (d *delivery) Ack() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	return d.msg.DoubleAck(ctx)
+}
+
+func (d *delivery) Done() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := d.msg.DoubleAck(ctx); err != nil {
+		return err
+	}
+	d.q.dropBody(ctx, d.m.BodyRef)
+	return nil
 }
 
 func (d *delivery) Retry(next queue.Message) error {

@@ -8,7 +8,7 @@
 // it prints "started" on stdout and "warming" on stderr. With the argument
 // "fail" it exits at once. /secret?name=N prints $NIMBUS_SECRETS_DIR/N.
 // /flaky?k=N answers 500 to the first N tries of each X-Call-Id, then prints
-// "done ID attempt A"; /fail always answers 500; /record appends
+// "done ID attempt A" (and echoes the body with ?echo=1); /fail always answers 500; /record appends
 // "CALL-ID ATTEMPT" to $RECORD_FILE (after sleeping ?ms=N), as /flaky does
 // when it succeeds. A CloudEvent (binary mode) on / is
 // answered in the Event Gateway's sync shape {statusCode: 200, headers:
@@ -89,6 +89,9 @@ func main() {
 		fmt.Printf("done %s attempt %s\n", r.Header.Get("X-Call-Id"), r.Header.Get("X-Nimbus-Attempt"))
 		if rec := os.Getenv("RECORD_FILE"); rec != "" {
 			appendRecord(rec, r)
+		}
+		if r.URL.Query().Get("echo") != "" {
+			io.Copy(w, r.Body)
 		}
 	})
 	mux.HandleFunc("/record", func(w http.ResponseWriter, r *http.Request) {
