@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"nimbus/internal/archive"
 	"nimbus/internal/events"
 	"nimbus/internal/function"
 	"nimbus/internal/gateway"
@@ -53,6 +54,11 @@ type Options struct {
 	Ready func(ctx context.Context) error
 	// MaxPackageBytes bounds an uploaded package. Default 256 MiB.
 	MaxPackageBytes int64
+	// PackageLimits bound what a package may unpack to (checked at upload).
+	PackageLimits archive.Limits
+	// SpoolDir holds uploads while they are checked. Default the system's
+	// temporary directory; nimbus up uses its data dir.
+	SpoolDir string
 	// Queue holds dead letters (for /v1/deadletters); Async accepts
 	// /async-function/ invocations. Both optional.
 	Queue queue.Queue

@@ -1,8 +1,12 @@
 package apiserver_test
 
 import (
+	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -18,6 +22,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"nimbus/internal/apiserver"
+	"nimbus/internal/archive"
 	"nimbus/internal/async"
 	"nimbus/internal/backbone"
 	"nimbus/internal/calls"
@@ -62,7 +67,7 @@ func newEnvWith(t *testing.T, mod func(*apiserver.Options)) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	drv, err := process.New(process.Options{StateDir: t.TempDir()})
+	drv, err := process.New(process.Options{StateDir: drivertest.StateDir(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -368,11 +373,54 @@ func TestInvalidSpecsStoreNothing(t *testing.T) {
 	}
 }
 
+// TestPackageUploadChecks: a package a function could never start from is
+// refused at upload with a 400 naming the entry (an entry leaving the
+// package, a link, a device, too many files or bytes), and nothing is
+// stored.
 func TestPackageUploadChecks(t *testing.T) {
-	e := newEnv(t)
+	e := newEnvWith(t, func(o *apiserver.Options) { o.PackageLimits = archive.Limits{MaxBytes: 1000, MaxFiles: 5} })
 	code, b, _ := e.do(t, "POST", "/v1/packages", strings.NewReader("plain text"), true)
 	if code != 400 || !strings.Contains(decodeErr(t, b).Error.Message, "gzip") {
 		t.Fatalf("non-gzip package: %d %s", code, b)
+	}
+	tgz := func(hs ...*tar.Header) []byte {
+		var buf bytes.Buffer
+		gz := gzip.NewWriter(&buf)
+		tw := tar.NewWriter(gz)
+		for _, h := range hs {
+			tw.WriteHeader(h)
+			tw.Write(bytes.Repeat([]byte("x"), int(h.Size)))
+		}
+		tw.Close()
+		gz.Close()
+		return buf.Bytes()
+	}
+	reg := func(name string, size int64) *tar.Header {
+		return &tar.Header{Typeflag: tar.TypeReg, Name: name, Size: size, Mode: 0o755}
+	}
+	for want, pkg := range map[string][]byte{
+		`"../../etc/cron.d/x"`: tgz(reg("handler", 1), reg("../../etc/cron.d/x", 1)),
+		`"/etc/passwd"`:        tgz(reg("/etc/passwd", 1)),
+		`"l" is a symlink`:     tgz(&tar.Header{Typeflag: tar.TypeSymlink, Name: "l", Linkname: "/root"}),
+		`"h" is a hard link`:   tgz(&tar.Header{Typeflag: tar.TypeLink, Name: "h", Linkname: "../../x"}),
+		`"d" is a device`:      tgz(&tar.Header{Typeflag: tar.TypeBlock, Name: "d"}),
+		"more than 5 files":    tgz(reg("a", 1), reg("b", 1), reg("c", 1), reg("d", 1), reg("e", 1), reg("f", 1)),
+		"more than 1000 bytes": tgz(reg("big", 1001)),
+		"not a valid tar":      tgz(reg("f", 100))[:40],
+	} {
+		code, b, _ := e.do(t, "POST", "/v1/packages", bytes.NewReader(pkg), true)
+		got := decodeErr(t, b)
+		if code != 400 || got.Error.Code != "invalid_package" || !strings.Contains(got.Error.Message, want) {
+			t.Errorf("want 400 invalid_package saying %s, got %d %s", want, code, b)
+		}
+		sum := sha256.Sum256(pkg)
+		if _, err := e.store.StatPackage(context.Background(), "sha256:"+hex.EncodeToString(sum[:])); err == nil {
+			t.Errorf("a refused package (%s) was stored", want)
+		}
+	}
+	code, b, _ = e.do(t, "POST", "/v1/packages", bytes.NewReader(tgz(reg("handler", 10))), true)
+	if code != 201 || !strings.Contains(string(b), `"unpackedBytes": 10`) {
+		t.Fatalf("a good package: %d %s", code, b)
 	}
 }
 

@@ -40,6 +40,8 @@ var (
 	errCallNotFound       = &apiError{http.StatusNotFound, "call_not_found"}
 	errTriggerNotFound    = &apiError{http.StatusNotFound, "trigger_not_found"}
 	errBodyTimeout        = &apiError{http.StatusRequestTimeout, "body_timeout"}
+	errBadPackage         = &apiError{http.StatusBadRequest, "invalid_package"}
+	errNoSpace            = &apiError{http.StatusInsufficientStorage, "insufficient_storage"}
 )
 
 // writeBodyError answers a body that could not be read: 413 past limit,

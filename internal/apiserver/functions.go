@@ -7,9 +7,12 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strconv"
+	"syscall"
 	"time"
 
+	"nimbus/internal/archive"
 	"nimbus/internal/function"
 	"nimbus/internal/gateway"
 	"nimbus/internal/reqbody"
@@ -197,6 +200,11 @@ func (s *Server) functionInstances(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"instances": list})
 }
 
+// uploadPackage takes a package: it is spooled to a file, read through once
+// to check what it holds (archive.Check: no entry leaving it, no link or
+// device, within the unpacked limits) and only then stored, so a package a
+// function could never start from is refused now, with a 400 naming the
+// entry, not at its first invocation.
 func (s *Server) uploadPackage(w http.ResponseWriter, r *http.Request) {
 	if r.ContentLength > s.opts.MaxPackageBytes {
 		writeError(w, errTooLarge, fmt.Sprintf("a package may be at most %d bytes", s.opts.MaxPackageBytes))
@@ -212,15 +220,47 @@ func (s *Server) uploadPackage(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errBadRequest, "a package must be a gzipped tar (nimbus deploy makes one)")
 		return
 	}
-	info, err := s.opts.Store.PutPackage(r.Context(), io.MultiReader(bytes.NewReader(head), body))
+	spool, err := os.CreateTemp(s.opts.SpoolDir, "upload-")
 	if err != nil {
+		s.spaceError(w, err, "the upload could not be spooled")
+		return
+	}
+	defer func() { spool.Close(); os.Remove(spool.Name()) }()
+	if _, err := io.Copy(spool, io.MultiReader(bytes.NewReader(head), body)); err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) || reqbody.IsTimeout(err) {
 			writeBodyError(w, err, s.opts.MaxPackageBytes, "package")
 			return
 		}
+		s.spaceError(w, err, "the upload could not be spooled")
+		return
+	}
+	spool.Seek(0, io.SeekStart)
+	sum, err := archive.Check(spool, s.opts.PackageLimits)
+	if archive.IsRefused(err) {
+		writeError(w, errBadPackage, err.Error())
+		return
+	} else if err != nil {
+		s.spaceError(w, err, "the upload could not be read back")
+		return
+	}
+	spool.Seek(0, io.SeekStart)
+	info, err := s.opts.Store.PutPackage(r.Context(), spool)
+	if err != nil {
 		writeStoreError(w, err, "package")
 		return
 	}
-	writeJSON(w, http.StatusCreated, map[string]any{"digest": info.Digest, "size": info.Size})
+	writeJSON(w, http.StatusCreated, map[string]any{"digest": info.Digest, "size": info.Size, "files": sum.Files, "unpackedBytes": sum.Bytes})
+}
+
+// spaceError answers a failure to write to the data dir's disk: 507 when
+// it is full, else 500; either is logged.
+func (s *Server) spaceError(w http.ResponseWriter, err error, what string) {
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		s.opts.Logger.Error(what+": the disk is full", "err", err)
+		writeError(w, errNoSpace, what+": the data dir's disk is full; free space and retry")
+		return
+	}
+	s.opts.Logger.Error(what, "err", err)
+	writeError(w, errInternal, what)
 }

@@ -26,14 +26,17 @@ func TestPackUnpackRoundTrip(t *testing.T) {
 		t.Fatal("packing the same tree twice gave different bytes")
 	}
 	dst := t.TempDir()
-	if err := Unpack(bytes.NewReader(a.Bytes()), dst); err != nil {
+	if sum, err := Check(bytes.NewReader(a.Bytes()), Limits{}); err != nil || sum.Files != 3 || sum.Bytes != 22 {
+		t.Fatalf("Check: %+v %v", sum, err)
+	}
+	if _, err := Unpack(bytes.NewReader(a.Bytes()), dst, Limits{}); err != nil {
 		t.Fatal(err)
 	}
 	if fi, err := os.Stat(filepath.Join(dst, "run.sh")); err != nil || fi.Mode()&0o111 == 0 {
 		t.Fatalf("executable bit lost: %v %v", fi, err)
 	}
-	if fi, err := os.Stat(filepath.Join(dst, "sub", "data.txt")); err != nil || fi.Mode().Perm() != 0o644 {
-		t.Fatalf("data file should be world-readable 0644: %v %v", fi, err)
+	if fi, err := os.Stat(filepath.Join(dst, "sub", "data.txt")); err != nil || fi.Mode().Perm() != 0o640 {
+		t.Fatalf("a data file should be 0640 (its owner, the function's user, reads it): %v %v", fi, err)
 	}
 	if _, err := os.Stat(filepath.Join(dst, "sub", ".git")); !os.IsNotExist(err) {
 		t.Fatal(".git was packed")
@@ -63,20 +66,41 @@ func tarOf(t *testing.T, hs ...*tar.Header) []byte {
 	return buf.Bytes()
 }
 
-func TestUnpackRefusesEscapes(t *testing.T) {
-	cases := map[string]*tar.Header{
-		"parent":   {Typeflag: tar.TypeReg, Name: "../evil", Size: 1, Mode: 0o644},
-		"absolute": {Typeflag: tar.TypeReg, Name: "/tmp/evil", Size: 1, Mode: 0o644},
-		"symlink":  {Typeflag: tar.TypeSymlink, Name: "l", Linkname: "/etc"},
-		"device":   {Typeflag: tar.TypeChar, Name: "dev"},
+// TestRefusals: what a package may not hold is refused by Check (at
+// upload) and Unpack alike, as an *Error naming the entry, and Unpack
+// writes nothing outside its directory.
+func TestRefusals(t *testing.T) {
+	cases := map[string][]*tar.Header{
+		"parent":    {{Typeflag: tar.TypeReg, Name: "../evil", Size: 1, Mode: 0o644}},
+		"deep":      {{Typeflag: tar.TypeReg, Name: "a/../../evil", Size: 1, Mode: 0o644}},
+		"absolute":  {{Typeflag: tar.TypeReg, Name: "/tmp/evil", Size: 1, Mode: 0o644}},
+		"symlink":   {{Typeflag: tar.TypeSymlink, Name: "l", Linkname: "/etc"}},
+		"hardlink":  {{Typeflag: tar.TypeLink, Name: "l", Linkname: "../outside"}},
+		"device":    {{Typeflag: tar.TypeChar, Name: "dev"}},
+		"fifo":      {{Typeflag: tar.TypeFifo, Name: "pipe"}},
+		"too many":  {{Typeflag: tar.TypeDir, Name: "a/"}, {Typeflag: tar.TypeDir, Name: "b/"}, {Typeflag: tar.TypeDir, Name: "c/"}},
+		"too large": {{Typeflag: tar.TypeReg, Name: "big", Size: 200, Mode: 0o644}},
+		"bytes sum": {{Typeflag: tar.TypeReg, Name: "a", Size: 60, Mode: 0o644}, {Typeflag: tar.TypeReg, Name: "b", Size: 60, Mode: 0o644}},
 	}
-	for name, h := range cases {
-		dst := t.TempDir()
-		if err := Unpack(bytes.NewReader(tarOf(t, h)), dst); err == nil {
-			t.Errorf("%s: accepted", name)
+	lim := Limits{MaxBytes: 100, MaxFiles: 2}
+	for name, hs := range cases {
+		data := tarOf(t, hs...)
+		if _, err := Check(bytes.NewReader(data), lim); !IsRefused(err) {
+			t.Errorf("%s: Check: want a refusal, got %v", name, err)
+		}
+		parent := t.TempDir()
+		dst := filepath.Join(parent, "pkg")
+		os.Mkdir(dst, 0o755)
+		if _, err := Unpack(bytes.NewReader(data), dst, lim); !IsRefused(err) {
+			t.Errorf("%s: Unpack: want a refusal, got %v", name, err)
+		}
+		if entries, _ := os.ReadDir(parent); len(entries) != 1 {
+			t.Errorf("%s: something was written beside the package directory", name)
 		}
 	}
-	if err := Unpack(strings.NewReader("not gzip"), t.TempDir()); err == nil {
-		t.Error("garbage accepted")
+	for name, data := range map[string][]byte{"not gzip": []byte("not gzip"), "cut short": tarOf(t, &tar.Header{Typeflag: tar.TypeReg, Name: "f", Size: 10, Mode: 0o644})[:30]} {
+		if _, err := Check(bytes.NewReader(data), Limits{}); !IsRefused(err) {
+			t.Errorf("%s: want a refusal, got %v", name, err)
+		}
 	}
 }

@@ -3,6 +3,7 @@ package archive
 import (
 	"archive/tar"
 	"compress/gzip"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -10,64 +11,125 @@ import (
 	"strings"
 )
 
-// Bounds on what one package may unpack to.
-const (
-	maxUnpackedBytes = 1 << 30
-	maxUnpackedFiles = 20000
-)
+// Limits bound what one package may unpack to.
+type Limits struct {
+	MaxBytes int64 // the sum of its files' sizes; default 1 GiB
+	MaxFiles int   // entries; default 20,000
+}
 
-// Unpack extracts a gzipped tar into dir. It refuses paths that leave dir,
-// links, device files and archives over the size or file-count bounds. Files
-// keep their execute bits and are made readable by everyone.
-func Unpack(r io.Reader, dir string) error {
+func (l Limits) withDefaults() Limits {
+	if l.MaxBytes <= 0 {
+		l.MaxBytes = 1 << 30
+	}
+	if l.MaxFiles <= 0 {
+		l.MaxFiles = 20000
+	}
+	return l
+}
+
+// Error is a package refused for what it holds (not for an I/O failure):
+// an entry leaving the package, a link, a device, too many bytes or files,
+// or data that is not a gzipped tar. Its message says which entry and why.
+type Error struct{ Msg string }
+
+func (e *Error) Error() string { return e.Msg }
+
+func refuse(format string, args ...any) error { return &Error{fmt.Sprintf(format, args...)} }
+
+// IsRefused reports whether err is a package refused for its content.
+func IsRefused(err error) bool {
+	var e *Error
+	return errors.As(err, &e)
+}
+
+// Summary is what a package holds.
+type Summary struct {
+	Bytes int64 // the sum of its files' sizes
+	Files int
+}
+
+// walk reads a gzipped tar and hands each checked entry to visit (nil for
+// a check only): regular files and directories inside the package, within
+// the limits.
+func walk(r io.Reader, lim Limits, visit func(h *tar.Header, name string, tr *tar.Reader) error) (Summary, error) {
+	lim = lim.withDefaults()
+	var sum Summary
 	gz, err := gzip.NewReader(r)
 	if err != nil {
-		return fmt.Errorf("package is not gzip data: %w", err)
+		return sum, refuse("package is not gzip data: %v", err)
 	}
 	tr := tar.NewReader(gz)
-	var total int64
-	files := 0
 	for {
 		h, err := tr.Next()
 		if err == io.EOF {
-			return nil
+			// Read what follows the tar (gzip padding) so a truncated or
+			// corrupt stream is noticed.
+			if _, err := io.Copy(io.Discard, gz); err != nil {
+				return sum, refuse("package is not valid gzip data: %v", err)
+			}
+			return sum, nil
 		}
 		if err != nil {
-			return fmt.Errorf("package is not a valid tar: %w", err)
+			return sum, refuse("package is not a valid tar: %v", err)
 		}
-		files++
-		if files > maxUnpackedFiles {
-			return fmt.Errorf("package has more than %d files", maxUnpackedFiles)
+		sum.Files++
+		if sum.Files > lim.MaxFiles {
+			return sum, refuse("package has more than %d files", lim.MaxFiles)
 		}
 		name := filepath.Clean(h.Name)
-		if filepath.IsAbs(name) || name == ".." || strings.HasPrefix(name, "../") {
-			return fmt.Errorf("package entry %q leaves the package directory", h.Name)
+		if filepath.IsAbs(name) || name == ".." || strings.HasPrefix(name, "../") || strings.ContainsRune(h.Name, 0) {
+			return sum, refuse("package entry %q leaves the package directory", h.Name)
 		}
-		target := filepath.Join(dir, name)
 		switch h.Typeflag {
 		case tar.TypeDir:
-			if err := os.MkdirAll(target, 0o755); err != nil {
-				return err
-			}
 		case tar.TypeReg:
-			total += h.Size
-			if total > maxUnpackedBytes {
-				return fmt.Errorf("package unpacks to more than %d bytes", maxUnpackedBytes)
+			if h.Size < 0 {
+				return sum, refuse("package entry %q has a negative size", h.Name)
 			}
-			if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
-				return err
-			}
-			mode := os.FileMode(0o644)
-			if h.FileInfo().Mode()&0o111 != 0 {
-				mode = 0o755
-			}
-			if err := writeFile(target, tr, mode); err != nil {
-				return err
+			sum.Bytes += h.Size
+			if sum.Bytes > lim.MaxBytes {
+				return sum, refuse("package unpacks to more than %d bytes (the limit per package)", lim.MaxBytes)
 			}
 		default:
-			return fmt.Errorf("package entry %q is a %s: only files and directories are allowed", h.Name, typeName(h.Typeflag))
+			return sum, refuse("package entry %q is a %s: only files and directories are allowed", h.Name, typeName(h.Typeflag))
+		}
+		if visit != nil {
+			if err := visit(h, name, tr); err != nil {
+				return sum, err
+			}
+		} else if h.Typeflag == tar.TypeReg {
+			// Read the data through: the gzip stream must be whole.
+			if _, err := io.Copy(io.Discard, tr); err != nil {
+				return sum, refuse("package entry %q is cut short: %v", h.Name, err)
+			}
 		}
 	}
+}
+
+// Check reads a whole package and says what Unpack would refuse, without
+// writing anything: a package is checked when it is uploaded, not at the
+// first start of a function.
+func Check(r io.Reader, lim Limits) (Summary, error) { return walk(r, lim, nil) }
+
+// Unpack extracts a gzipped tar into dir. It refuses paths that leave dir,
+// links, device files and archives over the limits. Files keep their
+// execute bits and are readable by their owner and group only; dir's
+// owner decides who that is.
+func Unpack(r io.Reader, dir string, lim Limits) (Summary, error) {
+	return walk(r, lim, func(h *tar.Header, name string, tr *tar.Reader) error {
+		target := filepath.Join(dir, name)
+		if h.Typeflag == tar.TypeDir {
+			return os.MkdirAll(target, 0o750)
+		}
+		if err := os.MkdirAll(filepath.Dir(target), 0o750); err != nil {
+			return err
+		}
+		mode := os.FileMode(0o640)
+		if h.FileInfo().Mode()&0o111 != 0 {
+			mode = 0o750
+		}
+		return writeFile(target, tr, mode)
+	})
 }
 
 func writeFile(path string, r io.Reader, mode os.FileMode) error {
@@ -82,7 +144,7 @@ func writeFile(path string, r io.Reader, mode os.FileMode) error {
 	if err := f.Close(); err != nil {
 		return err
 	}
-	return os.Chmod(path, mode) // umask must not make it unreadable for the function user
+	return os.Chmod(path, mode) // the umask must not take bits the owner needs
 }
 
 func typeName(t byte) string {

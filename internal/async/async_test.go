@@ -76,7 +76,7 @@ func newEnvWith(t *testing.T, qo natsqueue.Options) *env {
 		t.Fatal(err)
 	}
 	_, open := drivertest.TestPackage(t)
-	drv, err := process.New(process.Options{StateDir: t.TempDir()})
+	drv, err := process.New(process.Options{StateDir: drivertest.StateDir(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

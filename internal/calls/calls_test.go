@@ -116,7 +116,7 @@ func TestRecordThen(t *testing.T) {
 		r.RecordThen(Record{CallID: "a"}, mark("a"))
 		r.RecordThen(Record{CallID: "b"}, mark("b"))
 		r.RecordThen(Record{CallID: "c"}, mark("c"))
-		time.Sleep(50 * time.Millisecond) // several failed flushes
+		time.Sleep(55 * time.Millisecond) // several failed flushes (off the 10ms ticks)
 		if got := seen(); len(got) != 0 {
 			t.Fatalf("ran before the records were stored: %v", got)
 		}

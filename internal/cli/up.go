@@ -15,6 +15,7 @@ func upCmd(g *globals) *cobra.Command {
 	var cfg server.Config
 	var verbose bool
 	var allow []string
+	var uids string
 	c := &cobra.Command{
 		Use:   "up",
 		Short: "Run the whole platform on this machine (gateway, controller, embedded NATS)",
@@ -32,6 +33,9 @@ func upCmd(g *globals) *cobra.Command {
 				return usageError{err}
 			}
 			cfg.AllowOutbound = prefixes
+			if cfg.FunctionUIDs, err = server.ParseUIDRange(uids); err != nil {
+				return usageError{fmt.Errorf("--function-uids: %w", err)}
+			}
 			return server.Run(cmd.Context(), cfg, func(s server.Started) {
 				fmt.Fprintf(g.stdout, "nimbus %s is up at %s\n", Version, s.URL)
 				fmt.Fprintf(g.stdout, "  data dir:    %s\n", g.dataDir)
@@ -41,6 +45,7 @@ func upCmd(g *globals) *cobra.Command {
 					fmt.Fprintf(g.stdout, "  admin token: in %s\n", s.TokenPath)
 				}
 				fmt.Fprintf(g.stdout, "  runtimes:    process, %s\n", s.Docker)
+				fmt.Fprintf(g.stdout, "  isolation:   %s\n", s.Isolation)
 				if s.EventsURL != "" {
 					fmt.Fprintf(g.stdout, "  events API:  %s (Event Gateway subscriptions; CloudEvents also at %s/events)\n", s.EventsURL, s.URL)
 				}
@@ -55,7 +60,11 @@ func upCmd(g *globals) *cobra.Command {
 	f.Int64Var(&cfg.MaxBodyBytes, "max-body-bytes", 32<<20, "largest invocation body accepted (413 beyond)")
 	f.DurationVar(&cfg.BodyReadTimeout, "body-read-timeout", 5*time.Minute, "how long a request body may take to arrive (408 beyond); an invocation's is bounded by its function's timeout too")
 	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long to let in-flight requests finish on SIGTERM")
-	f.StringVar(&cfg.RunAs, "run-as", "", "user functions run as (default: nobody when run as root)")
+	f.StringVar(&cfg.RunAs, "run-as", "", "run every function as this one user (default when root: a user of its own per function)")
+	f.StringVar(&uids, "function-uids", "700000-799999", "the user ids functions run as, one per function (when root)")
+	f.Int64Var(&cfg.PackageLimits.MaxBytes, "max-unpacked-package-bytes", 1<<30, "most bytes one package may unpack to (checked at upload)")
+	f.IntVar(&cfg.PackageLimits.MaxFiles, "max-package-files", 20000, "most files and directories one package may hold")
+	f.Int64Var(&cfg.MaxUnpackedBytes, "max-unpacked-bytes", 10<<30, "most bytes all unpacked packages may take together")
 	f.DurationVar(&cfg.AsyncAckWait, "async-ack-wait", 30*time.Second, "how soon an async invocation whose worker vanished (a crash) is delivered again")
 	f.StringArrayVar(&allow, "allow-outbound", nil, "let callbacks and outside event endpoints reach this CIDR or address, though private, loopback or link-local (repeatable)")
 	f.StringVar(&cfg.EventsListen, "events-listen", "127.0.0.1:4000", `address of the Event Gateway events API ("off" for none)`)

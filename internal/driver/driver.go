@@ -56,6 +56,13 @@ type Instance interface {
 	Stop(ctx context.Context) error
 }
 
+// Forgetter is a driver that keeps files per function (unpacked packages,
+// secrets): Forget removes them once a deleted function's instances have
+// stopped.
+type Forgetter interface {
+	Forget(namespace, name string) error
+}
+
 // Driver starts instances on one substrate.
 type Driver interface {
 	// Name is the runtime name functions select the driver with.

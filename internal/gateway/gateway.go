@@ -177,6 +177,14 @@ func (g *Gateway) Remove(namespace, name string) {
 	defer cancel()
 	p.close(ctx)
 	p.m.forget()
+	p.mu.Lock()
+	drv := p.drv
+	p.mu.Unlock()
+	if f, ok := drv.(driver.Forgetter); ok {
+		if err := f.Forget(namespace, name); err != nil {
+			g.opts.Logger.Warn("a deleted function's files were not all removed", "function", key, "err", err)
+		}
+	}
 }
 
 // Status reports a function's instances and counters on this gateway.

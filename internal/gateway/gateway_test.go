@@ -49,7 +49,7 @@ func (l *logSink) add(line store.LogLine) {
 func newHarness(t *testing.T, mod func(*Options)) *harness {
 	t.Helper()
 	_, open := drivertest.TestPackage(t)
-	drv, err := process.New(process.Options{StateDir: t.TempDir(), StopGrace: 2 * time.Second})
+	drv, err := process.New(process.Options{StateDir: drivertest.StateDir(t), StopGrace: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,10 +20,16 @@ const (
 	lockFile  = "lock"
 )
 
-// DefaultDataDir is $XDG_DATA_HOME/nimbus, else ~/.local/share/nimbus.
+// DefaultDataDir is $XDG_DATA_HOME/nimbus, else /var/lib/nimbus for root
+// (functions, running as users of their own, must pass through every
+// directory above their own, and a root's home is private), else
+// ~/.local/share/nimbus.
 func DefaultDataDir() string {
 	if x := os.Getenv("XDG_DATA_HOME"); x != "" {
 		return filepath.Join(x, "nimbus")
+	}
+	if os.Geteuid() == 0 {
+		return "/var/lib/nimbus"
 	}
 	home, err := os.UserHomeDir()
 	if err != nil {

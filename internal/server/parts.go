@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -15,11 +16,15 @@ import (
 	"nimbus/internal/function"
 )
 
+// ParseUIDRange reads --function-uids ("700000-799999").
+func ParseUIDRange(s string) (process.UIDRange, error) { return process.ParseUIDRange(s) }
+
 // runtimes are the drivers nimbus runs functions with.
 type runtimes struct {
-	drivers map[string]driver.Driver
-	prepare map[string]func(context.Context, function.Function) error
-	note    string // whether docker is on, and why
+	drivers   map[string]driver.Driver
+	prepare   map[string]func(context.Context, function.Function) error
+	note      string // whether docker is on, and why
+	isolation string // how process functions are kept apart
 }
 
 func (r runtimes) names() map[string]bool {
@@ -34,7 +39,15 @@ func (r runtimes) names() map[string]bool {
 // engine answers; each first removes what an earlier run left.
 func openRuntimes(ctx context.Context, cfg Config, down *shutdown) (runtimes, error) {
 	log := cfg.Logger
-	proc, err := process.New(process.Options{StateDir: filepath.Join(cfg.DataDir, "instances"), RunAs: cfg.RunAs})
+	if os.Geteuid() == 0 && cfg.RunAs == "" {
+		// Functions run as users of their own and must pass through the
+		// data dir to their directories (it lists nothing to them: 0711).
+		if err := os.Chmod(cfg.DataDir, 0o711); err != nil {
+			return runtimes{}, err
+		}
+	}
+	proc, err := process.New(process.Options{StateDir: filepath.Join(cfg.DataDir, "instances"), RunAs: cfg.RunAs,
+		UIDs: cfg.FunctionUIDs, Package: cfg.PackageLimits, MaxUnpackedBytes: cfg.MaxUnpackedBytes, Logger: log})
 	if err != nil {
 		return runtimes{}, err
 	}
@@ -42,7 +55,9 @@ func openRuntimes(ctx context.Context, cfg Config, down *shutdown) (runtimes, er
 	if err := proc.Reap(ctx); err != nil {
 		log.Warn("could not reap instances of an earlier run", "err", err)
 	}
-	rt := runtimes{drivers: map[string]driver.Driver{proc.Name(): proc}, prepare: map[string]func(context.Context, function.Function) error{}}
+	rt := runtimes{drivers: map[string]driver.Driver{proc.Name(): proc}, prepare: map[string]func(context.Context, function.Function) error{},
+		isolation: proc.Isolation()}
+	log.Info("process functions: " + rt.isolation)
 	owner, err := ownerID(cfg.DataDir)
 	if err != nil {
 		return runtimes{}, err

@@ -21,9 +21,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"nimbus/internal/apiserver"
+	"nimbus/internal/archive"
 	"nimbus/internal/async"
 	"nimbus/internal/backbone"
 	"nimbus/internal/controller"
+	"nimbus/internal/driver/process"
 	"nimbus/internal/events"
 	"nimbus/internal/events/natsevents"
 	"nimbus/internal/gateway"
@@ -37,23 +39,26 @@ import (
 
 // Config is everything `nimbus up` can be told.
 type Config struct {
-	Listen          string         // HTTP address, e.g. 127.0.0.1:8080
-	DataDir         string         // state: JetStream files, admin token, instance records
-	NATSURL         string         // external NATS; empty embeds one
-	NATSListen      string         // let TCP clients reach the embedded NATS here
-	MaxBodyBytes    int64          // invocation body limit
-	MaxHeaderBytes  int            // request header limit (431 beyond)
-	BodyReadTimeout time.Duration  // how long a request body may take to arrive (408 beyond; default 5m)
-	ShutdownTimeout time.Duration  // bound on draining in-flight requests
-	RunAs           string         // user functions run as (default: nobody when root)
-	AsyncAckWait    time.Duration  // redelivery of an async invocation whose worker vanished
-	AllowOutbound   []netip.Prefix // ranges callbacks and outside endpoints may reach despite the SSRF guard
-	CallRetention   time.Duration  // how long call records are kept (default 24h)
-	MaxCallRecords  int            // how many call records are kept for lookup (default 100,000)
-	EventsListen    string         // the Event Gateway events API address (default 127.0.0.1:4000; "off" for none)
-	MetricsAuth     bool           // /metrics needs the admin token
-	Version         string
-	Logger          *slog.Logger
+	Listen           string           // HTTP address, e.g. 127.0.0.1:8080
+	DataDir          string           // state: JetStream files, admin token, instance records
+	NATSURL          string           // external NATS; empty embeds one
+	NATSListen       string           // let TCP clients reach the embedded NATS here
+	MaxBodyBytes     int64            // invocation body limit
+	MaxHeaderBytes   int              // request header limit (431 beyond)
+	BodyReadTimeout  time.Duration    // how long a request body may take to arrive (408 beyond; default 5m)
+	ShutdownTimeout  time.Duration    // bound on draining in-flight requests
+	RunAs            string           // the one user every function runs as (default: a user per function when root)
+	FunctionUIDs     process.UIDRange // the user ids functions get, one each (default 700000-799999)
+	PackageLimits    archive.Limits   // what one package may unpack to (checked at upload)
+	MaxUnpackedBytes int64            // all unpacked packages together
+	AsyncAckWait     time.Duration    // redelivery of an async invocation whose worker vanished
+	AllowOutbound    []netip.Prefix   // ranges callbacks and outside endpoints may reach despite the SSRF guard
+	CallRetention    time.Duration    // how long call records are kept (default 24h)
+	MaxCallRecords   int              // how many call records are kept for lookup (default 100,000)
+	EventsListen     string           // the Event Gateway events API address (default 127.0.0.1:4000; "off" for none)
+	MetricsAuth      bool             // /metrics needs the admin token
+	Version          string
+	Logger           *slog.Logger
 }
 
 // Started tells the caller where nimbus listens, once it does.
@@ -62,6 +67,7 @@ type Started struct {
 	TokenPath string
 	NewToken  string // the token, only on the start that created it
 	Docker    string // whether runtime docker is on, and why
+	Isolation string // how process functions are kept apart
 	EventsURL string // the events API, if on
 }
 
@@ -198,7 +204,13 @@ func Run(ctx context.Context, cfg Config, started func(Started)) error {
 
 	ingress := &events.Ingress{Store: evStore, MaxBodyBytes: cfg.MaxBodyBytes, Logger: log,
 		Deliver: &events.Deliverer{Queue: q, Gateway: gw, Spec: gw.Spec, Client: guard.Client(30 * time.Second), Record: rec.recorder.Record}}
+	spool := filepath.Join(cfg.DataDir, "tmp")
+	os.RemoveAll(spool) // uploads an earlier run left half-checked
+	if err := os.MkdirAll(spool, 0o700); err != nil {
+		return err
+	}
 	api := apiserver.New(apiserver.Options{
+		SpoolDir: spool, PackageLimits: cfg.PackageLimits,
 		Store: st, Invoker: gw, Token: token, Runtimes: rt.names(), Prepare: rt.prepare, Version: cfg.Version,
 		Metrics:     promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
 		MetricsAuth: cfg.MetricsAuth,
@@ -232,7 +244,7 @@ func Run(ctx context.Context, cfg Config, started func(Started)) error {
 		log.Warn("cannot record the URL in the data dir", "err", err)
 	}
 	if started != nil {
-		s := Started{URL: url, TokenPath: filepath.Join(cfg.DataDir, TokenFile), Docker: rt.note, EventsURL: eventsURL}
+		s := Started{URL: url, TokenPath: filepath.Join(cfg.DataDir, TokenFile), Docker: rt.note, EventsURL: eventsURL, Isolation: rt.isolation}
 		if newToken {
 			s.NewToken = token
 		}

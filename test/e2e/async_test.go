@@ -54,7 +54,7 @@ func executed(record string) map[string]int {
 // TestAsyncThroughBinaryAndDLQ: async calls through the built binary, and a
 // failing one handled with `nimbus dlq`.
 func TestAsyncThroughBinaryAndDLQ(t *testing.T) {
-	n := start(t, t.TempDir())
+	n := start(t, dataDir(t))
 	dir, record := ledgerFunction(t, "ledger", "async:\n  maxRetries: 1\n  backoff: 20ms\n")
 	n.mustCLI("deploy", dir)
 	// A caller's X-Call-Id is its correlation id; the call id is nimbus's.
@@ -95,7 +95,7 @@ func TestAsyncNothingLostOnKill9(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: skips the kill -9 ledger test")
 	}
-	data := t.TempDir()
+	data := dataDir(t)
 	n := start(t, data, "--async-ack-wait", "3s")
 	dir, record := ledgerFunction(t, "ledger", "scale:\n  max: 2\n  maxConcurrency: 8\n")
 	n.mustCLI("deploy", dir)

@@ -15,8 +15,8 @@ import (
 // deployed through either gateway is served by both.
 func TestExternalNATS(t *testing.T) {
 	natsAddr := freeAddr(t)
-	a := start(t, t.TempDir(), "--nats-listen", natsAddr)
-	b := start(t, t.TempDir(), "--nats-url", "nats://"+natsAddr)
+	a := start(t, dataDir(t), "--nats-listen", natsAddr)
+	b := start(t, dataDir(t), "--nats-url", "nats://"+natsAddr)
 	// b has its own data dir (token, instances) but a's state.
 	b.mustCLI("deploy", copyExample(t, "echo-bash"))
 	deadline := time.Now().Add(10 * time.Second)
@@ -42,7 +42,7 @@ func TestExternalNATS(t *testing.T) {
 // the CLI finds nimbus through NIMBUS_URL and NIMBUS_TOKEN when the data dir
 // has neither.
 func TestLogsFollowAndEnvConfig(t *testing.T) {
-	data := t.TempDir()
+	data := dataDir(t)
 	n := start(t, data)
 	n.mustCLI("deploy", copyExample(t, "echo-bash"))
 	tok, err := os.ReadFile(data + "/admin-token")

@@ -23,7 +23,7 @@ func needDocker(t *testing.T) {
 func TestContainerExample(t *testing.T) {
 	needDocker(t)
 	need(t, "go")
-	n := start(t, t.TempDir())
+	n := start(t, dataDir(t))
 	if !strings.Contains(n.out.String(), "docker (engine at") {
 		t.Fatalf("nimbus up does not say runtime docker is on:\n%s", n.out)
 	}
@@ -80,7 +80,7 @@ func waitContainers(t *testing.T, fn string, want int, when string) {
 // a container deploy fails with a 400 that says how to enable one.
 func TestDockerRuntimeWithoutEngine(t *testing.T) {
 	t.Setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
-	n := start(t, t.TempDir())
+	n := start(t, dataDir(t))
 	if !strings.Contains(n.out.String(), "docker off") {
 		t.Fatalf("nimbus up does not say runtime docker is off:\n%s", n.out)
 	}

@@ -13,7 +13,7 @@ import (
 )
 
 func TestExamples(t *testing.T) {
-	n := start(t, t.TempDir())
+	n := start(t, dataDir(t))
 	cases := []struct {
 		name, body, want string
 		needs            string
@@ -62,7 +62,7 @@ func TestExamples(t *testing.T) {
 
 // TestNewTemplatesDeploy: every `nimbus new` template deploys and answers.
 func TestNewTemplatesDeploy(t *testing.T) {
-	n := start(t, t.TempDir())
+	n := start(t, dataDir(t))
 	for lang, prog := range map[string]string{"go": "go", "python": "python3", "node": "node", "bash": "bash"} {
 		t.Run(lang, func(t *testing.T) {
 			need(t, prog)
@@ -78,7 +78,7 @@ func TestNewTemplatesDeploy(t *testing.T) {
 }
 
 func TestCLIErrorsAndExitCodes(t *testing.T) {
-	n := start(t, t.TempDir())
+	n := start(t, dataDir(t))
 	cases := []struct {
 		args []string
 		code int
@@ -126,7 +126,7 @@ func TestCLIErrorsAndExitCodes(t *testing.T) {
 }
 
 func TestLimits(t *testing.T) {
-	n := start(t, t.TempDir(), "--max-body-bytes", "1000")
+	n := start(t, dataDir(t), "--max-body-bytes", "1000")
 	n.mustCLI("deploy", copyExample(t, "echo-bash"))
 	if code, _, _ := n.invoke("POST", "/function/echo-bash", strings.Repeat("x", 1001)); code != 413 {
 		t.Fatalf("body over the limit: want 413, got %d", code)
@@ -153,7 +153,7 @@ func TestLimits(t *testing.T) {
 // instances and exits 0; the next start serves every function, no redeploy.
 func TestGracefulShutdownAndRestart(t *testing.T) {
 	need(t, "go")
-	data := t.TempDir()
+	data := dataDir(t)
 	n := start(t, data)
 	n.mustCLI("deploy", copyExample(t, "hello-go"))
 	n.mustCLI("deploy", copyExample(t, "echo-bash"))
@@ -209,7 +209,7 @@ func TestGracefulShutdownAndRestart(t *testing.T) {
 // and the next start reaps their records.
 func TestKill9LeavesNoInstances(t *testing.T) {
 	need(t, "go")
-	data := t.TempDir()
+	data := dataDir(t)
 	n := start(t, data)
 	n.mustCLI("deploy", copyExample(t, "hello-go"))
 	n.invoke("POST", "/function/hello-go", "x")

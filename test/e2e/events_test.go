@@ -21,7 +21,7 @@ import (
 // fire again what fired before; a callback reaches an allow-listed loopback
 // receiver and one to a refused address is a 400.
 func TestTriggersCallRecordsCallbacks(t *testing.T) {
-	data := t.TempDir()
+	data := dataDir(t)
 	n := start(t, data, "--allow-outbound", "127.0.0.1")
 	dir, record := ledgerFunction(t, "ticked", "")
 	n.mustCLI("deploy", dir)
@@ -119,7 +119,7 @@ func TestTriggersCallRecordsCallbacks(t *testing.T) {
 // subscribe and emit calls — the older tutorial form — against the built
 // binary's config API (with the admin token) and its events listener.
 func TestEventGatewayThroughBinary(t *testing.T) {
-	n := start(t, t.TempDir())
+	n := start(t, dataDir(t))
 	if n.Events == "" {
 		t.Fatalf("the banner names no events API:\n%s", n.out)
 	}

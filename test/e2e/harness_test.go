@@ -240,3 +240,17 @@ func need(t *testing.T, program string) {
 		t.Skipf("%s is not installed on this machine; install it to run this test", program)
 	}
 }
+
+// dataDir is a data dir for one nimbus: its parents let other users
+// through, as functions running as users of their own need (t.TempDir's
+// parent is private). It is removed when the test ends.
+func dataDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "nimbus-e2e-data-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(dir, 0o711)
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}

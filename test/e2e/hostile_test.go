@@ -35,7 +35,7 @@ func stallRequest(t *testing.T, base, method, path string, header string, length
 // client that stalls mid-body with a 408 at the server's body deadline
 // (--body-read-timeout), or at the function's timeout for an invocation.
 func TestStalledBodiesEverywhere(t *testing.T) {
-	data := t.TempDir()
+	data := dataDir(t)
 	n := start(t, data, "--body-read-timeout", "1s")
 	dir, _ := ledgerFunction(t, "sink", "timeout: 2s\n")
 	n.mustCLI("deploy", dir)

@@ -18,7 +18,7 @@ import (
 // age. Each call must end executed or dead-lettered, for the reason
 // expected; duplicates are counted and reported.
 func TestAsyncLedgerUnderFailures(t *testing.T) {
-	data := t.TempDir()
+	data := dataDir(t)
 	n := start(t, data)
 	dir, record := ledgerFunction(t, "ledger", "scale:\n  max: 1\n  maxConcurrency: 32\nasync:\n  maxRetries: 3\n  backoff: 50ms\n")
 	n.mustCLI("deploy", dir)

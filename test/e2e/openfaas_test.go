@@ -78,7 +78,7 @@ func (n *nimbus) faas(t *testing.T, method, path, body, password string) (int, s
 func TestOpenFaaSAPI(t *testing.T) {
 	needDocker(t)
 	buildOFImage(t)
-	data := t.TempDir()
+	data := dataDir(t)
 	n := start(t, data)
 	tok, _ := os.ReadFile(filepath.Join(data, "admin-token"))
 	pw := strings.TrimSpace(string(tok))
@@ -192,7 +192,7 @@ func TestOpenFaaSAPI(t *testing.T) {
 
 // A process function deployed natively shows through the OpenFaaS API.
 func TestNativeFunctionsVisibleToOpenFaaS(t *testing.T) {
-	data := t.TempDir()
+	data := dataDir(t)
 	n := start(t, data)
 	n.mustCLI("deploy", copyExample(t, "echo-bash"))
 	tok, _ := os.ReadFile(filepath.Join(data, "admin-token"))
@@ -213,7 +213,7 @@ func TestNativeFunctionsVisibleToOpenFaaS(t *testing.T) {
 func TestStackFile(t *testing.T) {
 	needDocker(t)
 	buildOFImage(t)
-	n := start(t, t.TempDir())
+	n := start(t, dataDir(t))
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "stack.yml"), []byte(`version: 1.0
 provider:

@@ -51,7 +51,7 @@ var rules = map[string][]string{
 	"nimbus/internal/queue/natsqueue":          {"nimbus/internal/queue"},
 	"nimbus/internal/async":                    {"nimbus/internal/queue", "nimbus/internal/gateway", "nimbus/internal/function", "nimbus/internal/store", "nimbus/internal/calls", "nimbus/internal/reqbody"},
 	"nimbus/internal/openfaas":                 {"nimbus/internal/store", "nimbus/internal/gateway", "nimbus/internal/function", "nimbus/internal/reqbody"},
-	"nimbus/internal/apiserver":                {"nimbus/internal/store", "nimbus/internal/gateway", "nimbus/internal/function", "nimbus/internal/openfaas", "nimbus/internal/queue", "nimbus/internal/calls", "nimbus/internal/trigger", "nimbus/internal/events", "nimbus/internal/reqbody"},
+	"nimbus/internal/apiserver":                {"nimbus/internal/store", "nimbus/internal/gateway", "nimbus/internal/function", "nimbus/internal/openfaas", "nimbus/internal/queue", "nimbus/internal/calls", "nimbus/internal/trigger", "nimbus/internal/events", "nimbus/internal/reqbody", "nimbus/internal/archive"},
 	"nimbus/internal/client":                   {"nimbus/internal/apiserver", "nimbus/internal/gateway", "nimbus/internal/store", "nimbus/internal/function", "nimbus/internal/queue", "nimbus/internal/calls", "nimbus/internal/trigger"},
 	"nimbus/internal/cli":                      {"nimbus/internal/client", "nimbus/internal/apiserver", "nimbus/internal/gateway", "nimbus/internal/queue", "nimbus/internal/server", "nimbus/internal/outbound", "nimbus/internal/calls", "nimbus/internal/trigger", "nimbus/internal/store", "nimbus/internal/function", "nimbus/internal/archive", "nimbus/internal/watchdog", "nimbus/internal/openfaas"},
 	"nimbus/internal/driver/drivertest/testfn": {},

@@ -67,3 +67,22 @@ func TestPackage(t *testing.T) (string, func(context.Context, string) (io.ReadCl
 		return io.NopCloser(bytes.NewReader(pkgBytes)), nil
 	}
 }
+
+// StateDir is a temporary directory for a driver's state whose every
+// parent lets other users through, as a driver running functions as users
+// of their own needs (t.TempDir's parent is private to root). It is removed
+// when the test ends.
+func StateDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "nimbus-state-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(dir, 0o711)
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	state := filepath.Join(dir, "instances")
+	if err := os.Mkdir(state, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	return state
+}

@@ -55,8 +55,9 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-func startHTTP(ctx context.Context, d *Driver, id, dir string, spec driver.Spec, extraEnv []string) (*httpInstance, error) {
+func startHTTP(ctx context.Context, d *Driver, l *launch, spec driver.Spec) (*httpInstance, error) {
 	fn := spec.Function
+	id := l.id
 	port, err := freePort()
 	if err != nil {
 		return nil, fmt.Errorf("%w: no free port: %w", driver.ErrStartFailed, err)
@@ -68,7 +69,8 @@ func startHTTP(ctx context.Context, d *Driver, id, dir string, spec driver.Spec,
 			}
 		}
 	}
-	cmd, err := d.command(spec, dir, d.env(spec, id, dir, append(extraEnv, "PORT="+strconv.Itoa(port))...))
+	l.env = append(l.env, "PORT="+strconv.Itoa(port))
+	cmd, err := d.command(spec, l)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", driver.ErrStartFailed, err)
 	}
@@ -87,7 +89,8 @@ func startHTTP(ctx context.Context, d *Driver, id, dir string, spec driver.Spec,
 		werr := cmd.Wait()
 		stdout.Flush()
 		stderr.Flush()
-		// Kill whatever the program left in its group.
+		// Kill whatever the program left in its group (its cgroup, if any,
+		// is emptied when the driver releases the instance).
 		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		os.Remove(inst.record)
 		inst.mu.Lock()

@@ -3,89 +3,247 @@ package process
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 
 	"nimbus/internal/archive"
+	"nimbus/internal/function"
 )
 
-// packageCache unpacks each package once per run into a private directory that
-// the function's user can read but not write.
-type packageCache struct {
-	root string
+// workspace is one function's private directory, RootDir/NS/NAME: owned by
+// the function's user, mode 0700, so no other function can enter it. It
+// holds the function's unpacked packages (pkg-HEX, each once per digest),
+// its instances' secrets (secrets-ID), and home and tmp, its HOME and
+// TMPDIR.
+type workspace struct {
+	d        *Driver
+	key, dir string
+	uid, gid int // -1: files keep nimbus's own user
+
 	mu   sync.Mutex
-	dirs map[string]*unpacked
+	pkgs map[string]*unpacked
 }
 
 type unpacked struct {
-	once sync.Once
-	path string
-	err  error
+	once  sync.Once
+	path  string
+	bytes int64
+	err   error
 }
 
-func newPackageCache() (*packageCache, error) {
-	root, err := os.MkdirTemp("", "nimbus-packages-")
-	if err != nil {
+// workspace returns (creating it) the directory of fn.
+func (d *Driver) workspace(fn function.Function) (*workspace, error) {
+	key := fn.Key()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if ws := d.spaces[key]; ws != nil {
+		return ws, nil
+	}
+	ws := &workspace{d: d, key: key, dir: filepath.Join(d.opts.RootDir, fn.Namespace, fn.Name), uid: -1, gid: -1,
+		pkgs: map[string]*unpacked{}}
+	if d.uids != nil {
+		id, err := d.uids.get(key)
+		if err != nil {
+			return nil, err
+		}
+		ws.uid, ws.gid = int(id), int(id)
+	} else if d.cred != nil {
+		ws.uid, ws.gid = int(d.cred.Uid), int(d.cred.Gid)
+	}
+	// The namespace directory only lets users through to their own
+	// function's directory; it lists nothing to them.
+	if err := os.MkdirAll(filepath.Dir(ws.dir), 0o711); err != nil {
 		return nil, err
 	}
-	// Readable by the unprivileged function user; writable only by nimbus.
-	if err := os.Chmod(root, 0o755); err != nil {
-		return nil, err
+	for _, p := range []string{ws.dir, filepath.Join(ws.dir, "home"), filepath.Join(ws.dir, "tmp")} {
+		if err := os.Mkdir(p, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+			return nil, err
+		}
+		if err := ws.own(p); err != nil {
+			return nil, err
+		}
 	}
-	return &packageCache{root: root, dirs: map[string]*unpacked{}}, nil
+	d.spaces[key] = ws
+	return ws, nil
 }
 
-func (c *packageCache) remove() error { return os.RemoveAll(c.root) }
+// own gives a path to the function's user.
+func (ws *workspace) own(p string) error {
+	if ws.uid < 0 {
+		return nil
+	}
+	return os.Lchown(p, ws.uid, ws.gid)
+}
 
-// dir returns the directory holding the unpacked package, unpacking it first if
-// this is its first use. Concurrent callers share one unpack.
-func (c *packageCache) dir(ctx context.Context, digest string, open func(context.Context, string) (io.ReadCloser, error)) (string, error) {
-	c.mu.Lock()
-	u := c.dirs[digest]
+// ownAll gives a tree to the function's user.
+func (ws *workspace) ownAll(root string) error {
+	if ws.uid < 0 {
+		return nil
+	}
+	return filepath.WalkDir(root, func(p string, _ fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Lchown(p, ws.uid, ws.gid)
+	})
+}
+
+// pkg returns the directory of the unpacked package, unpacking it first if
+// this is its first use by the function. Concurrent callers share one
+// unpack; a failed one is tried again by the next start.
+func (ws *workspace) pkg(ctx context.Context, digest string, open func(context.Context, string) (io.ReadCloser, error)) (string, error) {
+	ws.mu.Lock()
+	u := ws.pkgs[digest]
 	if u == nil {
 		u = &unpacked{}
-		c.dirs[digest] = u
+		ws.pkgs[digest] = u
 	}
-	c.mu.Unlock()
+	ws.mu.Unlock()
 	u.once.Do(func() {
 		if open == nil {
 			u.err = errors.New("no package source")
 			return
 		}
-		u.path, u.err = c.unpack(ctx, digest, open)
+		u.path, u.bytes, u.err = ws.unpack(ctx, digest, open)
 	})
 	if u.err != nil {
-		c.mu.Lock()
-		delete(c.dirs, digest) // let a later start try again
-		c.mu.Unlock()
+		ws.mu.Lock()
+		delete(ws.pkgs, digest) // let a later start try again
+		ws.mu.Unlock()
+		return "", u.err
 	}
-	return u.path, u.err
+	ws.prune(digest)
+	return u.path, nil
 }
 
-func (c *packageCache) unpack(ctx context.Context, digest string, open func(context.Context, string) (io.ReadCloser, error)) (string, error) {
+// prune removes the function's other packages (earlier revisions) that no
+// running instance uses.
+func (ws *workspace) prune(keep string) {
+	ws.mu.Lock()
+	defer ws.mu.Unlock()
+	for digest, u := range ws.pkgs {
+		if digest == keep || u.path == "" || ws.d.inUse(u.path) {
+			continue
+		}
+		os.RemoveAll(u.path)
+		ws.d.unpacked.Add(-u.bytes)
+		delete(ws.pkgs, digest)
+	}
+}
+
+func (ws *workspace) unpack(ctx context.Context, digest string, open func(context.Context, string) (io.ReadCloser, error)) (string, int64, error) {
 	rc, err := open(ctx, digest)
 	if err != nil {
-		return "", err
+		return "", 0, err
 	}
 	defer rc.Close()
-	tmp, err := os.MkdirTemp(c.root, "unpack-")
+	tmp, err := os.MkdirTemp(ws.dir, ".unpack-")
 	if err != nil {
-		return "", err
+		return "", 0, err
 	}
-	if err := archive.Unpack(rc, tmp); err != nil {
+	sum, err := archive.Unpack(rc, tmp, ws.d.opts.Package)
+	if err != nil {
 		os.RemoveAll(tmp)
-		return "", err
+		return "", 0, err
 	}
-	if err := os.Chmod(tmp, 0o755); err != nil {
-		return "", err
+	if total := ws.d.unpacked.Add(sum.Bytes); ws.d.opts.MaxUnpackedBytes > 0 && total > ws.d.opts.MaxUnpackedBytes {
+		ws.d.unpacked.Add(-sum.Bytes)
+		os.RemoveAll(tmp)
+		return "", 0, fmt.Errorf("unpacked packages would take %d bytes, over the limit of %d for all functions together (--max-unpacked-bytes): delete functions no longer used, or raise the limit",
+			total, ws.d.opts.MaxUnpackedBytes)
 	}
-	final := filepath.Join(c.root, strings.TrimPrefix(digest, "sha256:"))
+	if err := ws.ownAll(tmp); err != nil {
+		os.RemoveAll(tmp)
+		ws.d.unpacked.Add(-sum.Bytes)
+		return "", 0, err
+	}
+	if err := os.Chmod(tmp, 0o700); err != nil {
+		return "", 0, err
+	}
+	final := filepath.Join(ws.dir, "pkg-"+strings.TrimPrefix(digest, "sha256:"))
+	os.RemoveAll(final) // a leftover of a crash mid-unpack
 	if err := os.Rename(tmp, final); err != nil {
 		os.RemoveAll(tmp)
+		ws.d.unpacked.Add(-sum.Bytes)
+		return "", 0, err
+	}
+	return final, sum.Bytes, nil
+}
+
+// writeSecrets puts each secret in a file of a directory of one instance:
+// the directory mode 0500 and the files 0400, owned by the function's user,
+// inside the function's private directory.
+func (ws *workspace) writeSecrets(id string, secrets map[string][]byte) (string, error) {
+	dir := filepath.Join(ws.dir, "secrets-"+id)
+	if err := os.Mkdir(dir, 0o700); err != nil {
 		return "", err
 	}
-	return final, nil
+	for name, v := range secrets {
+		p := filepath.Join(dir, name) // names are DNS labels: no separators
+		if err := os.WriteFile(p, v, 0o400); err != nil {
+			removeSecrets(dir)
+			return "", fmt.Errorf("write secret %s: %w", name, err)
+		}
+		if err := ws.own(p); err != nil {
+			removeSecrets(dir)
+			return "", err
+		}
+	}
+	if err := ws.own(dir); err != nil {
+		removeSecrets(dir)
+		return "", err
+	}
+	return dir, os.Chmod(dir, 0o500)
+}
+
+// removeSecrets deletes an instance's secrets directory.
+func removeSecrets(dir string) {
+	if dir == "" {
+		return
+	}
+	os.Chmod(dir, 0o700)
+	os.RemoveAll(dir)
+}
+
+// Forget removes a deleted function's directory — its unpacked packages,
+// secrets, home and temporary files — once its instances have stopped.
+func (d *Driver) Forget(namespace, name string) error {
+	key := function.Key(namespace, name)
+	d.mu.Lock()
+	ws := d.spaces[key]
+	delete(d.spaces, key)
+	d.mu.Unlock()
+	if ws != nil {
+		ws.mu.Lock()
+		for _, u := range ws.pkgs {
+			d.unpacked.Add(-u.bytes)
+		}
+		ws.mu.Unlock()
+	}
+	return os.RemoveAll(filepath.Join(d.opts.RootDir, namespace, name))
+}
+
+// clearRoot removes every function directory (at start, after a crash; at
+// shutdown).
+func (d *Driver) clearRoot() error {
+	entries, err := os.ReadDir(d.opts.RootDir)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, e := range entries {
+		if err := os.RemoveAll(filepath.Join(d.opts.RootDir, e.Name())); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	d.mu.Lock()
+	d.spaces = map[string]*workspace{}
+	d.mu.Unlock()
+	d.unpacked.Store(0)
+	return errors.Join(errs...)
 }

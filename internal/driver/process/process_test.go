@@ -29,7 +29,7 @@ func newDriver(t *testing.T, stateDir string) *Driver {
 
 func TestConformance(t *testing.T) {
 	digest, open := drivertest.TestPackage(t)
-	d := newDriver(t, t.TempDir())
+	d := newDriver(t, drivertest.StateDir(t))
 	drivertest.Run(t, drivertest.Fixture{
 		Driver: d,
 		Function: func(protocol string, args ...string) function.Function {
@@ -50,7 +50,7 @@ func TestUnprivileged(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("nimbus is not running as root here, so there is no privilege to drop")
 	}
-	d := newDriver(t, t.TempDir())
+	d := newDriver(t, drivertest.StateDir(t))
 	inst, err := d.Start(context.Background(), testSpec(t, "who"))
 	if err != nil {
 		t.Fatal(err)
@@ -65,7 +65,7 @@ func TestUnprivileged(t *testing.T) {
 // TestReapKillsLeftovers: instances of a run that ended without stopping them
 // are killed by the next run's Reap.
 func TestReapKillsLeftovers(t *testing.T) {
-	state := t.TempDir()
+	state := drivertest.StateDir(t)
 	old, err := New(Options{StateDir: state})
 	if err != nil {
 		t.Fatal(err)
@@ -86,17 +86,29 @@ func TestReapKillsLeftovers(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatalf("process %d survived Reap", pid)
 	}
-	if entries, _ := os.ReadDir(state); len(entries) != 0 {
+	if entries := records(state); len(entries) != 0 {
 		t.Fatalf("records left after Reap: %v", entries)
 	}
 }
 
-func pidOf(t *testing.T, state string) int {
+// records lists the process records in a state directory.
+func records(state string) []string {
 	entries, _ := os.ReadDir(state)
+	var out []string
+	for _, e := range entries {
+		if strings.HasSuffix(e.Name(), ".pid") {
+			out = append(out, e.Name())
+		}
+	}
+	return out
+}
+
+func pidOf(t *testing.T, state string) int {
+	entries := records(state)
 	if len(entries) != 1 {
 		t.Fatalf("want one record, got %d", len(entries))
 	}
-	b, _ := os.ReadFile(filepath.Join(state, entries[0].Name()))
+	b, _ := os.ReadFile(filepath.Join(state, entries[0]))
 	pid, _ := strconv.Atoi(strings.Fields(string(b))[0])
 	if err := syscall.Kill(pid, 0); err != nil {
 		t.Fatalf("recorded process %d is not running: %v", pid, err)
@@ -107,7 +119,7 @@ func pidOf(t *testing.T, state string) int {
 // TestReapSparesOthers: a record whose PID now names another process does
 // not kill that process.
 func TestReapSparesOthers(t *testing.T) {
-	state := t.TempDir()
+	state := drivertest.StateDir(t)
 	cmd := exec.Command("sleep", "30")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
@@ -123,7 +135,7 @@ func TestReapSparesOthers(t *testing.T) {
 }
 
 func TestCommandNotInPath(t *testing.T) {
-	d := newDriver(t, t.TempDir())
+	d := newDriver(t, drivertest.StateDir(t))
 	s := testSpec(t, "nopath")
 	s.Function.Command = []string{"no-such-program-nimbus"}
 	_, err := d.Start(context.Background(), s)
@@ -133,7 +145,7 @@ func TestCommandNotInPath(t *testing.T) {
 }
 
 func TestStdioLargeOutputStreams(t *testing.T) {
-	d, err := New(Options{StateDir: t.TempDir(), StdoutLimit: 1024})
+	d, err := New(Options{StateDir: drivertest.StateDir(t), StdoutLimit: 1024})
 	if err != nil {
 		t.Fatal(err)
 	}

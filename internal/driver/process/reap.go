@@ -40,14 +40,23 @@ func startTime(pid int) (string, error) {
 	return f[19], nil // field 22 overall
 }
 
-// Reap kills the process group of every record an earlier run left, when the
-// recorded process is still the one nimbus started, and removes the records.
+// Reap cleans up after an earlier run that did not stop its instances (a
+// kill -9): it kills every process left in the driver's cgroup, the process
+// group of every record whose process is still the one nimbus started, and
+// removes the records and every function directory (unpacked packages,
+// secrets, temporary files).
 func (d *Driver) Reap(ctx context.Context) error {
 	entries, err := os.ReadDir(d.opts.StateDir)
 	if err != nil {
 		return err
 	}
 	var errs []error
+	if d.cg != nil {
+		if err := d.cg.reap(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+
 	for _, e := range entries {
 		if !strings.HasSuffix(e.Name(), ".pid") {
 			continue
@@ -58,11 +67,17 @@ func (d *Driver) Reap(ctx context.Context) error {
 		}
 		os.Remove(path)
 	}
+	if err := d.clearRoot(); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }
 
 func reapOne(path string) error {
 	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil // its process has exited meanwhile
+	}
 	if err != nil {
 		return err
 	}

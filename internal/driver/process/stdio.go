@@ -24,12 +24,13 @@ type stdioInstance struct {
 	once    sync.Once
 }
 
-func newStdio(d *Driver, id, dir string, spec driver.Spec, path string, extraEnv []string) *stdioInstance {
+func newStdio(d *Driver, l *launch, spec driver.Spec, path string) *stdioInstance {
+	id := l.id
 	base, kill := context.WithCancel(context.Background())
 	s := &stdioInstance{id: id, started: time.Now(), kill: kill, done: make(chan struct{})}
 	s.rt = &watchdog.Stdio{
-		Path: path, Args: spec.Function.Command, Dir: dir, Env: d.env(spec, id, dir, extraEnv...),
-		SysProcAttr: d.sysProcAttr, StdoutLimit: d.opts.StdoutLimit, Kill: base,
+		Path: path, Args: spec.Function.Command, Dir: l.dir, Env: l.env,
+		SysProcAttr: l.attr, StdoutLimit: d.opts.StdoutLimit, Kill: base,
 		Log: func(stream, line string) {
 			if spec.Log != nil {
 				spec.Log(id, stream, line)

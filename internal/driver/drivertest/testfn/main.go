@@ -14,7 +14,10 @@
 // answered in the Event Gateway's sync shape {statusCode: 200, headers:
 // {X-Event-Type, X-Event-Id}, body: the event's data}, and recorded as "ce
 // TYPE ID CALL-ID ATTEMPT" in $RECORD_FILE when that is set.
-// stdio: the body "fail" makes it write to stderr and exit 3; "env" prints
+// /pid prints its pid; /where its working directory, secrets directory and
+// TMPDIR; /probe tries to read, list or write a path or kill a pid (see
+// probe); /spawn starts "sleep 300" in a session of its own and prints its
+// pid. stdio: the body "fail" makes it write to stderr and exit 3; "env" prints
 // the environment; anything else is echoed. TERM_DELAY=D makes it take D to
 // stop after SIGTERM.
 package main
@@ -26,6 +29,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"sort"
@@ -106,6 +110,24 @@ func main() {
 		http.Error(w, "always failing", http.StatusInternalServerError)
 	})
 	mux.HandleFunc("/whoami", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, os.Getuid()) })
+	mux.HandleFunc("/pid", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, os.Getpid()) })
+	mux.HandleFunc("/where", func(w http.ResponseWriter, r *http.Request) {
+		cwd, _ := os.Getwd()
+		fmt.Fprintf(w, "%s\n%s\n%s\n", cwd, os.Getenv("NIMBUS_SECRETS_DIR"), os.Getenv("TMPDIR"))
+	})
+	mux.HandleFunc("/probe", probe)
+	mux.HandleFunc("/spawn", func(w http.ResponseWriter, r *http.Request) {
+		// A child that leaves the process group and session, as a daemon
+		// would: only a cgroup still holds it.
+		cmd := exec.Command("sleep", "300")
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+		if err := cmd.Start(); err != nil {
+			http.Error(w, err.Error(), 500)
+			return
+		}
+		go cmd.Wait()
+		fmt.Fprint(w, cmd.Process.Pid)
+	})
 	mux.HandleFunc("/crash", func(w http.ResponseWriter, r *http.Request) { os.Exit(3) })
 	mux.HandleFunc("/log", func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
@@ -179,6 +201,32 @@ func headers(w http.ResponseWriter, r *http.Request) {
 	for _, k := range keys {
 		fmt.Fprintf(w, "%s: %s\n", k, strings.Join(r.Header[k], ","))
 	}
+}
+
+// probe tries what one function must not do to another: ?op=read&path=P,
+// ?op=write&path=P, ?op=signal&pid=N (SIGKILL). It answers "ok" or the
+// error.
+func probe(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	var err error
+	switch q.Get("op") {
+	case "read":
+		_, err = os.ReadFile(q.Get("path"))
+	case "list":
+		_, err = os.ReadDir(q.Get("path"))
+	case "write":
+		err = os.WriteFile(q.Get("path"), []byte("written by another function\n"), 0o644)
+	case "signal":
+		pid, _ := strconv.Atoi(q.Get("pid"))
+		err = syscall.Kill(pid, syscall.SIGKILL)
+	default:
+		err = fmt.Errorf("unknown op %q", q.Get("op"))
+	}
+	if err != nil {
+		fmt.Fprint(w, err)
+		return
+	}
+	fmt.Fprint(w, "ok")
 }
 
 // appendRecord appends "CALL-ID ATTEMPT" to the file rec.
