@@ -62,7 +62,7 @@ func openRuntimes(ctx context.Context, cfg Config, down *shutdown) (runtimes, er
 	if err != nil {
 		return runtimes{}, err
 	}
-	dk, err := docker.New(ctx, docker.Options{Owner: owner})
+	dk, err := docker.New(ctx, docker.Options{Owner: owner, SecretsDir: filepath.Join(cfg.DataDir, "docker-secrets")})
 	if err != nil {
 		rt.note = fmt.Sprintf("docker off (%v): start dockerd or set DOCKER_HOST, then restart", err)
 		log.Info("runtime docker is off: no Docker engine answers; start dockerd or set DOCKER_HOST, then restart nimbus", "err", err)

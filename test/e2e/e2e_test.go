@@ -217,18 +217,35 @@ func TestKill9LeavesNoInstances(t *testing.T) {
 	if len(pids) != 1 {
 		t.Fatalf("want one instance record, got %v", pids)
 	}
+	// A function whose instance starts a child that leaves its process
+	// group and session (setsid), as a daemon would.
+	dir, _ := ledgerFunction(t, "spawner", "")
+	n.mustCLI("deploy", dir)
+	code, body, _ := n.invoke("GET", "/function/spawner/spawn", "")
+	child, _ := strconv.Atoi(body)
+	if code != 200 || child == 0 || !alive(child) {
+		t.Fatalf("spawn: %d %q", code, body)
+	}
 	n.cmd.Process.Signal(syscall.SIGKILL)
 	<-n.exited
-	deadline := time.Now().Add(2 * time.Second)
-	for alive(pids[0]) {
-		if time.Now().After(deadline) {
-			t.Fatalf("instance %d survived kill -9 of nimbus", pids[0])
+	// Everything dies with nimbus, the setsid child included, before any
+	// restart (a guard process kills the instances' cgroups).
+	deadline := time.Now().Add(3 * time.Second)
+	for _, pid := range append(instancePIDs(t, data), child) {
+		for alive(pid) {
+			if time.Now().After(deadline) {
+				t.Fatalf("process %d survived kill -9 of nimbus", pid)
+			}
+			time.Sleep(10 * time.Millisecond)
 		}
-		time.Sleep(10 * time.Millisecond)
 	}
 	n.launch()
 	if left := instancePIDs(t, data); len(left) != 0 {
 		t.Fatalf("records of the killed run not reaped: %v", left)
+	}
+	// The killed run's unpacked packages and secrets are gone.
+	if entries, _ := os.ReadDir(filepath.Join(data, "functions")); len(entries) != 0 {
+		t.Fatalf("function directories of the killed run were not removed: %v", entries)
 	}
 	if code, body, _ := n.invoke("POST", "/function/hello-go", "back"); code != 200 || body != "Hello, back!\n" {
 		t.Fatalf("after kill -9 and restart: %d %q", code, body)
@@ -239,6 +256,9 @@ func instancePIDs(t *testing.T, data string) []int {
 	entries, _ := os.ReadDir(filepath.Join(data, "instances"))
 	var pids []int
 	for _, e := range entries {
+		if !strings.HasSuffix(e.Name(), ".pid") {
+			continue
+		}
 		b, err := os.ReadFile(filepath.Join(data, "instances", e.Name()))
 		if err != nil {
 			continue

@@ -94,7 +94,7 @@ func start(t *testing.T, dataDir string, extra ...string) *nimbus {
 	t.Helper()
 	n := &nimbus{t: t, bin: binary(t), dataDir: dataDir, addr: freeAddr(t), out: &syncBuffer{}, exited: make(chan struct{})}
 	n.launch(extra...)
-	t.Cleanup(func() { n.kill() })
+	t.Cleanup(func() { n.shutdown() })
 	return n
 }
 
@@ -104,6 +104,7 @@ func (n *nimbus) launch(extra ...string) {
 	if !slices.Contains(extra, "--events-listen") {
 		args = append(args, "--events-listen", "127.0.0.1:0") // tests run side by side
 	}
+	registerDataDir(n.dataDir)
 	n.cmd = exec.Command(n.bin, args...)
 	n.cmd.Env = testEnv()
 	pr, pw := io.Pipe()
@@ -132,6 +133,7 @@ func (n *nimbus) launch(extra ...string) {
 	}()
 	select {
 	case n.URL = <-found:
+		registerOwner(n.dataDir)
 		if out := n.out.String(); strings.Contains(out, "events API:") { // this start's banner is the last
 			n.Events = strings.Fields(out[strings.LastIndex(out, "events API:")+len("events API:"):])[0]
 		}
@@ -165,8 +167,17 @@ func (n *nimbus) stop() int {
 	return n.cmd.ProcessState.ExitCode()
 }
 
-func (n *nimbus) kill() {
-	if n.cmd.ProcessState == nil {
+// shutdown ends nimbus as an operator would, with SIGTERM, so that it stops
+// what it started (its containers, its network); SIGKILL only if it hangs.
+func (n *nimbus) shutdown() {
+	if n.cmd.ProcessState != nil {
+		return
+	}
+	n.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-n.exited:
+	case <-time.After(60 * time.Second):
+		n.t.Errorf("nimbus did not exit within 60s of SIGTERM; killing it")
 		n.cmd.Process.Kill()
 		<-n.exited
 	}

@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -49,8 +50,14 @@ type Options struct {
 	Host string
 	// Owner tells this nimbus's containers from another's on the same engine.
 	Owner string
-	// Network is the bridge network instances join. Default "nimbus".
+	// Network is the bridge network instances join. Default "nimbus-OWNER"
+	// (its first 12 characters): a nimbus's containers share a network with
+	// no other nimbus's, and Close removes it.
 	Network string
+	// SecretsDir holds per-instance secret directories to bind-mount.
+	// Default a temporary directory; nimbus up keeps it in its data dir, so
+	// that what a crash leaves is removed by the next start (Reap).
+	SecretsDir string
 	// PidsLimit caps processes per container. Default 512.
 	PidsLimit int64
 	// User is the user a container runs as when its image names none.
@@ -79,7 +86,7 @@ func New(ctx context.Context, o Options) (*Driver, error) {
 		return nil, errors.New("docker driver: Owner is required")
 	}
 	if o.Network == "" {
-		o.Network = "nimbus"
+		o.Network = "nimbus-" + o.Owner[:min(12, len(o.Owner))]
 	}
 	if o.PidsLimit == 0 {
 		o.PidsLimit = 512
@@ -101,7 +108,12 @@ func New(ctx context.Context, o Options) (*Driver, error) {
 		cli.Close()
 		return nil, fmt.Errorf("no Docker engine answers at %s: %w", cli.DaemonHost(), err)
 	}
-	root, err := os.MkdirTemp("", "nimbus-docker-secrets-")
+	root := o.SecretsDir
+	if root == "" {
+		root, err = os.MkdirTemp("", "nimbus-docker-secrets-")
+	} else {
+		err = os.MkdirAll(root, 0o700)
+	}
 	if err != nil {
 		cli.Close()
 		return nil, err
@@ -128,7 +140,7 @@ func (d *Driver) ensureNetwork(ctx context.Context) error {
 		return fmt.Errorf("docker: inspect network %s: %w", d.opts.Network, err)
 	}
 	_, err := d.cli.NetworkCreate(ctx, d.opts.Network, client.NetworkCreateOptions{
-		Driver: "bridge", Labels: map[string]string{LabelManaged: "true"},
+		Driver: "bridge", Labels: map[string]string{LabelManaged: "true", LabelOwner: d.opts.Owner},
 	})
 	if err != nil && !cerrdefs.IsConflict(err) {
 		return fmt.Errorf("docker: create network %s: %w", d.opts.Network, err)
@@ -156,6 +168,18 @@ func (d *Driver) Reap(ctx context.Context) error {
 			errs = append(errs, err)
 		}
 	}
+	// Secret directories of instances an earlier run left.
+	entries, _ := os.ReadDir(d.secretsRoot)
+	for _, e := range entries {
+		d.mu.Lock()
+		_, ours := d.live[e.Name()]
+		d.mu.Unlock()
+		if !ours {
+			p := filepath.Join(d.secretsRoot, e.Name())
+			os.Chmod(p, 0o700)
+			os.RemoveAll(p)
+		}
+	}
 	return errors.Join(errs...)
 }
 
@@ -174,5 +198,13 @@ func (d *Driver) Close(ctx context.Context) error {
 	}
 	wg.Wait()
 	os.RemoveAll(d.secretsRoot)
+	// The network goes with the last of its containers (the engine refuses
+	// while another is attached).
+	rctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := d.cli.NetworkRemove(rctx, d.opts.Network, client.NetworkRemoveOptions{}); err != nil && !cerrdefs.IsNotFound(err) {
+		d.cli.Close()
+		return fmt.Errorf("docker: remove network %s: %w", d.opts.Network, err)
+	}
 	return d.cli.Close()
 }

@@ -18,11 +18,28 @@ import (
 
 var (
 	buildOnce sync.Once
+	buildDir  string
 	binPath   string
 	pkgBytes  []byte
 	pkgDigest string
 	buildErr  error
 )
+
+// Main runs a package's tests and then removes testfn's build: a package
+// whose tests use TestPackage or TestBinary calls it from its TestMain, so
+// that go test leaves no temporary directory behind.
+func Main(m *testing.M) {
+	code := m.Run()
+	Cleanup()
+	os.Exit(code)
+}
+
+// Cleanup removes testfn's build (Main calls it).
+func Cleanup() {
+	if buildDir != "" {
+		os.RemoveAll(buildDir)
+	}
+}
 
 // TestBinary builds testfn (once per test process) and returns its path.
 func TestBinary(t *testing.T) string {
@@ -41,7 +58,8 @@ func TestPackage(t *testing.T) (string, func(context.Context, string) (io.ReadCl
 			buildErr = err
 			return
 		}
-		binPath = filepath.Join(dir, "testfn") // kept for TestBinary until the machine clears its temp dir
+		buildDir = dir
+		binPath = filepath.Join(dir, "testfn") // removed by Main when the package's tests end
 		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, "testfn"), "nimbus/internal/driver/drivertest/testfn")
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {

@@ -104,7 +104,14 @@ func (c *cgroups) startGuard() error {
 	if err != nil {
 		return err
 	}
-	script := `cat >/dev/null; echo 1 > "$0/cgroup.kill"`
+	// When the pipe closes: kill everything, then remove the emptied
+	// cgroups (they empty as the killed processes exit).
+	script := `cat >/dev/null; echo 1 > "$0/cgroup.kill"
+for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do
+  for g in "$0"/*/; do [ -d "$g" ] && rmdir "$g" 2>/dev/null; done
+  rmdir "$0" 2>/dev/null && exit 0
+  sleep 0.25
+done`
 	cmd := exec.Command("/bin/sh", "-c", script, c.root)
 	cmd.Stdin = r
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
