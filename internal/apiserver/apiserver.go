@@ -52,6 +52,9 @@ type Options struct {
 	MetricsAuth bool
 	// Ready reports whether nimbus is ready to serve (for /readyz).
 	Ready func(ctx context.Context) error
+	// Space, if set, says why the data dir's disk cannot take an upload
+	// (507); nil when it can.
+	Space func() error
 	// MaxPackageBytes bounds an uploaded package. Default 256 MiB.
 	MaxPackageBytes int64
 	// PackageLimits bound what a package may unpack to (checked at upload).

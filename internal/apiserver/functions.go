@@ -210,6 +210,12 @@ func (s *Server) uploadPackage(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errTooLarge, fmt.Sprintf("a package may be at most %d bytes", s.opts.MaxPackageBytes))
 		return
 	}
+	if s.opts.Space != nil {
+		if err := s.opts.Space(); err != nil {
+			writeError(w, errNoSpace, "the package was not stored: "+err.Error())
+			return
+		}
+	}
 	body := http.MaxBytesReader(w, r.Body, s.opts.MaxPackageBytes)
 	// Check the gzip magic before storing anything.
 	head := make([]byte, 2)

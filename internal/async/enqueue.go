@@ -35,7 +35,9 @@ type Handler struct {
 	CheckCallback func(ctx context.Context, url string) error
 	// Record, if set, is given the record of every accepted call.
 	Record func(calls.Record)
-	Now    func() time.Time
+	// Space, if set, says why the disk cannot take a call now (503).
+	Space func() error
+	Now   func() time.Time
 }
 
 // hopHeaders are not kept with a queued invocation.
@@ -54,6 +56,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		writeError(w, http.StatusNotFound, "function_not_found", fmt.Sprintf("function %q not found in namespace %q", name, ns))
 		return
+	}
+	if h.Space != nil {
+		if err := h.Space(); err != nil {
+			w.Header().Set("Retry-After", "5")
+			writeError(w, http.StatusServiceUnavailable, "queue_unavailable", "the invocation was not accepted: "+err.Error())
+			return
+		}
 	}
 	limit := h.MaxBodyBytes
 	if limit == 0 {

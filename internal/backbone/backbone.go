@@ -93,10 +93,17 @@ func startEmbedded(cfg Config) (*server.Server, error) {
 		JetStream:  true,
 		StoreDir:   dir,
 		SyncAlways: true, // sync_interval: always — an acknowledged write survives kill -9
-		NoSigs:     true,
-		NoLog:      true,
-		DontListen: cfg.Listen == "",
-		MaxPayload: 8 << 20,
+		// Limits of their own, not 75% of the disk's free space at start
+		// (nats-server's default): the streams' byte limits must fit in
+		// them on a small or nearly full disk too. nimbus watches the disk
+		// itself; a write that finds it full fails, and works again once
+		// there is room.
+		JetStreamMaxStore:  maxStore,
+		JetStreamMaxMemory: maxMemory,
+		NoSigs:             true,
+		NoLog:              true,
+		DontListen:         cfg.Listen == "",
+		MaxPayload:         8 << 20,
 	}
 	if cfg.Listen != "" {
 		host, port, err := splitHostPort(cfg.Listen)
@@ -116,6 +123,12 @@ func startEmbedded(cfg Config) (*server.Server, error) {
 	}
 	return srv, nil
 }
+
+// JetStream limits of the embedded server.
+const (
+	maxStore  = 1 << 40
+	maxMemory = 256 << 20
+)
 
 // ClientURL is where TCP clients reach the embedded server, or "" if none.
 func (b *Backbone) ClientURL() string {

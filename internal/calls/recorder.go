@@ -20,6 +20,7 @@ type Recorder struct {
 	then    map[int]func() // by index in pending: run once that record is stored
 	kick    chan struct{}
 	dropped atomic.Int64
+	failing bool // the last flush failed (logged once, until one succeeds)
 
 	stop context.CancelFunc
 	done chan struct{}
@@ -125,9 +126,16 @@ func (r *Recorder) flush(ctx context.Context) {
 	for off := 0; off < len(batch); {
 		n := min(len(batch)-off, 1000)
 		if err := r.sink.Append(ctx, batch[off:off+n]); err != nil {
-			r.logger.Warn("call records not stored yet; keeping them for the next try", "records", len(batch)-off, "err", err)
+			if !r.failing {
+				r.logger.Warn("call records not stored yet; keeping them for the next tries", "records", len(batch)-off, "err", err)
+				r.failing = true
+			}
 			r.requeue(batch[off:], then, off)
 			return
+		}
+		if r.failing {
+			r.logger.Info("call records are stored again")
+			r.failing = false
 		}
 		for i := off; i < off+n; i++ {
 			if f := then[i]; f != nil {

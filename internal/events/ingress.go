@@ -31,6 +31,8 @@ type Ingress struct {
 	// MaxBodyBytes bounds an event (413 beyond). Default 6 MiB.
 	MaxBodyBytes int64
 	Logger       *slog.Logger
+	// Space, if set, says why the disk cannot take an event now (503).
+	Space func() error
 }
 
 func (in *Ingress) limit() int64 {
@@ -40,8 +42,16 @@ func (in *Ingress) limit() int64 {
 	return 6 << 20
 }
 
-// readBody reads the whole body within the limit, or answers 413/400.
+// readBody reads the whole body within the limit, or answers 413/400 (or
+// 503 while the disk is full).
 func (in *Ingress) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	if in.Space != nil {
+		if err := in.Space(); err != nil {
+			w.Header().Set("Retry-After", "5")
+			writeErrors(w, http.StatusServiceUnavailable, "the event was not accepted: "+err.Error())
+			return nil, false
+		}
+	}
 	if r.ContentLength > in.limit() {
 		writeErrors(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("the body is %d bytes; the limit is %d", r.ContentLength, in.limit()))
 		return nil, false

@@ -88,12 +88,12 @@ type callRecords struct {
 // openCalls opens the call-record stream: records are written in batches
 // off the request path and read from an index that follows the stream (so
 // it holds every gateway's records).
-func openCalls(ctx context.Context, cfg Config, bb *backbone.Backbone, down *shutdown) (callRecords, error) {
+func openCalls(ctx context.Context, cfg Config, bb *backbone.Backbone, disk *space, down *shutdown) (callRecords, error) {
 	stream, err := natscalls.Open(ctx, bb.JS, natscalls.Options{MaxAge: cfg.CallRetention})
 	if err != nil {
 		return callRecords{}, err
 	}
-	c := callRecords{recorder: calls.NewRecorder(stream, calls.RecorderOptions{Logger: cfg.Logger}),
+	c := callRecords{recorder: calls.NewRecorder(spaceSink{stream, disk}, calls.RecorderOptions{Logger: cfg.Logger}),
 		index: calls.NewIndex(cfg.MaxCallRecords, cfg.CallRetention)}
 	followCtx, stopFollow := context.WithCancel(context.Background())
 	down.push(func(context.Context) {
@@ -112,4 +112,18 @@ func openCalls(ctx context.Context, cfg Config, bb *backbone.Backbone, down *shu
 		}
 	}()
 	return c, nil
+}
+
+// spaceSink keeps call records back (the recorder holds them for the next
+// try) while the data dir's disk is full.
+type spaceSink struct {
+	calls.Sink
+	disk *space
+}
+
+func (s spaceSink) Append(ctx context.Context, batch []calls.Record) error {
+	if err := s.disk.check(); err != nil {
+		return err
+	}
+	return s.Sink.Append(ctx, batch)
 }

@@ -133,6 +133,7 @@ func Run(ctx context.Context, cfg Config, started func(Started)) error {
 		return err
 	}
 	down.push(func(context.Context) { bb.Close() })
+	disk := &space{dir: cfg.DataDir, log: log}
 	st, err := natsstore.Open(ctx, bb.Conn, bb.JS, natsstore.Options{})
 	if err != nil {
 		return err
@@ -141,7 +142,7 @@ func Run(ctx context.Context, cfg Config, started func(Started)) error {
 	if err != nil {
 		return err
 	}
-	rec, err := openCalls(ctx, cfg, bb, &down)
+	rec, err := openCalls(ctx, cfg, bb, disk, &down)
 	if err != nil {
 		return err
 	}
@@ -202,7 +203,7 @@ func Run(ctx context.Context, cfg Config, started func(Started)) error {
 	sched := &trigger.Scheduler{Store: triggers, Queue: q, Spec: gw.Spec, Record: rec.recorder.Record, Logger: log}
 	wg.Go(func() { sched.Run(runCtx) })
 
-	ingress := &events.Ingress{Store: evStore, MaxBodyBytes: cfg.MaxBodyBytes, Logger: log,
+	ingress := &events.Ingress{Store: evStore, MaxBodyBytes: cfg.MaxBodyBytes, Logger: log, Space: disk.check,
 		Deliver: &events.Deliverer{Queue: q, Gateway: gw, Spec: gw.Spec, Client: guard.Client(30 * time.Second), Record: rec.recorder.Record}}
 	spool := filepath.Join(cfg.DataDir, "tmp")
 	os.RemoveAll(spool) // uploads an earlier run left half-checked
@@ -214,9 +215,15 @@ func Run(ctx context.Context, cfg Config, started func(Started)) error {
 		Store: st, Invoker: gw, Token: token, Runtimes: rt.names(), Prepare: rt.prepare, Version: cfg.Version,
 		Metrics:     promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
 		MetricsAuth: cfg.MetricsAuth,
-		Ready:       st.Ping,
-		Queue:       q,
-		Async: &async.Handler{Queue: q, Spec: gw.Spec, MaxBodyBytes: cfg.MaxBodyBytes,
+		Ready: func(ctx context.Context) error {
+			if err := disk.check(); err != nil {
+				return err
+			}
+			return st.Ping(ctx)
+		},
+		Space: disk.check,
+		Queue: q,
+		Async: &async.Handler{Queue: q, Spec: gw.Spec, MaxBodyBytes: cfg.MaxBodyBytes, Space: disk.check,
 			CheckCallback: guard.CheckURL, Record: rec.recorder.Record},
 		Calls:       rec.index,
 		Triggers:    triggers,

@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -74,3 +77,68 @@ func TestStalledBodiesEverywhere(t *testing.T) {
 
 // basic is the OpenFaaS credential for the admin token.
 func basic(token string) string { return base64.StdEncoding.EncodeToString([]byte("admin:" + token)) }
+
+// TestFullDisk: with the data dir's disk full, uploads answer 507 with a
+// message, async calls 503 with Retry-After, /readyz says not ready and a
+// log line says why; when space returns, all of it works again without a
+// restart. The data dir is a small tmpfs.
+func TestFullDisk(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("mounting a small tmpfs as the data dir needs root")
+	}
+	data := dataDir(t)
+	if err := syscall.Mount("tmpfs", data, "tmpfs", 0, "size=64m,mode=0711"); err != nil {
+		t.Skipf("cannot mount a tmpfs here: %v", err)
+	}
+	t.Cleanup(func() { syscall.Unmount(data, syscall.MNT_DETACH) }) // after nimbus stops
+	n := start(t, data)
+	dir, record := ledgerFunction(t, "sink", "")
+	n.mustCLI("deploy", dir)
+	token := strings.TrimSpace(readFile(t, data+"/admin-token"))
+	if code, _, _ := n.invoke("POST", "/async-function/sink/record", "before"); code != 202 {
+		t.Fatalf("async before the disk filled: %d", code)
+	}
+
+	filler := filepath.Join(data, "filler")
+	f, err := os.Create(filler)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for buf := make([]byte, 1<<20); ; {
+		if _, err := f.Write(buf); err != nil {
+			break
+		}
+	}
+	f.Close()
+	waitUntil(t, "/readyz to say not ready", 5*time.Second, func() bool {
+		code, body, _ := n.invoke("GET", "/readyz", "")
+		return code == 503 && strings.Contains(body, "full")
+	})
+	code, body, _ := n.invoke("POST", "/v1/packages", "\x1f\x8bpackage", "Authorization", "Bearer "+token)
+	if code != 507 || !strings.Contains(body, "insufficient_storage") || !strings.Contains(body, "full") {
+		t.Fatalf("an upload on a full disk: %d %s", code, body)
+	}
+	code, body, hdr := n.invoke("POST", "/async-function/sink/record", "during")
+	if code != 503 || hdr.Get("Retry-After") == "" || !strings.Contains(body, "full") {
+		t.Fatalf("an async call on a full disk: %d %v %s", code, hdr, body)
+	}
+	if !strings.Contains(n.out.String(), "the data dir's disk is full") {
+		t.Fatalf("no log line says the disk is full:\n%s", n.out)
+	}
+
+	os.Remove(filler)
+	waitUntil(t, "/readyz to say ready", 5*time.Second, func() bool {
+		code, _, _ := n.invoke("GET", "/readyz", "")
+		return code == 200
+	})
+	code, _, hdr = n.invoke("POST", "/async-function/sink/record", "after")
+	if code != 202 {
+		t.Fatalf("an async call once the disk has room: %d", code)
+	}
+	after := hdr.Get("X-Call-Id")
+	waitUntil(t, "the call made after the disk had room to run", 15*time.Second, func() bool { return executed(record)[after] == 1 })
+	os.WriteFile(filepath.Join(dir, "extra.txt"), []byte("a change, so the package is new"), 0o644)
+	if out := n.mustCLI("deploy", dir); !strings.Contains(out, "updated") {
+		t.Fatalf("an upload and deploy once the disk has room: %s", out)
+	}
+}
