@@ -1,7 +1,7 @@
 // Package static runs the checks that are not tests of behaviour: go vet on
 // the whole module and the race detector on the packages with the most
 // concurrency (gateway, drivers, store, the async queue and dispatcher, call
-// records, triggers, events). -short skips them.
+// records, triggers, events, the controller). -short skips them.
 package static
 
 import (
@@ -40,5 +40,6 @@ func TestRace(t *testing.T) {
 		t.Skip("-short: race detector run skipped")
 	}
 	run(t, "test", "-race", "-count=1", "./internal/gateway/...", "./internal/driver/...", "./internal/store/...",
-		"./internal/async/...", "./internal/queue/...", "./internal/calls/...", "./internal/trigger/...", "./internal/events/...")
+		"./internal/async/...", "./internal/queue/...", "./internal/calls/...", "./internal/trigger/...", "./internal/events/...",
+		"./internal/controller/...")
 }
