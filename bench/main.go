@@ -104,6 +104,11 @@ func run(rounds int, dur, warm time.Duration, coldRuns, stdioRuns int, out strin
 		return err
 	}
 	defer os.RemoveAll(tmp)
+	// As root, functions run as users of their own, who must pass through
+	// to their directories under nimbus's data dir here.
+	if err := os.Chmod(tmp, 0o711); err != nil {
+		return err
+	}
 	fmt.Fprintln(os.Stderr, "building fn, rproxy and nimbus…")
 	fnBin, rpBin, nimbusBin, err := buildAll(tmp)
 	if err != nil {
