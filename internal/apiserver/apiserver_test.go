@@ -271,7 +271,7 @@ func TestDeployLifecycle(t *testing.T) {
 		Timestamp                       time.Time
 	}
 	if lines := bytes.Split(bytes.TrimSpace(b), []byte("\n")); code != 200 || len(lines) != 1 || json.Unmarshal(lines[0], &entry) != nil ||
-		entry.Name != "echo" || entry.Namespace != "default" || entry.Instance == "" || entry.Timestamp.IsZero() {
+		entry.Name != "echo" || entry.Namespace != "openfaas-fn" || entry.Instance == "" || entry.Timestamp.IsZero() {
 		t.Fatalf("/system/logs?tail=1: %d %s", code, b)
 	}
 	if code, _, _ = e.do(t, "GET", "/system/logs?name=echo", nil, true); code != 200 {

@@ -13,6 +13,7 @@ import (
 
 	"nimbus/internal/apiserver"
 	"nimbus/internal/client"
+	"nimbus/internal/function"
 	"nimbus/internal/gateway"
 	"nimbus/internal/store"
 )
@@ -108,8 +109,18 @@ func describeCmd(g *globals) *cobra.Command {
 			row("Updated", v.Updated.Local().Format(time.RFC3339))
 			row("Runtime", f.Runtime)
 			row("Protocol", f.Protocol)
-			row("Command", strings.Join(f.Command, " "))
-			row("Package", f.Package)
+			if f.Image != "" {
+				row("Image", f.Image)
+			} else {
+				row("Command", strings.Join(f.Command, " "))
+				row("Package", f.Package)
+			}
+			if l := f.Limits; l != (function.Resources{}) {
+				row("Limits", describeResources(l, f.Runtime == function.RuntimeDocker))
+			}
+			if r := f.Requests; r != (function.Resources{}) {
+				row("Requests", describeResources(r, false))
+			}
 			row("Timeout", f.Timeout)
 			row("Scale", fmt.Sprintf("min %d, max %d, maxConcurrency %d, idleTimeout %s", f.Scale.Min, f.Scale.Max, f.Scale.MaxConcurrency, f.Scale.IdleTimeout))
 			row("Instances", fmt.Sprintf("%d ready, %d total", s.ReadyInstances, s.TotalInstances))
@@ -124,6 +135,23 @@ func describeCmd(g *globals) *cobra.Command {
 	}
 	addOutput(c, &output)
 	return c
+}
+
+// describeResources shows limits or requests, and a memory limit a
+// container gets raised to the engine's minimum.
+func describeResources(r function.Resources, container bool) string {
+	var parts []string
+	if r.Memory != "" {
+		m := "memory " + r.Memory
+		if b, raised := r.ContainerMemory(); container && raised {
+			m += fmt.Sprintf(" (applied as %d MiB, the container engine's minimum)", b>>20)
+		}
+		parts = append(parts, m)
+	}
+	if r.CPU != "" {
+		parts = append(parts, "cpu "+r.CPU)
+	}
+	return strings.Join(parts, ", ")
 }
 
 func logsCmd(g *globals) *cobra.Command {

@@ -18,6 +18,21 @@ import (
 // DefaultNamespace is the namespace of a function deployed without one.
 const DefaultNamespace = "default"
 
+// OpenFaaSNamespace is what OpenFaaS clients call the default namespace
+// (faas-cli invoke f calls /function/f.openfaas-fn): it names
+// DefaultNamespace wherever a namespace is read, and no namespace of its
+// own may have it.
+const OpenFaaSNamespace = "openfaas-fn"
+
+// CanonicalNamespace maps OpenFaaS's name of the default namespace (and "")
+// to DefaultNamespace; other names are their own.
+func CanonicalNamespace(ns string) string {
+	if ns == "" || ns == OpenFaaSNamespace {
+		return DefaultNamespace
+	}
+	return ns
+}
+
 // Protocols a function instance speaks.
 const (
 	// ProtocolHTTP: the program serves HTTP on $PORT.
@@ -203,6 +218,9 @@ func (f Function) Validate() error {
 	}
 	if err := ValidateName("namespace", f.Namespace); err != nil {
 		return err
+	}
+	if f.Namespace == OpenFaaSNamespace {
+		return fieldErr("namespace", "%q is OpenFaaS's name of the namespace %q: use %q", OpenFaaSNamespace, DefaultNamespace, DefaultNamespace)
 	}
 	if f.Runtime != RuntimeProcess && f.Runtime != RuntimeDocker {
 		return fieldErr("runtime", "%q is not supported: use %q or %q", f.Runtime, RuntimeProcess, RuntimeDocker)

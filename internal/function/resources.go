@@ -40,6 +40,24 @@ func validateMeta(field string, m map[string]string) error {
 	return nil
 }
 
+// MinContainerMemory is the smallest memory limit a container engine
+// takes (Docker refuses less than 6 MB).
+const MinContainerMemory = 6 << 20
+
+// ContainerMemory is the memory limit a container gets for r: the limit as
+// given, or MinContainerMemory when it is below it (raised reports that).
+// 0 means no limit. r must be valid.
+func (r Resources) ContainerMemory() (bytes int64, raised bool) {
+	if r.Memory == "" {
+		return 0, false
+	}
+	b, _ := ParseMemory(r.Memory)
+	if b > 0 && b < MinContainerMemory {
+		return MinContainerMemory, true
+	}
+	return b, false
+}
+
 func (r Resources) validate(field string) error {
 	if r.Memory != "" {
 		if _, err := ParseMemory(r.Memory); err != nil {
@@ -73,8 +91,8 @@ func ParseMemory(q string) (int64, error) {
 		return 0, fmt.Errorf("%q is not a memory quantity: write it as 128Mi, 1Gi or a number of bytes", q)
 	}
 	b := int64(v * float64(mult))
-	if b < 6<<20 {
-		return 0, fmt.Errorf("%q is below the 6Mi a container needs", q)
+	if b < 1 || v*float64(mult) > 1<<62 {
+		return 0, fmt.Errorf("%q is out of range: give at least 1 byte, at most 4Ei", q)
 	}
 	return b, nil
 }

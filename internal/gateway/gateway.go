@@ -23,6 +23,7 @@ import (
 	"log"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -253,7 +254,8 @@ const Prefix = "/function/"
 func parseRoute(p string) (name, ns, rest string, ok bool) { return ParseRoute(Prefix, p) }
 
 // ParseRoute splits PREFIX + "name.ns/rest" into its parts. rest keeps its
-// leading slash; it is "/" when absent. The namespace defaults to "default".
+// leading slash; it is "/" when absent. The namespace defaults to "default",
+// which OpenFaaS clients call "openfaas-fn".
 func ParseRoute(prefix, p string) (name, ns, rest string, ok bool) {
 	if !strings.HasPrefix(p, prefix) {
 		return "", "", "", false
@@ -265,7 +267,7 @@ func ParseRoute(prefix, p string) (name, ns, rest string, ok bool) {
 	}
 	name, ns = target, function.DefaultNamespace
 	if i := strings.IndexByte(target, '.'); i >= 0 {
-		name, ns = target[:i], target[i+1:]
+		name, ns = target[:i], function.CanonicalNamespace(target[i+1:])
 	}
 	return name, ns, rest, name != ""
 }
@@ -323,6 +325,12 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	fn := p.spec.Load()
 	p.m.started.Inc()
+	// As OpenFaaS's gateway: when the call began, in unix nanoseconds, to
+	// the function and the caller (X-Duration-Seconds follows with the
+	// response, see newProxy).
+	start := strconv.FormatInt(began.UnixNano(), 10)
+	r.Header.Set("X-Start-Time", start)
+	w.Header().Set("X-Start-Time", start)
 
 	done := func(status int, errText string) {
 		took := time.Since(began)

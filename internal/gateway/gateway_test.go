@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -612,5 +614,32 @@ func TestStalledBodies(t *testing.T) {
 	}
 	if _, list, _ := h.gw.Status("default", "one"); list[0].InFlight != 0 {
 		t.Fatalf("a slot is still held: %+v", list)
+	}
+}
+
+// TestOpenFaaSHeadersAndNamespace: responses carry X-Start-Time (unix
+// nanoseconds, also sent to the function) and X-Duration-Seconds ("%f"
+// seconds) as OpenFaaS's gateway and watchdogs give them, and OpenFaaS's
+// name of the default namespace, openfaas-fn, reaches it.
+func TestOpenFaaSHeadersAndNamespace(t *testing.T) {
+	h := newHarness(t, nil)
+	h.deploy(t, "echo", nil)
+	before := time.Now().UnixNano()
+	resp, body := h.call(t, "GET", "/function/echo.openfaas-fn/headers", "")
+	if resp.StatusCode != 200 {
+		t.Fatalf("/function/echo.openfaas-fn: %d %s", resp.StatusCode, body)
+	}
+	start, err := strconv.ParseInt(resp.Header.Get("X-Start-Time"), 10, 64)
+	if err != nil || start < before || start > time.Now().UnixNano() {
+		t.Fatalf("X-Start-Time %q is not the call's start in unix nanoseconds", resp.Header.Get("X-Start-Time"))
+	}
+	if !strings.Contains(body, "X-Start-Time: "+resp.Header.Get("X-Start-Time")) {
+		t.Fatalf("the function did not get X-Start-Time:\n%s", body)
+	}
+	if d := resp.Header.Get("X-Duration-Seconds"); !regexp.MustCompile(`^[0-9]+\.[0-9]{6}$`).MatchString(d) {
+		t.Fatalf("X-Duration-Seconds %q is not %%f seconds", d)
+	}
+	if resp, _ := h.call(t, "POST", "/function/echo.openfaas-fn", "x"); resp.StatusCode != 200 {
+		t.Fatalf("POST to openfaas-fn: %d", resp.StatusCode)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"strconv"
 	"sync"
 	"time"
 
@@ -64,6 +65,14 @@ func (g *Gateway) newProxy(in *instance) *httputil.ReverseProxy {
 		BufferPool: buffers,
 		ModifyResponse: func(resp *http.Response) error {
 			resp.Header.Del("X-Call-Id") // the gateway's call id already stands
+			// The time to the response's headers, as OpenFaaS's watchdogs
+			// give it ("%f" seconds), unless the function gave its own.
+			if resp.Header.Get("X-Duration-Seconds") == "" {
+				if ns, err := strconv.ParseInt(resp.Request.Header.Get("X-Start-Time"), 10, 64); err == nil {
+					took := time.Since(time.Unix(0, ns)).Seconds()
+					resp.Header["X-Duration-Seconds"] = []string{strconv.FormatFloat(took, 'f', 6, 64)}
+				}
+			}
 			return nil
 		},
 		ErrorHandler: g.proxyError,

@@ -124,7 +124,7 @@ func ToFunction(d FunctionDeployment) (function.Function, error) {
 func toStatus(rec store.Record, st gateway.Status) FunctionStatus {
 	fn := rec.Function
 	s := FunctionStatus{
-		Name: fn.Name, Image: fn.Image, Namespace: fn.Namespace, Secrets: fn.Secrets,
+		Name: fn.Name, Image: fn.Image, Namespace: ofNamespace(fn.Namespace), Secrets: fn.Secrets,
 		ReadOnlyRootFilesystem: fn.ReadOnlyRootFilesystem,
 		InvocationCount:        float64(st.Invocations),
 		Replicas:               uint64(st.TotalInstances),
@@ -141,14 +141,17 @@ func toStatus(rec store.Record, st gateway.Status) FunctionStatus {
 			s.EnvVars[k] = v
 		}
 	}
-	if len(fn.Labels) > 0 {
-		l := fn.Labels
-		s.Labels = &l
+	// Always objects, as faas-netes gives them (clients dereference them),
+	// with faas-netes' faas_function label.
+	labels := map[string]string{"faas_function": fn.Name}
+	for k, v := range fn.Labels {
+		labels[k] = v
 	}
-	if len(fn.Annotations) > 0 {
-		a := fn.Annotations
-		s.Annotations = &a
+	annotations := map[string]string{}
+	for k, v := range fn.Annotations {
+		annotations[k] = v
 	}
+	s.Labels, s.Annotations = &labels, &annotations
 	if fn.Limits != (function.Resources{}) {
 		s.Limits = &FunctionResources{Memory: fn.Limits.Memory, CPU: fn.Limits.CPU}
 	}

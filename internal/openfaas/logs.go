@@ -61,7 +61,7 @@ func (h *Handler) logs(w http.ResponseWriter, r *http.Request) {
 		if instance != "" && l.Instance != instance {
 			return nil
 		}
-		if err := enc.Encode(LogEntry{Name: l.Function, Namespace: l.Namespace, Instance: l.Instance, Timestamp: l.Time, Text: l.Text}); err != nil {
+		if err := enc.Encode(LogEntry{Name: l.Function, Namespace: ofNamespace(l.Namespace), Instance: l.Instance, Timestamp: l.Time, Text: l.Text}); err != nil {
 			return err
 		}
 		if follow {

@@ -110,11 +110,15 @@ func BasicAuth(token string) string {
 	return "Basic " + base64.StdEncoding.EncodeToString([]byte("admin:"+token))
 }
 
-// namespaceOf maps OpenFaaS's namespace ("" means the provider's default) to
-// nimbus's.
-func namespaceOf(ns string) string {
-	if ns == "" {
-		return function.DefaultNamespace
+// namespaceOf maps OpenFaaS's namespace to nimbus's: "" (the provider's
+// default) and "openfaas-fn" (what OpenFaaS clients call it) are nimbus's
+// default namespace.
+func namespaceOf(ns string) string { return function.CanonicalNamespace(ns) }
+
+// ofNamespace is the name OpenFaaS clients know a nimbus namespace by.
+func ofNamespace(ns string) string {
+	if ns == function.DefaultNamespace {
+		return function.OpenFaaSNamespace
 	}
 	return ns
 }
@@ -203,7 +207,7 @@ func (h *Handler) delete(w http.ResponseWriter, r *http.Request) {
 	if h.opts.Deleted != nil {
 		h.opts.Deleted(r.Context(), namespaceOf(ns), req.FunctionName)
 	}
-	w.WriteHeader(http.StatusOK)
+	w.WriteHeader(http.StatusAccepted) // as faas-netes
 }
 
 // scale sets the function's minimum instances to the replicas asked for,
@@ -223,7 +227,11 @@ func (h *Handler) scale(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "replicas is above nimbus's limit of 1000", http.StatusBadRequest)
 		return
 	}
-	ns := namespaceOf(req.Namespace)
+	ns := req.Namespace
+	if ns == "" {
+		ns = r.URL.Query().Get("namespace") // where faas-cli puts it
+	}
+	ns = namespaceOf(ns)
 	for attempt := 0; ; attempt++ {
 		rec, err := h.opts.Store.Get(r.Context(), ns, name)
 		if err != nil {
@@ -254,15 +262,23 @@ func (h *Handler) info(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
+// namespaces lists the namespaces in use — those with functions or
+// secrets — and always the default one, by the names OpenFaaS clients use
+// ("openfaas-fn" for nimbus's default).
 func (h *Handler) namespaces(w http.ResponseWriter, r *http.Request) {
 	recs, err := h.opts.Store.List(r.Context(), "")
 	if err != nil {
 		storeError(w, err)
 		return
 	}
-	seen := map[string]bool{function.DefaultNamespace: true}
+	seen := map[string]bool{function.OpenFaaSNamespace: true}
 	for _, rec := range recs {
-		seen[rec.Function.Namespace] = true
+		seen[ofNamespace(rec.Function.Namespace)] = true
+	}
+	if secrets, err := h.opts.Secrets.ListSecrets(r.Context(), ""); err == nil {
+		for _, s := range secrets {
+			seen[ofNamespace(s.Namespace)] = true
+		}
 	}
 	out := make([]string, 0, len(seen))
 	for ns := range seen {

@@ -26,7 +26,7 @@ func (h *Handler) listSecrets(w http.ResponseWriter, r *http.Request) {
 	}
 	out := make([]Secret, 0, len(list))
 	for _, s := range list {
-		out = append(out, Secret{Name: s.Name, Namespace: s.Namespace})
+		out = append(out, Secret{Name: s.Name, Namespace: ofNamespace(s.Namespace)})
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -65,17 +65,17 @@ func (h *Handler) putSecret(w http.ResponseWriter, r *http.Request, create bool)
 		storeError(w, err)
 		return
 	}
-	if create {
-		w.WriteHeader(http.StatusCreated)
-		return
-	}
-	w.WriteHeader(http.StatusOK)
+	w.WriteHeader(http.StatusAccepted) // as faas-netes, for create and update
 }
 
 func (h *Handler) deleteSecret(w http.ResponseWriter, r *http.Request) {
 	var s Secret
 	if err := decode(r, &s); err != nil {
 		badBody(w, err)
+		return
+	}
+	if err := function.ValidateName("name", s.Name); err != nil {
+		http.Error(w, err.Error()+" (the secret to delete)", http.StatusBadRequest)
 		return
 	}
 	ns := s.Namespace
@@ -90,5 +90,5 @@ func (h *Handler) deleteSecret(w http.ResponseWriter, r *http.Request) {
 		storeError(w, err)
 		return
 	}
-	w.WriteHeader(http.StatusNoContent)
+	w.WriteHeader(http.StatusAccepted) // faas-cli takes 200 or 202 only
 }

@@ -92,7 +92,7 @@ func TestOpenFaaSAPI(t *testing.T) {
 	// faas-cli deploy: PUT first (update), then POST on 404. Body as faas-cli
 	// marshals requests.CreateFunctionRequest, labels always present.
 	// faas-cli secret create: the value as text.
-	if code, body := n.faas(t, "POST", "/system/secrets", `{"name":"api-key","value":"k-123-secret"}`, pw); code != 201 {
+	if code, body := n.faas(t, "POST", "/system/secrets", `{"name":"api-key","value":"k-123-secret"}`, pw); code != 202 {
 		t.Fatalf("secret create: %d %s", code, body)
 	}
 	if code, _ := n.faas(t, "POST", "/system/secrets", `{"name":"api-key","value":"again"}`, pw); code != 409 {
@@ -124,7 +124,7 @@ func TestOpenFaaSAPI(t *testing.T) {
 	}
 	f := fns[0]
 	if f["name"] != "of-echo" || f["image"] != ofImage || f["invocationCount"].(float64) != 2 ||
-		f["availableReplicas"].(float64) != 1 || f["namespace"] != "default" {
+		f["availableReplicas"].(float64) != 1 || f["namespace"] != "openfaas-fn" {
 		t.Fatalf("FunctionStatus: %s", list)
 	}
 	if labels := f["labels"].(map[string]any); labels["team"] != "a" {
@@ -169,11 +169,11 @@ func TestOpenFaaSAPI(t *testing.T) {
 	if code, body := n.faas(t, "GET", "/system/info", "", pw); code != 200 || !strings.Contains(body, `"provider":"nimbus"`) {
 		t.Fatalf("info: %d %s", code, body)
 	}
-	if code, body := n.faas(t, "GET", "/system/namespaces", "", pw); code != 200 || body != "[\"default\"]\n" {
+	if code, body := n.faas(t, "GET", "/system/namespaces", "", pw); code != 200 || body != "[\"openfaas-fn\"]\n" {
 		t.Fatalf("namespaces: %d %q", code, body)
 	}
 	// faas-cli remove: the name in the body, the namespace in the query.
-	if code, body := n.faas(t, "DELETE", "/system/functions?namespace=default", `{"functionName":"of-echo"}`, pw); code != 200 {
+	if code, body := n.faas(t, "DELETE", "/system/functions?namespace=openfaas-fn", `{"functionName":"of-echo"}`, pw); code != 202 {
 		t.Fatalf("delete: %d %s", code, body)
 	}
 	if code, _ := n.faas(t, "DELETE", "/system/functions", `{"functionName":"of-echo"}`, pw); code != 404 {
@@ -182,7 +182,7 @@ func TestOpenFaaSAPI(t *testing.T) {
 	if code, body := n.faas(t, "GET", "/system/secrets", "", pw); code != 200 || strings.Contains(body, "k-123") {
 		t.Fatalf("secret list: %d %s", code, body)
 	}
-	if code, _ := n.faas(t, "DELETE", "/system/secrets", `{"name":"api-key"}`, pw); code != 204 {
+	if code, _ := n.faas(t, "DELETE", "/system/secrets", `{"name":"api-key"}`, pw); code != 202 {
 		t.Fatalf("secret delete: %d", code)
 	}
 	if code, _ := n.faas(t, "GET", "/healthz", "", ""); code != 200 {
@@ -200,7 +200,7 @@ func TestNativeFunctionsVisibleToOpenFaaS(t *testing.T) {
 	if code != 200 || !strings.Contains(body, `"name":"echo-bash"`) {
 		t.Fatalf("%d %s", code, body)
 	}
-	if code, _ := n.faas(t, "DELETE", "/system/functions", `{"functionName":"echo-bash"}`, strings.TrimSpace(string(tok))); code != 200 {
+	if code, _ := n.faas(t, "DELETE", "/system/functions", `{"functionName":"echo-bash"}`, strings.TrimSpace(string(tok))); code != 202 {
 		t.Fatalf("delete through OpenFaaS: %d", code)
 	}
 	if list := n.mustCLI("list"); strings.Contains(list, "echo-bash") {

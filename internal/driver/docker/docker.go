@@ -197,14 +197,33 @@ func (d *Driver) Close(ctx context.Context) error {
 		wg.Go(func() { in.Stop(ctx) })
 	}
 	wg.Wait()
-	os.RemoveAll(d.secretsRoot)
-	// The network goes with the last of its containers (the engine refuses
-	// while another is attached).
-	rctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	rctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	if _, err := d.cli.NetworkRemove(rctx, d.opts.Network, client.NetworkRemoveOptions{}); err != nil && !cerrdefs.IsNotFound(err) {
-		d.cli.Close()
+	// A start still under way when Close began may have made a container
+	// that is in no list yet: remove whatever carries this owner's label.
+	d.mu.Lock()
+	d.live = map[string]*instance{}
+	d.mu.Unlock()
+	d.Reap(rctx)
+	os.RemoveAll(d.secretsRoot)
+	// The network goes with the last of its containers; the engine refuses
+	// while one is still being removed, so try for a while.
+	var err error
+	for delay := 50 * time.Millisecond; ; delay = min(delay*2, time.Second) {
+		if _, err = d.cli.NetworkRemove(rctx, d.opts.Network, client.NetworkRemoveOptions{}); err == nil || cerrdefs.IsNotFound(err) {
+			err = nil
+			break
+		}
+		select {
+		case <-rctx.Done():
+		case <-time.After(delay):
+			continue
+		}
+		break
+	}
+	d.cli.Close()
+	if err != nil {
 		return fmt.Errorf("docker: remove network %s: %w", d.opts.Network, err)
 	}
-	return d.cli.Close()
+	return nil
 }

@@ -181,9 +181,12 @@ func (d *Driver) containerConfig(spec driver.Spec, id, user string) (*container.
 		host.Tmpfs = map[string]string{"/tmp": "rw,nosuid,nodev,size=64m"}
 	}
 	if q := fn.Limits.Memory; q != "" {
-		b, err := function.ParseMemory(q)
-		if err != nil {
+		if _, err := function.ParseMemory(q); err != nil {
 			return nil, nil, err
+		}
+		b, raised := fn.Limits.ContainerMemory()
+		if raised && spec.Log != nil {
+			spec.Log(id, "system", fmt.Sprintf("memory limit %s is below the container engine's minimum: applied as %d MiB", q, b>>20))
 		}
 		host.Resources.Memory = b
 	}
