@@ -175,10 +175,23 @@ func New(o Options) *Server {
 		)
 	}
 	if o.EventConfig != nil {
-		o.EventConfig.Register(s.mux, s.auth)
-		for _, r := range o.EventConfig.Routes() {
-			s.routes = append(s.routes, Route{Method: r.Method, Pattern: r.Pattern, Auth: true})
+		// The Event Gateway's errors, 401 included, are {"errors":[...]}.
+		egAuth := func(next http.Handler) http.Handler {
+			return s.authWith(next, func(w http.ResponseWriter, msg string) {
+				events.WriteErrors(w, http.StatusUnauthorized, msg)
+			})
 		}
+		o.EventConfig.Register(s.mux, egAuth)
+		for _, r := range o.EventConfig.Routes() {
+			s.routes = append(s.routes, Route{Method: r.Method, Pattern: r.Pattern, Auth: !r.Open})
+		}
+		// The Event Gateway's metrics are on its config API.
+		metrics := http.Handler(o.Metrics)
+		if o.MetricsAuth {
+			metrics = egAuth(metrics)
+		}
+		s.mux.Handle("GET /v1/metrics", metrics)
+		s.routes = append(s.routes, Route{Method: "GET", Pattern: "/v1/metrics", Auth: o.MetricsAuth})
 	}
 	if o.CloudEvents != nil {
 		s.mux.Handle("/events", o.CloudEvents)
@@ -217,17 +230,26 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) auth(next http.Handler) http.Handler {
-	want := []byte("Bearer " + s.opts.Token)
+	return s.authWith(next, func(w http.ResponseWriter, msg string) { writeError(w, errUnauthorized, msg) })
+}
+
+// authWith lets through a request with the admin token — "Bearer TOKEN",
+// the scheme in any case (the Event Gateway's SDK sends "bearer"), or for
+// /metrics OpenFaaS's basic admin:TOKEN — and answers others with fail.
+func (s *Server) authWith(next http.Handler, fail func(w http.ResponseWriter, msg string)) http.Handler {
+	token := []byte(s.opts.Token)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		got := []byte(r.Header.Get("Authorization"))
-		ok := s.opts.Token != "" && subtle.ConstantTimeCompare(got, want) == 1
-		if user, pass, basic := r.BasicAuth(); basic && !ok && s.opts.Token != "" && r.URL.Path == "/metrics" {
+		ok := false
+		if scheme, cred, found := strings.Cut(r.Header.Get("Authorization"), " "); found && strings.EqualFold(scheme, "Bearer") {
+			ok = len(token) > 0 && subtle.ConstantTimeCompare([]byte(strings.TrimSpace(cred)), token) == 1
+		}
+		if user, pass, basic := r.BasicAuth(); basic && !ok && len(token) > 0 && (r.URL.Path == "/metrics" || r.URL.Path == "/v1/metrics") {
 			// Prometheus scrapers are often set up with OpenFaaS's credential.
-			ok = subtle.ConstantTimeCompare([]byte(user), []byte("admin"))&subtle.ConstantTimeCompare([]byte(pass), []byte(s.opts.Token)) == 1
+			ok = subtle.ConstantTimeCompare([]byte(user), []byte("admin"))&subtle.ConstantTimeCompare([]byte(pass), token) == 1
 		}
 		if !ok {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="nimbus"`)
-			writeError(w, errUnauthorized, "missing or wrong admin token: send 'Authorization: Bearer <token>' (the token is in the data dir's admin-token file)")
+			fail(w, "missing or wrong admin token: send 'Authorization: Bearer <token>' (the token is in the data dir's admin-token file)")
 			return
 		}
 		next.ServeHTTP(w, r)

@@ -1,6 +1,7 @@
 package apiserver_test
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -11,6 +12,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"nimbus/internal/events"
+	"nimbus/internal/function"
 )
 
 // eg calls the Event Gateway config API with the admin token.
@@ -85,7 +89,7 @@ func TestEventGateway(t *testing.T) {
 		`{"functionId":"x","type":"http","provider":{"url":"http://[::127.0.0.2]:9/"}}`:        "127.0.0.2",
 		`{"functionId":"x","type":"http","provider":{"url":"http://[2002:a9fe:a9fe::]/"}}`:     "169.254.169.254",
 		`{"functionId":"x","type":"nimbus","provider":{"function":"Bad_Name"}}`:                "provider.function",
-		`{"functionId":"hello","type":"nimbus","provider":{"function":"egfn"}}`:                "already exists",
+		`{"functionId":"hello","type":"nimbus","provider":{"function":"egfn"}}`:                `Function \"hello\" already registered.`,
 	} {
 		code, b := e.eg(t, "POST", "/functions", body)
 		if (code != 400 && code != 409) || !strings.Contains(b, want) || !strings.Contains(b, `"errors"`) {
@@ -93,31 +97,51 @@ func TestEventGateway(t *testing.T) {
 		}
 	}
 
-	// Sync subscriptions: with a path parameter; and the older form.
+	// Sync subscriptions: with a path parameter; and the older form. The
+	// event type must be registered first, as the Event Gateway wants.
+	if code, b := e.eg(t, "POST", "/subscriptions", `{"type":"sync","eventType":"http.request","functionId":"hello","method":"GET","path":"/hello/:name"}`); code != 400 ||
+		!strings.Contains(b, `Event Type \"http.request\" not found.`) {
+		t.Fatalf("subscribe to an unregistered event type: %d %s", code, b)
+	}
+	if code, b := e.eg(t, "POST", "/eventtypes", `{"name":"http.request"}`); code != 201 {
+		t.Fatalf("event type: %d %s", code, b)
+	}
 	if code, b := e.eg(t, "POST", "/subscriptions", `{"type":"sync","eventType":"http.request","functionId":"hello","method":"GET","path":"/hello/:name"}`); code != 201 {
 		t.Fatalf("subscribe: %d %s", code, b)
 	}
-	if code, b := e.eg(t, "POST", "/subscriptions", `{"type":"sync","eventType":"http.request","functionId":"old","method":"GET","path":"/hello/:name"}`); code != 409 {
+	if code, b := e.eg(t, "POST", "/subscriptions", `{"type":"sync","eventType":"http.request","functionId":"old","method":"GET","path":"/hello/:name"}`); code != 409 ||
+		!strings.Contains(b, "already exists") {
 		t.Fatalf("a second sync subscription on one path: %d %s", code, b)
+	}
+	// Paths the Event Gateway's routing tree cannot hold beside it.
+	for path, want := range map[string]string{
+		"/hello/:who":  `parameter with different name (\"name\") already defined: for route: /hello/:who`,
+		"/hello/there": `parameter with different name (\"name\") already defined: for route: /hello/there`,
+	} {
+		if code, b := e.eg(t, "POST", "/subscriptions", `{"type":"sync","eventType":"http.request","functionId":"old","method":"GET","path":"`+path+`"}`); code != 400 ||
+			!strings.Contains(b, "Subscription path conflict: "+want) {
+			t.Fatalf("a conflicting sync path %s: %d %s", path, code, b)
+		}
 	}
 	if code, b := e.eg(t, "POST", "/subscriptions", `{"functionId":"old","event":"http","method":"POST","path":"/legacy"}`); code != 201 {
 		t.Fatalf("subscribe, older form: %d %s", code, b)
 	}
 	code, body, hdr := e.events(t, "GET", "/hello/world?x=1", "")
 	var data struct {
-		Path, Method  string
-		Params, Query map[string]string
+		Path, Method string
+		Params       map[string]string
+		Query        map[string][]string
 	}
 	if code != 200 || hdr.Get("X-Event-Type") != "http.request" || json.Unmarshal([]byte(body), &data) != nil ||
-		data.Params["name"] != "world" || data.Method != "GET" || data.Query["x"] != "1" || data.Path != "/hello/world" {
+		data.Params["name"] != "world" || data.Method != "GET" || data.Query["x"][0] != "1" || data.Path != "/hello/world" {
 		t.Fatalf("sync http.request: %d %v %s", code, hdr, body)
 	}
 	code, body, _ = e.events(t, "POST", "/legacy", `{"a":1}`, "Content-Type", "application/json")
 	if code != 200 || !strings.Contains(body, `"body":{"a":1}`) {
 		t.Fatalf("older-form sync: %d %s", code, body)
 	}
-	if code, body, _ = e.events(t, "GET", "/nowhere", ""); code != 404 {
-		t.Fatalf("unsubscribed path: %d %s", code, body)
+	if code, body, _ = e.events(t, "GET", "/nowhere", ""); code != 202 || body != "" {
+		t.Fatalf("unsubscribed path: want 202 with no body, as the Event Gateway 0.9, got %d %s", code, body)
 	}
 	// A wildcard takes the rest of the path.
 	if code, b := e.eg(t, "POST", "/subscriptions", `{"type":"sync","eventType":"http.request","functionId":"hello","method":"GET","path":"/files/*rest"}`); code != 201 {
@@ -140,7 +164,7 @@ func TestEventGateway(t *testing.T) {
 	if code, b := e.eg(t, "POST", "/eventtypes", `{"name":"user.created"}`); code != 201 {
 		t.Fatalf("event type: %d %s", code, b)
 	}
-	if code, b := e.eg(t, "POST", "/functions", `{"functionId":"ext","type":"http","provider":{"url":"`+ext.URL+`/hook"}}`); code != 201 {
+	if code, b := e.eg(t, "POST", "/functions", `{"functionId":"ext","type":"http","provider":{"url":"`+ext.URL+`/hook"},"eventFormat":"ce-1.0-binary"}`); code != 201 {
 		t.Fatalf("register outside endpoint: %d %s", code, b)
 	}
 	for _, fn := range []string{"hello", "old", "ext"} {
@@ -286,6 +310,7 @@ func TestCloudEventsModes(t *testing.T) {
 	e := newEnv(t)
 	record := e.deployRecorder(t, "sink")
 	e.eg(t, "POST", "/functions", `{"functionId":"sink","type":"nimbus","provider":{"function":"sink"}}`)
+	e.eg(t, "POST", "/eventtypes", `{"name":"thing.happened"}`)
 	if code, b := e.eg(t, "POST", "/subscriptions", `{"type":"async","eventType":"thing.happened","functionId":"sink"}`); code != 201 {
 		t.Fatalf("subscribe: %d %s", code, b)
 	}
@@ -353,7 +378,8 @@ func TestLargeEvent(t *testing.T) {
 	if code, b := e.eg(t, "POST", "/functions", `{"functionId":"sink","type":"http","provider":{"url":"`+outside.URL+`"}}`); code != 201 {
 		t.Fatalf("register: %d %s", code, b)
 	}
-	if code, b := e.eg(t, "POST", "/subscriptions", `{"type":"async","eventType":"big.event","functionId":"sink","path":"/big"}`); code != 201 {
+	e.eg(t, "POST", "/eventtypes", `{"name":"big.event"}`)
+	if code, b := e.eg(t, "POST", "/subscriptions", `{"type":"async","eventType":"big.event","functionId":"sink","path":"/big","eventFormat":"ce-1.0-binary"}`); code != 201 {
 		t.Fatalf("subscribe: %d %s", code, b)
 	}
 	data := strings.Repeat("event-data;", 7<<20/11)
@@ -383,5 +409,254 @@ func TestLargeEvent(t *testing.T) {
 		if g != data {
 			t.Fatalf("a large event arrived as %d bytes, want %d intact", len(g), len(data))
 		}
+	}
+}
+
+// egDo calls the config API with the token in the SDK's form ("bearer").
+func (e *env) egDo(t *testing.T, method, path, body string) (int, string) {
+	t.Helper()
+	code, b, _ := send(t, method, e.srv.URL+path, body, "Authorization", "bearer "+token, "Content-Type", "application/json")
+	return code, b
+}
+
+// TestEventGatewayAsDefined: the config API as the Event Gateway's docs and
+// source define it — the token's scheme in any case, every error in its
+// shape, IDs of updates from the URL, its messages, IDs and spaces.
+func TestEventGatewayAsDefined(t *testing.T) {
+	e := newEnv(t)
+	if code, b := e.egDo(t, "GET", "/v1/spaces/default/functions", ""); code != 200 || b != "{\"functions\":[]}\n" {
+		t.Fatalf("lowercase bearer, empty list: %d %q", code, b)
+	}
+	code, b, _ := send(t, "GET", e.srv.URL+"/v1/spaces/default/functions", "", "Authorization", "bearer wrong")
+	if code != 401 || !strings.HasPrefix(b, `{"errors":[{"message":`) {
+		t.Fatalf("a wrong key: %d %s", code, b)
+	}
+	if code, b, _ := send(t, "GET", e.srv.URL+"/v1/status", ""); code != 200 || b != "" {
+		t.Fatalf("status, with no credential: %d %q", code, b)
+	}
+	if code, b, _ := send(t, "GET", e.srv.URL+"/v1/metrics", ""); code != 200 {
+		t.Fatalf("metrics: %d %s", code, b)
+	}
+
+	base := "/v1/spaces/default"
+	steps := []struct {
+		method, path, body string
+		code               int
+		want               string
+	}{
+		// Unknown fields are ignored; the Event Gateway's own types are not
+		// to be had; an authorizer must be a registered function.
+		{"POST", "/eventtypes", `{"name":"user.created","colour":"red"}`, 201, `"name":"user.created"`},
+		{"POST", "/eventtypes", `{"name":"user.created"}`, 409, `Event Type \"user.created\" already exists.`},
+		{"POST", "/eventtypes", `{"name":"eventgateway.internal"}`, 400, `eventgateway.`},
+		{"POST", "/eventtypes", `{"name":"guarded","authorizerId":"nope"}`, 400, `Authorizer function doesn't exists.`},
+		{"POST", "/eventtypes", `not json`, 400, `Event Type doesn't validate. Validation error:`},
+		// PUT: the ID is the URL's; the body may leave it out.
+		{"PUT", "/eventtypes/user.created", `{"metadata":{"team":"a"}}`, 200, `"metadata":{"team":"a"}`},
+		{"PUT", "/eventtypes/missing", `{}`, 404, `Event Type \"missing\" not found.`},
+		{"POST", "/functions", `{"functionId":"f","type":"http","provider":{"url":"https://1.1.1.1/hook"},"extra":1}`, 201, `"functionId":"f"`},
+		{"PUT", "/functions/f", `{"type":"http","provider":{"url":"https://1.1.1.1/other"}}`, 200, `"url":"https://1.1.1.1/other"`},
+		{"PUT", "/functions/g", `{"type":"http","provider":{"url":"https://1.1.1.1/other"}}`, 404, `Function \"g\" not found.`},
+		{"POST", "/functions", `{"functionId":"bad id","type":"http","provider":{"url":"https://1.1.1.1/"}}`, 400, `Function doesn't validate.`},
+		// Subscription IDs are the Event Gateway's: the path escaped, then
+		// base64url without padding.
+		{"POST", "/subscriptions", `{"type":"async","eventType":"user.created","functionId":"f"}`, 201, `"subscriptionId":"YXN5bmMsdXNlci5jcmVhdGVkLGYsJTJGLFBPU1Q"`},
+		{"POST", "/eventtypes", `{"name":"http.request"}`, 201, ``},
+		{"POST", "/subscriptions", `{"type":"sync","eventType":"http.request","functionId":"f","method":"get","path":"users/:id"}`, 201, `"subscriptionId":"c3luYyxodHRwLnJlcXVlc3QsJTJGdXNlcnMlMkY6aWQsR0VU"`},
+		{"POST", "/subscriptions", `{"type":"async","eventType":"nope","functionId":"f"}`, 400, `Event Type \"nope\" not found.`},
+		{"POST", "/subscriptions", `{"type":"async","eventType":"user.created","functionId":"nope"}`, 400, `Function \"nope\" not found.`},
+		{"PUT", "/subscriptions/c3luYyxodHRwLnJlcXVlc3QsJTJGdXNlcnMlMkY6aWQsR0VU", `{"type":"sync","eventType":"http.request","functionId":"f","method":"GET","path":"/users/:id","metadata":{"v":"2"}}`, 200, `"metadata":{"v":"2"}`},
+		{"PUT", "/subscriptions/c3luYyxodHRwLnJlcXVlc3QsJTJGdXNlcnMlMkY6aWQsR0VU", `{"type":"sync","eventType":"http.request","functionId":"f","method":"GET","path":"/people/:id"}`, 400, `Invalid update. 'Path' of existing subscription cannot be updated.`},
+		{"PUT", "/subscriptions/eHh4", `{"type":"sync","eventType":"http.request","functionId":"f"}`, 404, `Subscription \"eHh4\" not found.`},
+		{"DELETE", "/subscriptions/eHh4", ``, 404, `Subscription \"eHh4\" not found.`},
+		// CORS: read, updated and deleted by the ID nimbus gives, as sent.
+		{"POST", "/cors", `{"method":"GET","path":"/hello","allowedOrigins":["http://example.com"]}`, 201, `"corsId":"GET%2Fhello"`},
+		{"GET", "/cors/GET%2Fhello", ``, 200, `"allowedOrigins":["http://example.com"]`},
+		{"PUT", "/cors/GET%2Fhello", `{"method":"GET","path":"/hello","allowedOrigins":["*"]}`, 200, `"allowedOrigins":["*"]`},
+		{"PUT", "/cors/GET%2Fhello", `{"method":"POST","path":"/hello"}`, 400, `Invalid update. 'Method' of existing CORS configuration cannot be updated.`},
+		{"DELETE", "/cors/GET%2Fhello", ``, 204, ``},
+		{"GET", "/cors/GET%2Fhello", ``, 404, `CORS configuration \"GET%2Fhello\" not found.`},
+		// In use: refused before it is looked for, with its message.
+		{"DELETE", "/functions/f", ``, 400, `Function cannot be deleted because it's subscribed to a least one event.`},
+		{"DELETE", "/eventtypes/user.created", ``, 400, `Event type cannot be deleted because there are subscriptions using it.`},
+		{"DELETE", "/functions/nope", ``, 404, `Function \"nope\" not found.`},
+	}
+	for _, s := range steps {
+		code, b := e.egDo(t, s.method, base+s.path, s.body)
+		if code != s.code || !strings.Contains(b, s.want) || (code >= 400 && !strings.HasPrefix(b, `{"errors":[{"message":`)) {
+			t.Errorf("%s %s %s: want %d with %s, got %d %s", s.method, s.path, s.body, s.code, s.want, code, b)
+		}
+	}
+	// Lists come newest ID first (the Event Gateway's descending order).
+	code, b = e.egDo(t, "GET", base+"/eventtypes", "")
+	if code != 200 || strings.Index(b, `"user.created"`) > strings.Index(b, `"http.request"`) {
+		t.Fatalf("event types, descending: %s", b)
+	}
+	// Spaces follow the Event Gateway's rule, whatever nimbus maps them to.
+	for _, space := range []string{"My_Space", "team.a", "abc"} {
+		if code, b := e.egDo(t, "POST", "/v1/spaces/"+space+"/functions", `{"functionId":"f","type":"http","provider":{"url":"https://1.1.1.1/"}}`); code != 201 ||
+			!strings.Contains(b, `"space":"`+space+`"`) {
+			t.Errorf("space %s: %d %s", space, code, b)
+		}
+	}
+	if code, b := e.egDo(t, "POST", "/v1/spaces/ab/functions", `{"functionId":"f","type":"http","provider":{"url":"https://1.1.1.1/"}}`); code != 400 || !strings.Contains(b, "space") {
+		t.Errorf("a space of 2 characters: %d %s", code, b)
+	}
+	if got := events.Namespace("My_Space"); function.ValidateName("ns", got) != nil || got == events.Namespace("my-space") {
+		t.Errorf("My_Space maps to %q", got)
+	}
+}
+
+// egHook is an outside endpoint that records what it gets and answers by
+// path.
+type egHook struct {
+	mu  sync.Mutex
+	got []received
+}
+
+type received struct {
+	path   string
+	header http.Header
+	body   string
+}
+
+func (h *egHook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	b, _ := io.ReadAll(r.Body)
+	h.mu.Lock()
+	h.got = append(h.got, received{r.URL.Path, r.Header.Clone(), string(b)})
+	h.mu.Unlock()
+	switch r.URL.Path {
+	case "/envelope":
+		w.Write([]byte(`{"statusCode":201,"headers":{"content-type":"text/html"},"body":"<head></head>"}`))
+	case "/redirect":
+		http.Redirect(w, r, "https://example.com/elsewhere", http.StatusFound)
+	case "/missing":
+		w.Header().Set("X-Own", "yes")
+		http.Error(w, "no such thing", http.StatusNotFound)
+	}
+}
+
+func (h *egHook) wait(t *testing.T, n int) []received {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		h.mu.Lock()
+		got := append([]received(nil), h.got...)
+		h.mu.Unlock()
+		if len(got) >= n {
+			return got
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d deliveries arrived", len(got), n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestEventGatewayEvents: CloudEvents 0.1 in (structured, binary, in an
+// Event-header body) and out (functions of type http get the Event
+// Gateway's envelope), http.request data as the Event Gateway shapes it,
+// and sync answers: the envelope keeps its meaning, any other answer — a
+// redirect, a 404 — reaches the caller as it is.
+func TestEventGatewayEvents(t *testing.T) {
+	e := newEnv(t)
+	hook := &egHook{}
+	ext := httptest.NewServer(hook)
+	defer ext.Close()
+	base := "/v1/spaces/default"
+	for _, s := range []string{
+		`/eventtypes {"name":"user.signup"}`,
+		`/eventtypes {"name":"http.request"}`,
+		`/functions {"functionId":"async","type":"http","provider":{"url":"` + ext.URL + `/async"}}`,
+		`/functions {"functionId":"env","type":"http","provider":{"url":"` + ext.URL + `/envelope"}}`,
+		`/functions {"functionId":"redir","type":"http","provider":{"url":"` + ext.URL + `/redirect"}}`,
+		`/functions {"functionId":"missing","type":"http","provider":{"url":"` + ext.URL + `/missing"}}`,
+		`/subscriptions {"type":"async","eventType":"user.signup","functionId":"async","path":"/signup"}`,
+		`/subscriptions {"type":"sync","eventType":"http.request","functionId":"env","method":"POST","path":"/users/:id"}`,
+		`/subscriptions {"type":"sync","eventType":"http.request","functionId":"redir","method":"GET","path":"/go"}`,
+		`/subscriptions {"type":"sync","eventType":"http.request","functionId":"missing","method":"GET","path":"/missing"}`,
+	} {
+		path, body, _ := strings.Cut(s, " ")
+		if code, b := e.egDo(t, "POST", base+path, body); code != 201 {
+			t.Fatalf("%s: %d %s", s, code, b)
+		}
+	}
+	// CloudEvents 0.1 in: structured, binary, and in an Event-header body.
+	if code, b, _ := e.events(t, "POST", "/signup", `{"eventType":"user.signup","cloudEventsVersion":"0.1","source":"/users","eventID":"e-1","eventTime":"2026-11-26T10:00:00Z","contentType":"application/json","data":{"name":"ann"},"extensions":{"tenant":"t1"}}`,
+		"Content-Type", "application/cloudevents+json"); code != 202 {
+		t.Fatalf("CE 0.1 structured: %d %s", code, b)
+	}
+	if code, b, _ := e.events(t, "POST", "/signup", "plain words", "CE-EventType", "user.signup", "CE-CloudEventsVersion", "0.1",
+		"CE-Source", "/users", "CE-EventID", "e-2", "CE-X-Tenant", "t2", "Content-Type", "text/plain"); code != 202 {
+		t.Fatalf("CE 0.1 binary: %d %s", code, b)
+	}
+	if code, b, _ := e.events(t, "POST", "/signup", `{"eventType":"user.signup","cloudEventsVersion":"0.1","source":"/users","eventID":"e-3","data":"in a body"}`,
+		"Event", "user.signup", "Content-Type", "application/json"); code != 202 {
+		t.Fatalf("CE 0.1 in an Event-header body: %d %s", code, b)
+	}
+	if code, b, _ := e.events(t, "POST", "/signup", `{"eventType":"user.signup","cloudEventsVersion":"0.1","eventID":"e-4"}`,
+		"Content-Type", "application/cloudevents+json"); code != 400 || !strings.Contains(b, "source") {
+		t.Fatalf("CE 0.1 without source: %d %s", code, b)
+	}
+	if code, b, _ := e.events(t, "POST", "/signup", "x", "Event", "eventgateway.function.invoked"); code != 400 || !strings.Contains(b, "eventgateway.") {
+		t.Fatalf("emitting an Event Gateway type: %d %s", code, b)
+	}
+	got := hook.wait(t, 3)
+	byID := map[string]map[string]any{}
+	for _, g := range got {
+		var env map[string]any
+		if g.path != "/async" || g.header.Get("Content-Type") != "application/cloudevents+json" || json.Unmarshal([]byte(g.body), &env) != nil ||
+			env["cloudEventsVersion"] != "0.1" || env["eventType"] != "user.signup" || env["source"] != "/users" {
+			t.Fatalf("a type http function gets the Event Gateway's envelope: %s %v %s", g.path, g.header, g.body)
+		}
+		byID[env["eventID"].(string)] = env
+	}
+	if d, _ := byID["e-1"]["data"].(map[string]any); d["name"] != "ann" || byID["e-1"]["eventTime"] != "2026-11-26T10:00:00Z" ||
+		byID["e-1"]["extensions"].(map[string]any)["tenant"] != "t1" {
+		t.Fatalf("CE 0.1 structured, out: %v", byID["e-1"])
+	}
+	if byID["e-2"]["data"] != base64.StdEncoding.EncodeToString([]byte("plain words")) || byID["e-2"]["extensions"].(map[string]any)["tenant"] != "t2" {
+		t.Fatalf("CE 0.1 binary, out (text is base64, as the Event Gateway sends it): %v", byID["e-2"])
+	}
+	if byID["e-3"]["data"] != "in a body" {
+		t.Fatalf("CE 0.1 in an Event-header body, out: %v", byID["e-3"])
+	}
+
+	// Sync: the envelope keeps its meaning.
+	code, b, hdr := e.events(t, "POST", "/users/5?x=1&x=2", `{"a":1}`, "Content-Type", "application/json")
+	if code != 201 || hdr.Get("Content-Type") != "text/html" || b != "<head></head>" {
+		t.Fatalf("an envelope answer: %d %v %q", code, hdr, b)
+	}
+	last := hook.wait(t, 4)[3]
+	var env struct {
+		EventType string
+		Data      struct {
+			Headers map[string]string
+			Query   map[string][]string
+			Body    map[string]any
+			Host    string
+			Path    string
+			Method  string
+			Params  map[string]string
+		}
+	}
+	if json.Unmarshal([]byte(last.body), &env) != nil || env.EventType != "http.request" || env.Data.Params["id"] != "5" ||
+		strings.Join(env.Data.Query["x"], ",") != "1,2" || env.Data.Body["a"] != float64(1) || env.Data.Path != "/users/5" ||
+		env.Data.Method != "POST" || env.Data.Headers["Content-Type"] != "application/json" || env.Data.Host == "" {
+		t.Fatalf("http.request data as the Event Gateway shapes it: %s", last.body)
+	}
+	// Any other answer reaches the caller as it is.
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := noRedirect.Get(e.evsrv.URL + "/go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 302 || resp.Header.Get("Location") != "https://example.com/elsewhere" {
+		t.Fatalf("a redirect from the function: %d %v", resp.StatusCode, resp.Header)
+	}
+	code, b, hdr = e.events(t, "GET", "/missing", "")
+	if code != 404 || b != "no such thing\n" || hdr.Get("X-Own") != "yes" {
+		t.Fatalf("a 404 from the function: %d %v %q", code, hdr, b)
 	}
 }

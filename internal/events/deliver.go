@@ -5,16 +5,10 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"time"
-
-	"github.com/cloudevents/sdk-go/v2/binding"
-	"github.com/cloudevents/sdk-go/v2/event"
-	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 
 	"nimbus/internal/calls"
 	"nimbus/internal/function"
@@ -42,31 +36,19 @@ type Deliverer struct {
 	Record func(calls.Record)
 }
 
-// binaryMode renders an event as CloudEvents binary-mode headers and body.
-func binaryMode(ctx context.Context, ev event.Event) (http.Header, []byte, error) {
-	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "/", nil)
-	if err := cehttp.WriteRequest(ctx, binding.ToMessage(&ev), req); err != nil {
-		return nil, nil, err
-	}
-	var body []byte
-	if req.Body != nil {
-		body, _ = io.ReadAll(req.Body)
-	}
-	return req.Header, body, nil
-}
-
 // deliveryID is the call id of an event's delivery to one subscription: the
 // same for a repeated event (same source and id), so the queue keeps one.
-func deliveryID(ev event.Event, sub Subscription) string {
-	sum := sha256.Sum256([]byte(ev.Source() + "\x00" + ev.ID() + "\x00" + sub.Space + "\x00" + sub.SubscriptionID))
+func deliveryID(ev Event, sub Subscription) string {
+	sum := sha256.Sum256([]byte(ev.Source + "\x00" + ev.ID + "\x00" + sub.Space + "\x00" + sub.SubscriptionID))
 	return "ev-" + hex.EncodeToString(sum[:12])
 }
 
-// Enqueue stores one durable delivery of ev for sub. It returns nil only
-// once the delivery is stored (as a queued invocation, or as a dead letter
-// when its nimbus function does not exist).
-func (d *Deliverer) Enqueue(ctx context.Context, ev event.Event, sub Subscription, fn Function) error {
-	hdr, body, err := binaryMode(ctx, ev)
+// Enqueue stores one durable delivery of ev for sub, rendered in the
+// subscription's format. It returns nil only once the delivery is stored
+// (as a queued invocation, or as a dead letter when its nimbus function
+// does not exist).
+func (d *Deliverer) Enqueue(ctx context.Context, ev Event, sub Subscription, fn Function) error {
+	hdr, body, err := ev.render(ctx, format(sub, fn))
 	if err != nil {
 		return err
 	}
@@ -75,10 +57,10 @@ func (d *Deliverer) Enqueue(ctx context.Context, ev event.Event, sub Subscriptio
 	m := queue.Message{CallID: id, Method: http.MethodPost, Path: "/", Header: hdr, Body: body, Enqueued: time.Now().UTC()}
 	switch fn.Type {
 	case TypeNimbus:
-		m.Namespace, m.Function = sub.Space, fn.Provider.Function
+		m.Namespace, m.Function = Namespace(sub.Space), fn.Provider.Function
 		if _, ok := d.Spec(m.Namespace, m.Function); !ok {
 			return d.Queue.DeadLetter(ctx, queue.DeadLetter{CallID: id, Namespace: m.Namespace, Function: m.Function,
-				Error:    fmt.Sprintf("event %s for subscription %s: function %s does not exist in namespace %s", ev.ID(), sub.SubscriptionID, m.Function, m.Namespace),
+				Error:    fmt.Sprintf("event %s for subscription %s: function %s does not exist in namespace %s", ev.ID, sub.SubscriptionID, m.Function, m.Namespace),
 				Enqueued: m.Enqueued, LastTry: m.Enqueued, Message: m})
 		}
 	case TypeHTTP:
@@ -98,64 +80,49 @@ func (d *Deliverer) Enqueue(ctx context.Context, ev event.Event, sub Subscriptio
 	return nil
 }
 
-// syncResult is what a sync subscription's function answers.
-type syncResult struct {
-	StatusCode int               `json:"statusCode"`
-	Headers    map[string]string `json:"headers"`
-	Body       string            `json:"body"`
-}
-
-// errBadAnswer: the function did not answer {statusCode, headers, body}.
-var errBadAnswer = errors.New(`the function did not return a JSON object {"statusCode", "headers", "body"}`)
-
-// Invoke delivers ev to fn and waits for its answer.
-func (d *Deliverer) Invoke(ctx context.Context, ev event.Event, space string, fn Function, callID string) (syncResult, error) {
-	hdr, body, err := binaryMode(ctx, ev)
+// Invoke delivers ev to a sync subscription's function and returns its
+// answer as it is (status, headers, body up to maxAnswer). An error means
+// the function could not be reached or its answer not read.
+func (d *Deliverer) Invoke(ctx context.Context, ev Event, sub Subscription, fn Function, callID string) (reply, error) {
+	hdr, body, err := ev.render(ctx, format(sub, fn))
 	if err != nil {
-		return syncResult{}, err
+		return reply{}, err
 	}
-	var status int
-	var out []byte
 	switch fn.Type {
 	case TypeNimbus:
-		req, _ := http.NewRequestWithContext(gateway.WithCallID(ctx, callID), http.MethodPost, "/function/"+fn.Provider.Function+"."+space+"/", bytes.NewReader(body))
+		req, _ := http.NewRequestWithContext(gateway.WithCallID(ctx, callID), http.MethodPost,
+			"/function/"+fn.Provider.Function+"."+Namespace(sub.Space)+"/", bytes.NewReader(body))
 		req.Header = hdr
 		rec := gateway.NewCapture(maxAnswer + 1)
 		d.Gateway.ServeHTTP(rec, req)
-		status, out = rec.StatusCode(), rec.Body.Bytes()
+		if rec.Cut {
+			return reply{}, fmt.Errorf("the function's answer is over %d bytes", maxAnswer)
+		}
+		return reply{status: rec.StatusCode(), header: rec.Header(), body: rec.Body.Bytes()}, nil
 	case TypeHTTP:
 		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
 		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, fn.Provider.URL, bytes.NewReader(body))
 		req.Header = hdr
 		req.Header.Set("X-Call-Id", callID)
-		resp, err := d.Client.Do(req)
+		// A redirect goes to the caller, not followed here.
+		client := *d.Client
+		client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+		resp, err := client.Do(req)
 		if err != nil {
-			return syncResult{}, fmt.Errorf("calling %s: %w", fn.Provider.URL, err)
+			return reply{}, fmt.Errorf("calling %s: %w", fn.Provider.URL, err)
 		}
-		out, _ = io.ReadAll(io.LimitReader(resp.Body, maxAnswer+1))
-		resp.Body.Close()
-		status = resp.StatusCode
-	default:
-		return syncResult{}, fmt.Errorf("function %s has type %q", fn.FunctionID, fn.Type)
+		defer resp.Body.Close()
+		out, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer+1))
+		if err != nil {
+			return reply{}, fmt.Errorf("reading the answer of %s: %w", fn.Provider.URL, err)
+		}
+		if len(out) > maxAnswer {
+			return reply{}, fmt.Errorf("the function's answer is over %d bytes", maxAnswer)
+		}
+		return reply{status: resp.StatusCode, header: resp.Header, body: out}, nil
 	}
-	if status >= 300 {
-		return syncResult{}, fmt.Errorf("the function answered %d: %s", status, bytes.TrimSpace(out[:min(len(out), 512)]))
-	}
-	if len(out) > maxAnswer {
-		return syncResult{}, fmt.Errorf("the function's answer is over %d bytes", maxAnswer)
-	}
-	var res syncResult
-	if err := json.Unmarshal(out, &res); err != nil {
-		return syncResult{}, errBadAnswer
-	}
-	if res.StatusCode == 0 {
-		res.StatusCode = http.StatusOK
-	}
-	if res.StatusCode < 100 || res.StatusCode > 999 {
-		return syncResult{}, errBadAnswer
-	}
-	return res, nil
+	return reply{}, fmt.Errorf("function %s has type %q", fn.FunctionID, fn.Type)
 }
 
 // maxAnswer bounds a sync function's answer.

@@ -3,7 +3,6 @@ package events
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,7 +13,6 @@ import (
 	"sort"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
@@ -227,9 +225,67 @@ func describeValidation(err error) string {
 	return strings.Join(parts, "; ")
 }
 
-// CloudEvents serves POST /events: each event goes to every async
-// subscription to its type (of one space with ?space=, else of all), one
-// durable delivery each. 202 once every delivery is stored.
+// requestEvents reads the events a request carries, in the order the Event
+// Gateway looks for them: a structured CloudEvent (0.1, or 1.0 and its
+// batches), a binary one (0.1's CE-* headers, 1.0's ce-*), a legacy event
+// (the Event header); nil for none (a plain request: http.request).
+func requestEvents(r *http.Request, body []byte, callID string, legacy bool) ([]Event, error) {
+	ct := r.Header.Get("Content-Type")
+	mt := ""
+	if ct != "" {
+		var err error
+		if mt, _, err = mime.ParseMediaType(ct); err != nil {
+			return nil, fmt.Errorf("Content-Type %q: %v", ct, err)
+		}
+	}
+	var evs []Event
+	switch {
+	case mt == "application/cloudevents+json" && is01JSON(body):
+		e, err := parse01(body)
+		if err != nil {
+			return nil, err
+		}
+		evs = []Event{e}
+	case is01Binary(r.Header):
+		e, err := parse01Binary(r.Header, body)
+		if err != nil {
+			return nil, err
+		}
+		evs = []Event{e}
+	case isCloudEvent(r.Header):
+		ces, err := parseCloudEvents(r, body)
+		if err != nil {
+			return nil, err
+		}
+		for _, ce := range ces {
+			evs = append(evs, eventFromCE(ce))
+		}
+	case legacy && r.Header.Get("Event") != "":
+		evs = []Event{legacyEvent(r, body, callID)}
+	default:
+		return nil, nil
+	}
+	for _, e := range evs {
+		if strings.HasPrefix(e.Type, systemPrefix) {
+			return nil, fmt.Errorf("event type %q: types starting with %q are the Event Gateway's own; nimbus takes none from outside", e.Type, systemPrefix)
+		}
+	}
+	return evs, nil
+}
+
+// is01JSON reports a structured CloudEvent 0.1 (it has cloudEventsVersion,
+// where 1.0 has specversion).
+func is01JSON(body []byte) bool {
+	var probe struct {
+		V *string `json:"cloudEventsVersion"`
+	}
+	return json.Unmarshal(body, &probe) == nil && probe.V != nil
+}
+
+// CloudEvents serves POST /events: each event (CloudEvents 1.0 or 0.1, in
+// any mode) goes to every async subscription to its type (of one space
+// with ?space=, else of all), one durable delivery each. 202 once every
+// delivery is stored.
 func (in *Ingress) CloudEvents() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost {
@@ -242,20 +298,20 @@ func (in *Ingress) CloudEvents() http.Handler {
 		if !ok {
 			return
 		}
-		if !isCloudEvent(r.Header) {
-			writeErrors(w, http.StatusBadRequest, "not a CloudEvent: send binary mode (ce-specversion, ce-id, ce-source, ce-type headers) or Content-Type application/cloudevents+json")
-			return
-		}
-		evs, err := parseCloudEvents(r, body)
+		evs, err := requestEvents(r, body, "", false)
 		if err != nil {
 			writeErrors(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		if evs == nil {
+			writeErrors(w, http.StatusBadRequest, "not a CloudEvent: send binary mode (ce-specversion, ce-id, ce-source, ce-type headers) or Content-Type application/cloudevents+json")
 			return
 		}
 		snap := in.Store.Snapshot()
 		n := 0
 		for _, ev := range evs {
 			for _, sub := range snap.Subscriptions {
-				if sub.Type != Async || sub.EventType != ev.Type() || (space != "" && sub.Space != space) {
+				if sub.Type != Async || sub.EventType != ev.Type || (space != "" && sub.Space != space) {
 					continue
 				}
 				if err := in.enqueue(r.Context(), snap, ev, sub); err != nil {
@@ -269,7 +325,7 @@ func (in *Ingress) CloudEvents() http.Handler {
 	})
 }
 
-func (in *Ingress) enqueue(ctx context.Context, snap *Config, ev event.Event, sub Subscription) error {
+func (in *Ingress) enqueue(ctx context.Context, snap *Config, ev Event, sub Subscription) error {
 	fn, ok := snap.Functions[Key(sub.Space, sub.FunctionID)]
 	if !ok {
 		return nil // deleted meanwhile (a subscription's function cannot be deleted first)
@@ -287,71 +343,13 @@ func (in *Ingress) unavailable(w http.ResponseWriter, err error) {
 	writeErrors(w, http.StatusServiceUnavailable, "the event was not accepted (a delivery could not be stored); retry — a repeated event (same source and id) is delivered once")
 }
 
-// httpRequestData is the data of an http.request event.
-type httpRequestData struct {
-	Path    string            `json:"path"`
-	Method  string            `json:"method"`
-	Headers map[string]string `json:"headers"`
-	Host    string            `json:"host"`
-	Query   map[string]string `json:"query"`
-	Params  map[string]string `json:"params"`
-	Body    any               `json:"body"`
-}
-
-// httpRequestEvent wraps a plain request as an http.request CloudEvent.
-// The body is JSON if the request said so and it parses, a string if it is
-// UTF-8 text, else base64.
-func httpRequestEvent(r *http.Request, body []byte, params map[string]string, id string) event.Event {
-	d := httpRequestData{Path: r.URL.Path, Method: r.Method, Headers: map[string]string{}, Host: r.Host,
-		Query: map[string]string{}, Params: params}
-	for k, v := range r.Header {
-		d.Headers[k] = strings.Join(v, ", ")
-	}
-	for k, v := range r.URL.Query() {
-		d.Query[k] = strings.Join(v, ", ")
-	}
-	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	switch {
-	case len(body) == 0:
-	case (mt == "application/json" || strings.HasSuffix(mt, "+json")) && json.Valid(body):
-		d.Body = json.RawMessage(body)
-	case utf8.Valid(body):
-		d.Body = string(body)
-	default:
-		d.Body = base64.StdEncoding.EncodeToString(body)
-	}
-	ev := event.New()
-	ev.SetID(id)
-	ev.SetSource("/nimbus/event-gateway")
-	ev.SetType(HTTPRequest)
-	ev.SetTime(time.Now().UTC())
-	ev.SetData(event.ApplicationJSON, d)
-	return ev
-}
-
-// legacyEvent: a request with an Event header (the Event Gateway's legacy
-// mode) is an event of that type with the body as its data.
-func legacyEvent(r *http.Request, body []byte, id string) event.Event {
-	ev := event.New()
-	ev.SetID(id)
-	ev.SetSource("/nimbus/event-gateway")
-	ev.SetType(r.Header.Get("Event"))
-	ev.SetTime(time.Now().UTC())
-	ct := r.Header.Get("Content-Type")
-	if ct == "" {
-		ct = "application/octet-stream"
-	}
-	ev.SetDataContentType(ct)
-	ev.DataEncoded = body
-	return ev
-}
-
 // EventsAPI serves the Event Gateway's events API: a request on a
 // subscribed path and method becomes an event — its CloudEvent(s), a legacy
 // Event-header event, or an http.request event — delivered to the async
-// subscribers durably, and to the sync subscriber, whose answer
-// {statusCode, headers, body} is the response. Without a sync subscriber
-// the answer is 202.
+// subscribers durably, and to the sync subscriber, whose answer is the
+// response: its {statusCode, headers, body} if it answers that, else its
+// own response as it is. Without a sync subscriber the answer is 202, as
+// from the Event Gateway, whether or not anything subscribed.
 func (in *Ingress) EventsAPI() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		snap := in.Store.Snapshot()
@@ -365,36 +363,27 @@ func (in *Ingress) EventsAPI() http.Handler {
 		}
 		callID, _ := gateway.Correlate(r.Header)
 		w.Header().Set("X-Call-Id", callID)
-		var evs []event.Event
-		switch {
-		case isCloudEvent(r.Header):
-			var err error
-			if evs, err = parseCloudEvents(r, body); err != nil {
-				writeErrors(w, http.StatusBadRequest, err.Error())
-				return
-			}
-		case r.Header.Get("Event") != "":
-			evs = []event.Event{legacyEvent(r, body, callID)}
-		default:
-			evs = []event.Event{{}} // http.request, built below with the matched params
+		evs, err := requestEvents(r, body, callID, true)
+		if err != nil {
+			writeErrors(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		plain := evs == nil
+		if plain {
+			evs = []Event{{Type: HTTPRequest}} // built below, with the matched params
 		}
 		var sync *Subscription
 		var syncParams map[string]string
-		best, matched := -1, 0
+		best := -1
 		for _, ev := range evs {
-			evType := ev.Type()
-			if ev.Context == nil {
-				evType = HTTPRequest
-			}
 			for _, sub := range snap.Subscriptions {
-				if sub.Method != r.Method || sub.EventType != evType {
+				if sub.Method != r.Method || sub.EventType != ev.Type {
 					continue
 				}
 				params, score, ok := match(sub.Path, r.URL.Path)
 				if !ok {
 					continue
 				}
-				matched++
 				if sub.Type == Sync {
 					if score > best {
 						s := sub
@@ -403,8 +392,8 @@ func (in *Ingress) EventsAPI() http.Handler {
 					continue
 				}
 				e := ev
-				if ev.Context == nil {
-					e = httpRequestEvent(r, body, params, callID)
+				if plain {
+					e = httpRequestEvent(r, body, nil, callID)
 				}
 				if err := in.enqueue(r.Context(), snap, e, sub); err != nil {
 					in.unavailable(w, err)
@@ -414,15 +403,14 @@ func (in *Ingress) EventsAPI() http.Handler {
 		}
 		allowCORS(w, r, snap)
 		if sync == nil {
-			if matched == 0 && evs[0].Context == nil {
-				writeErrors(w, http.StatusNotFound, "no subscription for "+r.Method+" "+r.URL.Path)
-				return
-			}
 			w.WriteHeader(http.StatusAccepted)
 			return
 		}
 		ev := evs[0]
-		if ev.Context == nil {
+		if plain {
+			if syncParams == nil && sync.Path != "/" {
+				syncParams = map[string]string{}
+			}
 			ev = httpRequestEvent(r, body, syncParams, callID)
 		}
 		fn, ok := snap.Functions[Key(sync.Space, sync.FunctionID)]
@@ -430,7 +418,7 @@ func (in *Ingress) EventsAPI() http.Handler {
 			writeErrors(w, http.StatusInternalServerError, "the subscription's function "+sync.FunctionID+" is not registered")
 			return
 		}
-		res, err := in.Deliver.Invoke(r.Context(), ev, sync.Space, fn, callID)
+		res, err := in.Deliver.Invoke(r.Context(), ev, *sync, fn, callID)
 		if err != nil {
 			if in.Logger != nil {
 				in.Logger.Warn("sync subscriber failed", "space", sync.Space, "function", sync.FunctionID, "call", callID, "err", err)
@@ -438,11 +426,25 @@ func (in *Ingress) EventsAPI() http.Handler {
 			writeErrors(w, http.StatusInternalServerError, "function "+sync.FunctionID+" failed (call id "+callID+"): its logs and 'nimbus calls get "+callID+"' say why")
 			return
 		}
-		for k, v := range res.Headers {
-			w.Header().Set(k, v)
+		if env, ok := envelopeReply(res); ok {
+			res = env
+		}
+		for k, v := range res.header {
+			if !hopHeader(k) {
+				w.Header()[k] = v
+			}
 		}
 		w.Header().Set("X-Call-Id", callID)
-		w.WriteHeader(res.StatusCode)
-		io.WriteString(w, res.Body)
+		w.WriteHeader(res.status)
+		w.Write(res.body)
 	})
+}
+
+// hopHeader: headers of a function's answer that are not passed on.
+func hopHeader(k string) bool {
+	switch http.CanonicalHeaderKey(k) {
+	case "Connection", "Keep-Alive", "Transfer-Encoding", "Content-Length", "Trailer", "Upgrade", "Proxy-Connection", "Te":
+		return true
+	}
+	return false
 }

@@ -13,10 +13,13 @@
 package events
 
 import (
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/url"
+	"regexp"
 	"strings"
 
 	"nimbus/internal/function"
@@ -67,6 +70,44 @@ type Function struct {
 	Type       string            `json:"type"`
 	Provider   Provider          `json:"provider"`
 	Metadata   map[string]string `json:"metadata,omitempty"`
+	// EventFormat is how the function receives events (a subscription may
+	// choose otherwise): FormatEG01 by default for type http, what the
+	// Event Gateway sent; FormatCEBinary for type nimbus.
+	EventFormat string `json:"eventFormat,omitempty"`
+}
+
+// Event formats a function can receive events in.
+const (
+	// FormatCEBinary: CloudEvents 1.0 binary mode, ce-* headers and the
+	// data as the body.
+	FormatCEBinary = "ce-1.0-binary"
+	// FormatCEStructured: CloudEvents 1.0 structured mode, the event as
+	// application/cloudevents+json.
+	FormatCEStructured = "ce-1.0-structured"
+	// FormatEG01: what the Event Gateway sends, a CloudEvents 0.1 JSON
+	// envelope as application/cloudevents+json.
+	FormatEG01 = "eg-0.1"
+)
+
+func validFormat(f string) error {
+	switch f {
+	case "", FormatCEBinary, FormatCEStructured, FormatEG01:
+		return nil
+	}
+	return fmt.Errorf("eventFormat %q is not one of %q, %q, %q", f, FormatCEBinary, FormatCEStructured, FormatEG01)
+}
+
+// format is how sub's events reach fn.
+func format(sub Subscription, fn Function) string {
+	switch {
+	case sub.EventFormat != "":
+		return sub.EventFormat
+	case fn.EventFormat != "":
+		return fn.EventFormat
+	case fn.Type == TypeHTTP:
+		return FormatEG01
+	}
+	return FormatCEBinary
 }
 
 // CORSConfig is the older, per-subscription CORS form.
@@ -91,6 +132,8 @@ type Subscription struct {
 	// Event is the older form: "http" is a sync subscription to
 	// http.request; any other value an async one to that event type.
 	Event string `json:"event,omitempty"`
+	// EventFormat, if set, overrides the function's (see Function).
+	EventFormat string `json:"eventFormat,omitempty"`
 }
 
 // CORS is a CORS configuration for a method and path.
@@ -106,13 +149,46 @@ type CORS struct {
 	Metadata         map[string]string `json:"metadata,omitempty"`
 }
 
-// ValidateSpace: a space is a nimbus namespace.
+// nameRE is the Event Gateway's rule for spaces, function ids and the
+// event types of subscriptions.
+var nameRE = regexp.MustCompile(`^[a-zA-Z0-9._-]+$`)
+
+// ValidateSpace checks a space as the Event Gateway does: at least 3 of
+// letters, digits, '.', '_' and '-' (at most 200).
 func ValidateSpace(space string) error {
-	if err := function.ValidateName("space", space); err != nil {
-		return fmt.Errorf("%v (a space is a nimbus namespace)", err)
+	if len(space) < 3 || len(space) > 200 || !nameRE.MatchString(space) {
+		return fmt.Errorf("space %q is not valid: use 3 to 200 letters, digits, '.', '_' or '-'", space)
 	}
 	return nil
 }
+
+// Namespace is the nimbus namespace of a space, whose nimbus functions a
+// function of type "nimbus" names: the space itself when it is a DNS label
+// (default, team-a), else a label made of it and a hash of it (My_Space →
+// my-space-3e9d2b1c), stable and distinct per space. The Event Gateway's
+// "default" space is nimbus's default namespace.
+func Namespace(space string) string {
+	if function.ValidateName("space", space) == nil && space != function.OpenFaaSNamespace {
+		return space
+	}
+	var b strings.Builder
+	for _, r := range strings.ToLower(space) {
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' {
+			b.WriteRune(r)
+		} else if b.Len() > 0 && !strings.HasSuffix(b.String(), "-") {
+			b.WriteByte('-')
+		}
+	}
+	base := strings.Trim(b.String(), "-")
+	if base == "" || base[0] < 'a' || base[0] > 'z' {
+		base = "s-" + base
+	}
+	sum := sha256.Sum256([]byte(space))
+	return strings.TrimSuffix(base[:min(len(base), 50)], "-") + "-" + hex.EncodeToString(sum[:4])
+}
+
+// systemPrefix marks the Event Gateway's own event types.
+const systemPrefix = "eventgateway."
 
 // validID: IDs and event type names are kept as given; bound them.
 func validID(field, v string) error {
@@ -127,13 +203,25 @@ func validID(field, v string) error {
 
 // Normalize fills defaults and checks an event type.
 func (t *EventType) Normalize() error {
-	return validID("name", t.Name)
+	if err := validID("name", t.Name); err != nil {
+		return err
+	}
+	if strings.HasPrefix(t.Name, systemPrefix) {
+		return fmt.Errorf("event types starting with %q are the Event Gateway's own: choose another name", systemPrefix)
+	}
+	return nil
 }
 
 // Normalize fills defaults (the older form's provider.type) and checks a
 // function; check vets an outside URL (the outbound guard).
 func (f *Function) Normalize(check func(string) error) error {
 	if err := validID("functionId", f.FunctionID); err != nil {
+		return err
+	}
+	if !nameRE.MatchString(f.FunctionID) {
+		return fmt.Errorf("functionId %q is not valid: use letters, digits, '.', '_' or '-'", f.FunctionID)
+	}
+	if err := validFormat(f.EventFormat); err != nil {
 		return err
 	}
 	if f.Type == "" {
@@ -185,11 +273,20 @@ func (s *Subscription) Normalize() error {
 	if err := validID("eventType", s.EventType); err != nil {
 		return err
 	}
+	if !nameRE.MatchString(s.EventType) {
+		return fmt.Errorf("eventType %q is not valid: use letters, digits, '.', '_' or '-'", s.EventType)
+	}
+	if strings.HasPrefix(s.EventType, systemPrefix) {
+		return fmt.Errorf("event types starting with %q are the Event Gateway's own: nimbus emits none", systemPrefix)
+	}
 	if err := validID("functionId", s.FunctionID); err != nil {
 		return err
 	}
-	if s.Path == "" {
-		s.Path = "/"
+	if err := validFormat(s.EventFormat); err != nil {
+		return err
+	}
+	if !strings.HasPrefix(s.Path, "/") {
+		s.Path = "/" + s.Path // as the Event Gateway does: "" is "/", "users" is "/users"
 	}
 	if err := validatePath(s.Path); err != nil {
 		return err
@@ -205,12 +302,15 @@ func (s *Subscription) Normalize() error {
 	return nil
 }
 
+// subscriptionID is the Event Gateway's: base64url (no padding) of
+// "type,eventType[,functionId],PathEscape(path),METHOD" — the function only
+// for async ones, so a second sync subscription on a path is the same ID.
 func subscriptionID(s Subscription) string {
 	parts := []string{s.Type, s.EventType}
 	if s.Type == Async {
 		parts = append(parts, s.FunctionID)
 	}
-	parts = append(parts, s.Path, s.Method)
+	parts = append(parts, url.PathEscape(s.Path), s.Method)
 	return base64.RawURLEncoding.EncodeToString([]byte(strings.Join(parts, ",")))
 }
 

@@ -74,3 +74,43 @@ func match(pattern, path string) (params map[string]string, score int, ok bool) 
 	}
 	return params, score, true
 }
+
+// pathConflict refuses a sync subscription whose path the Event Gateway's
+// routing tree could not hold beside another sync subscription of the
+// space to the same method and event type: at the same place, a parameter
+// of another name, a parameter beside a static segment, or a wildcard
+// beside anything else. Its messages are the Event Gateway's.
+func pathConflict(snap *Config, space string, s Subscription) error {
+	for _, o := range snap.Subscriptions {
+		if o.Space != space || o.Type != Sync || o.Method != s.Method || o.EventType != s.EventType {
+			continue
+		}
+		if err := conflict(segments(o.Path), segments(s.Path), s.Path); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func conflict(old, neu []string, route string) error {
+	for i := 0; i < len(old) && i < len(neu); i++ {
+		a, b := old[i], neu[i]
+		switch {
+		case strings.HasPrefix(a, "*"):
+			if b != a {
+				return fmt.Errorf("wildcard with different name (%q) already defined: for route: %s", a[1:], route)
+			}
+		case strings.HasPrefix(a, ":"):
+			if b != a {
+				return fmt.Errorf("parameter with different name (%q) already defined: for route: %s", a[1:], route)
+			}
+		case strings.HasPrefix(b, ":"):
+			return fmt.Errorf("static route already defined for route: %s", route)
+		case strings.HasPrefix(b, "*"):
+			return fmt.Errorf("wildcard with different name (%q) already defined: for route: %s", "", route)
+		case a != b:
+			return nil // they part at a static segment
+		}
+	}
+	return nil
+}

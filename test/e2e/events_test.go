@@ -136,6 +136,9 @@ func TestEventGatewayThroughBinary(t *testing.T) {
 	if code, b := cfg("POST", "/v1/spaces/default/subscriptions", `{"functionId":"greeter","event":"http","method":"GET","path":"/greet/:who"}`); code != 201 {
 		t.Fatalf("subscribe: %d %s", code, b)
 	}
+	if code, b := cfg("POST", "/v1/spaces/default/eventtypes", `{"name":"order.placed"}`); code != 201 {
+		t.Fatalf("event type: %d %s", code, b)
+	}
 	if code, b := cfg("POST", "/v1/spaces/default/subscriptions", `{"type":"async","eventType":"order.placed","functionId":"greeter","path":"/orders"}`); code != 201 {
 		t.Fatalf("async subscribe: %d %s", code, b)
 	}

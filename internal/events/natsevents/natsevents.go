@@ -80,6 +80,10 @@ func Open(ctx context.Context, js jetstream.JetStream, replicas int) (*Store, er
 		cancel()
 		return nil, ctx.Err()
 	}
+	if err := s.migrate(ctx); err != nil {
+		cancel()
+		return nil, fmt.Errorf("events bucket: rewriting keys of the earlier form: %w", err)
+	}
 	return s, nil
 }
 
@@ -91,27 +95,84 @@ func emptyConfig() *events.Config {
 		Subscriptions: map[string]events.Subscription{}, CORS: map[string]events.CORS{}}
 }
 
+// key is "s.B64(SPACE).KIND.B64(ID)": a space may hold dots (team.a), which
+// separate a key's tokens. Keys of the earlier form "SPACE.KIND.B64(ID)",
+// from when spaces were DNS labels, are read too and rewritten at Open.
 func key(space, kind, id string) string {
-	return space + "." + kind + "." + base64.RawURLEncoding.EncodeToString([]byte(id))
+	b := base64.RawURLEncoding
+	return "s." + b.EncodeToString([]byte(space)) + "." + kind + "." + b.EncodeToString([]byte(id))
+}
+
+// parseKey reads either form of key.
+func parseKey(k string) (space, kind, id string, old bool, ok bool) {
+	b := base64.RawURLEncoding
+	if rest, isNew := strings.CutPrefix(k, "s."); isNew {
+		parts := strings.SplitN(rest, ".", 3)
+		if len(parts) != 3 {
+			return "", "", "", false, false
+		}
+		sp, err1 := b.DecodeString(parts[0])
+		raw, err2 := b.DecodeString(parts[2])
+		return string(sp), parts[1], string(raw), false, err1 == nil && err2 == nil
+	}
+	parts := strings.SplitN(k, ".", 3)
+	if len(parts) != 3 {
+		return "", "", "", false, false
+	}
+	raw, err := b.DecodeString(parts[2])
+	return parts[0], parts[1], string(raw), true, err == nil
+}
+
+// migrate rewrites keys of the earlier form.
+func (s *Store) migrate(ctx context.Context) error {
+	s.mu.RLock()
+	var olds []string
+	for k := range s.revs {
+		if _, _, _, old, ok := parseKey(k); ok && old {
+			olds = append(olds, k)
+		}
+	}
+	s.mu.RUnlock()
+	for _, k := range olds {
+		e, err := s.kv.Get(ctx, k)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		space, kind, id, _, _ := parseKey(k)
+		nk := key(space, kind, id)
+		if rev, err := s.kv.Create(ctx, nk, e.Value()); err == nil {
+			s.apply(nk, e.Value(), rev, false)
+		} else if !errors.Is(err, jetstream.ErrKeyExists) {
+			return err
+		}
+		if err := s.kv.Delete(ctx, k); err != nil {
+			return err
+		}
+		s.apply(k, nil, e.Revision()+1, true)
+	}
+	return nil
 }
 
 // apply puts a change into a new snapshot, unless an as new one is there.
 func (s *Store) apply(k string, value []byte, rev uint64, deleted bool) {
-	parts := strings.SplitN(k, ".", 3)
-	if len(parts) != 3 {
+	space, kind, id, oldForm, ok := parseKey(k)
+	if !ok {
 		return
 	}
-	rawID, err := base64.RawURLEncoding.DecodeString(parts[2])
-	if err != nil {
-		return
-	}
-	space, kind, id := parts[0], parts[1], string(rawID)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.revs[k] >= rev {
 		return
 	}
 	s.revs[k] = rev
+	if oldForm && deleted {
+		if _, moved := s.revs[key(space, kind, id)]; moved {
+			return // rewritten under the new form: the value stays
+		}
+	}
 	old := s.snap
 	next := &events.Config{EventTypes: old.EventTypes, Functions: old.Functions, Subscriptions: old.Subscriptions, CORS: old.CORS}
 	mk := events.Key(space, id)

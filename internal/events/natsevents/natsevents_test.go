@@ -2,9 +2,12 @@ package natsevents_test
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"nimbus/internal/backbone"
 	"nimbus/internal/events"
@@ -86,5 +89,54 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestSpacesWithDotsAndOldKeys: a space may hold dots and upper case
+// (team.a, My_Space); keys written in the earlier form (SPACE.KIND.ID, when
+// spaces were DNS labels) are read and rewritten, and the values survive
+// the rewrite in this store's snapshot and in one opened afterwards.
+func TestSpacesWithDotsAndOldKeys(t *testing.T) {
+	ctx := context.Background()
+	bb, err := backbone.Open(ctx, backbone.Config{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bb.Close()
+	kv, err := bb.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "nimbus_events"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := `{"space":"legacy","functionId":"f","type":"nimbus","provider":{"function":"f"}}`
+	if _, err := kv.Put(ctx, "legacy.functions."+base64.RawURLEncoding.EncodeToString([]byte("f")), []byte(old)); err != nil {
+		t.Fatal(err)
+	}
+	s, err := natsevents.Open(ctx, bb.JS, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, space := range []string{"team.a", "My_Space"} {
+		v := []byte(`{"space":"` + space + `","functionId":"g","type":"nimbus","provider":{"function":"g"}}`)
+		if err := s.Create(ctx, space, events.KindFunctions, "g", v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(200 * time.Millisecond) // let the watch deliver the rewrite
+	for _, k := range []string{events.Key("legacy", "f"), events.Key("team.a", "g"), events.Key("My_Space", "g")} {
+		if _, ok := s.Snapshot().Functions[k]; !ok {
+			t.Fatalf("%q missing from the snapshot: %v", k, s.Snapshot().Functions)
+		}
+	}
+	if _, err := kv.Get(ctx, "legacy.functions."+base64.RawURLEncoding.EncodeToString([]byte("f"))); err == nil {
+		t.Fatal("the key of the earlier form was not rewritten")
+	}
+	again, err := natsevents.Open(ctx, bb.JS, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer again.Close()
+	if n := len(again.Snapshot().Functions); n != 3 {
+		t.Fatalf("a store opened after the rewrite sees %d functions, want 3", n)
 	}
 }
