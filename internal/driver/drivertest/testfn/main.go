@@ -66,6 +66,19 @@ func main() {
 				"headers": map[string]string{"X-Event-Type": typ, "X-Event-Id": r.Header.Get("Ce-Id")}, "body": string(b)})
 			return
 		}
+		if r.Header.Get("Content-Type") == "application/cloudevents+json" {
+			// A structured CloudEvent (1.0) or the Event Gateway's
+			// envelope (0.1): recorded as "cejson TYPE ID VERSION".
+			var ev struct{ Type, ID, Specversion, EventType, EventID, CloudEventsVersion string }
+			if json.Unmarshal(b, &ev) == nil {
+				if rec := os.Getenv("RECORD_FILE"); rec != "" {
+					if f, err := os.OpenFile(rec, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o666); err == nil {
+						fmt.Fprintf(f, "cejson %s %s %s\n", ev.Type+ev.EventType, ev.ID+ev.EventID, ev.Specversion+ev.CloudEventsVersion)
+						f.Close()
+					}
+				}
+			}
+		}
 		w.Header().Set("X-Testfn", "1")
 		w.Write(b)
 	})
