@@ -13,7 +13,9 @@
 // when it succeeds. A CloudEvent (binary mode) on / is
 // answered in the Event Gateway's sync shape {statusCode: 200, headers:
 // {X-Event-Type, X-Event-Id}, body: the event's data}, and recorded as "ce
-// TYPE ID CALL-ID ATTEMPT" in $RECORD_FILE when that is set.
+// TYPE ID CALL-ID ATTEMPT" in $RECORD_FILE when that is set; a structured
+// one (application/cloudevents+json: 1.0, or the Event Gateway's 0.1) is
+// echoed and recorded as "cejson TYPE ID VERSION".
 // /pid prints its pid; /where its working directory, secrets directory and
 // TMPDIR; /probe tries to read, list or write a path or kill a pid (see
 // probe); /spawn starts "sleep 300" in a session of its own and prints its
