@@ -328,9 +328,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// As OpenFaaS's gateway: when the call began, in unix nanoseconds, to
 	// the function and the caller (X-Duration-Seconds follows with the
 	// response, see newProxy).
-	start := strconv.FormatInt(began.UnixNano(), 10)
-	r.Header.Set("X-Start-Time", start)
-	w.Header().Set("X-Start-Time", start)
+	start := []string{strconv.FormatInt(began.UnixNano(), 10)}
+	r.Header["X-Start-Time"] = start
+	w.Header()["X-Start-Time"] = start // one value, shared: neither is changed in place
 
 	done := func(status int, errText string) {
 		took := time.Since(began)
@@ -358,17 +358,23 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// a large or chunked one streams, and a stall fails its read at the
 		// deadline (408), which ends the call and frees the slot.
 		wait := min(time.Duration(fn.Timeout), g.opts.BodyReadTimeout)
-		clear := reqbody.SetDeadline(w, began.Add(wait))
 		if r.ContentLength >= 0 && r.ContentLength <= maxDirectBody {
+			rc := http.NewResponseController(w)
+			deadline := rc.SetReadDeadline(began.Add(wait)) == nil
 			buf := make([]byte, r.ContentLength)
 			_, err := io.ReadFull(r.Body, buf)
 			if err != nil {
 				done(g.bodyError(w, r, err, wait))
 				return
 			}
-			clear()
-			r.Body = io.NopCloser(bytes.NewReader(buf))
+			if deadline {
+				rc.SetReadDeadline(time.Time{})
+			}
+			body := new(bufferedBody)
+			body.Reset(buf)
+			r.Body = body
 		} else {
+			clear := reqbody.SetDeadline(w, began.Add(wait))
 			sw.body = &limitedBody{r: reqbody.NewBody(r.Body, clear), left: g.opts.MaxBodyBytes}
 			r.Body = sw.body
 		}
@@ -419,6 +425,11 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	in.proxy.ServeHTTP(sw, r)
 }
+
+// bufferedBody is a request body read whole before the call.
+type bufferedBody struct{ bytes.Reader }
+
+func (*bufferedBody) Close() error { return nil }
 
 // bodyError answers a request whose body could not be read whole: 408 when
 // it did not arrive in time, 499 when the caller left, else 400.

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -86,9 +85,8 @@ func eligible(req *http.Request) bool {
 }
 
 // HeaderError is a request header nimbus will not send: a name or value
-// with CR, LF, NUL or another control character (an in-process request —
-// an event, a queued call — can carry one; net/http refuses them on the
-// way in). Sent raw it would split the request.
+// with CR, LF, NUL or another control character. Sent raw it would split
+// the request.
 type HeaderError struct{ Name string }
 
 func (e *HeaderError) Error() string {
@@ -99,7 +97,7 @@ func (e *HeaderError) Error() string {
 // written as it is.
 func checkHeaders(h http.Header) error {
 	for k, vs := range h {
-		if k == "" || controlIn(k) || strings.ContainsAny(k, " :") {
+		if !validName(k) {
 			return &HeaderError{k}
 		}
 		for _, v := range vs {
@@ -109,6 +107,17 @@ func checkHeaders(h http.Header) error {
 		}
 	}
 	return nil
+}
+
+// validName reports a header name with no control character, space or
+// colon.
+func validName(k string) bool {
+	for i := 0; i < len(k); i++ {
+		if c := k[i]; c <= ' ' || c == ':' || c == 0x7f {
+			return false
+		}
+	}
+	return k != ""
 }
 
 // controlIn reports a control character other than tab.
@@ -122,8 +131,15 @@ func controlIn(s string) bool {
 }
 
 func (t *directTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	if err := checkHeaders(req.Header); err != nil {
-		return nil, err
+	// A request net/http read off the wire (RequestURI set) was checked
+	// there: its server answers 400 to a control character in a header
+	// name or value, and the headers nimbus adds are its own. A request
+	// built in process (a queued call's attempt, an event delivery) has
+	// no RequestURI and is checked here.
+	if req.RequestURI == "" {
+		if err := checkHeaders(req.Header); err != nil {
+			return nil, err
+		}
 	}
 	if !eligible(req) {
 		return t.fallback.RoundTrip(req)
