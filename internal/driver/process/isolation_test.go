@@ -63,10 +63,30 @@ func TestIsolation(t *testing.T) {
 	if got := call(t, b, "/probe?op=write&path="+url.QueryEscape(tmpB+"/mine")); got != "ok" {
 		t.Fatalf("a function cannot write its own TMPDIR: %s", got)
 	}
-	// The function's directory: its user's, 0700, under the state's root.
+	// The function's directory: root's, 0710 with the function's group,
+	// under the state's root; what is in it is the function's, 0700.
 	home := filepath.Dir(pkgB)
-	if fi, err := os.Stat(home); err != nil || fi.Mode().Perm() != 0o700 || fmt.Sprint(fi.Sys().(*syscall.Stat_t).Uid) != uidB {
-		t.Fatalf("function directory %s: %v (want 0700, owned by %s) %v", home, fi.Mode(), uidB, err)
+	if fi, err := os.Stat(home); err != nil || fi.Mode().Perm() != 0o710 || fi.Sys().(*syscall.Stat_t).Uid != 0 || fmt.Sprint(fi.Sys().(*syscall.Stat_t).Gid) != uidB {
+		t.Fatalf("function directory %s: %v %+v (want 0710, root's, group %s) %v", home, fi.Mode(), fi.Sys(), uidB, err)
+	}
+	for _, p := range []string{pkgB, tmpB} {
+		if fi, err := os.Stat(p); err != nil || fi.Mode().Perm() != 0o700 || fmt.Sprint(fi.Sys().(*syscall.Stat_t).Uid) != uidB {
+			t.Fatalf("%s: %v (want 0700, owned by %s) %v", p, fi.Mode(), uidB, err)
+		}
+	}
+	// Nor can B itself rename, replace or add what nimbus keeps in its
+	// directory: a link put there would point nimbus's own (root's) work
+	// on secrets and packages elsewhere.
+	for what, probe := range map[string]string{
+		"rename its secrets": "op=rename&path=" + url.QueryEscape(secretsB) + "&to=" + url.QueryEscape(home+"/moved"),
+		"rename its package": "op=rename&path=" + url.QueryEscape(pkgB) + "&to=" + url.QueryEscape(home+"/moved"),
+		"link from its dir":  "op=symlink&path=" + url.QueryEscape(home+"/secrets-next") + "&to=/etc",
+		"write into its dir": "op=write&path=" + url.QueryEscape(home+"/file"),
+	} {
+		got := call(t, b, "/probe?"+probe)
+		if got == "ok" || !strings.Contains(got, "permission denied") {
+			t.Errorf("B could %s: %q", what, got)
+		}
 	}
 	for _, p := range []string{pkgB, secretsB, tmpB} {
 		if !strings.HasPrefix(p, home+"/") {

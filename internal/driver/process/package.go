@@ -15,11 +15,15 @@ import (
 	"nimbus/internal/function"
 )
 
-// workspace is one function's private directory, RootDir/NS/NAME: owned by
-// the function's user, mode 0700, so no other function can enter it. It
-// holds the function's unpacked packages (pkg-HEX, each once per digest),
-// its instances' secrets (secrets-ID), and home and tmp, its HOME and
-// TMPDIR.
+// workspace is one function's private directory, RootDir/NS/NAME. It holds
+// the function's unpacked packages (pkg-HEX, each once per digest), its
+// instances' secrets (secrets-ID), and home and tmp, its HOME and TMPDIR:
+// each owned by the function's user, mode 0700 (secrets 0500), so no other
+// function can enter them. The directory itself stays nimbus's (root's),
+// mode 0710 with the function's group: the function can pass through it
+// but not rename, replace or add what is in it, so nothing nimbus does
+// there as root (unpacking, writing secrets, removing) can be pointed
+// elsewhere by a symbolic link the function made.
 type workspace struct {
 	d        *Driver
 	key, dir string
@@ -60,7 +64,18 @@ func (d *Driver) workspace(fn function.Function) (*workspace, error) {
 	if err := os.MkdirAll(filepath.Dir(ws.dir), 0o711); err != nil {
 		return nil, err
 	}
-	for _, p := range []string{ws.dir, filepath.Join(ws.dir, "home"), filepath.Join(ws.dir, "tmp")} {
+	if err := os.Mkdir(ws.dir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+		return nil, err
+	}
+	if ws.uid >= 0 {
+		if err := os.Lchown(ws.dir, os.Geteuid(), ws.gid); err != nil {
+			return nil, err
+		}
+		if err := os.Chmod(ws.dir, 0o710); err != nil {
+			return nil, err
+		}
+	}
+	for _, p := range []string{filepath.Join(ws.dir, "home"), filepath.Join(ws.dir, "tmp")} {
 		if err := os.Mkdir(p, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
 			return nil, err
 		}
@@ -80,17 +95,30 @@ func (ws *workspace) own(p string) error {
 	return os.Lchown(p, ws.uid, ws.gid)
 }
 
-// ownAll gives a tree to the function's user.
+// ownAll gives a tree that only root can reach yet to the function's user:
+// every entry before the directory holding it, the root last, so that the
+// function can enter no part of it while nimbus still works inside.
 func (ws *workspace) ownAll(root string) error {
 	if ws.uid < 0 {
 		return nil
 	}
-	return filepath.WalkDir(root, func(p string, _ fs.DirEntry, err error) error {
+	var paths []string
+	err := filepath.WalkDir(root, func(p string, _ fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
-		return os.Lchown(p, ws.uid, ws.gid)
+		paths = append(paths, p)
+		return nil
 	})
+	if err != nil {
+		return err
+	}
+	for i := len(paths) - 1; i >= 0; i-- { // a directory's entries come after it
+		if err := os.Lchown(paths[i], ws.uid, ws.gid); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // pkg returns the directory of the unpacked package, unpacking it first if
@@ -157,12 +185,15 @@ func (ws *workspace) unpack(ctx context.Context, digest string, open func(contex
 		return "", 0, fmt.Errorf("unpacked packages would take %d bytes, over the limit of %d for all functions together (--max-unpacked-bytes): delete functions no longer used, or raise the limit",
 			total, ws.d.opts.MaxUnpackedBytes)
 	}
-	if err := ws.ownAll(tmp); err != nil {
+	// tmp is 0700 root's (MkdirTemp) until ownAll gives it away, last.
+	if err := os.Chmod(tmp, 0o700); err != nil {
 		os.RemoveAll(tmp)
 		ws.d.unpacked.Add(-sum.Bytes)
 		return "", 0, err
 	}
-	if err := os.Chmod(tmp, 0o700); err != nil {
+	if err := ws.ownAll(tmp); err != nil {
+		os.RemoveAll(tmp)
+		ws.d.unpacked.Add(-sum.Bytes)
 		return "", 0, err
 	}
 	final := filepath.Join(ws.dir, "pkg-"+strings.TrimPrefix(digest, "sha256:"))
@@ -177,7 +208,8 @@ func (ws *workspace) unpack(ctx context.Context, digest string, open func(contex
 
 // writeSecrets puts each secret in a file of a directory of one instance:
 // the directory mode 0500 and the files 0400, owned by the function's user,
-// inside the function's private directory.
+// inside the function's private directory. The directory is root's until
+// its files are written and given away.
 func (ws *workspace) writeSecrets(id string, secrets map[string][]byte) (string, error) {
 	dir := filepath.Join(ws.dir, "secrets-"+id)
 	if err := os.Mkdir(dir, 0o700); err != nil {
@@ -201,12 +233,15 @@ func (ws *workspace) writeSecrets(id string, secrets map[string][]byte) (string,
 	return dir, os.Chmod(dir, 0o500)
 }
 
-// removeSecrets deletes an instance's secrets directory.
+// removeSecrets deletes an instance's secrets directory (RemoveAll does not
+// follow links, and the function cannot replace dir: its parent is root's).
 func removeSecrets(dir string) {
 	if dir == "" {
 		return
 	}
-	os.Chmod(dir, 0o700)
+	if fi, err := os.Lstat(dir); err == nil && fi.IsDir() {
+		os.Chmod(dir, 0o700) // for a nimbus that is not root: 0500 blocks removing the files
+	}
 	os.RemoveAll(dir)
 }
 

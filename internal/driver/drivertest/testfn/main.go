@@ -234,6 +234,10 @@ func probe(w http.ResponseWriter, r *http.Request) {
 	case "signal":
 		pid, _ := strconv.Atoi(q.Get("pid"))
 		err = syscall.Kill(pid, syscall.SIGKILL)
+	case "rename":
+		err = os.Rename(q.Get("path"), q.Get("to"))
+	case "symlink":
+		err = os.Symlink(q.Get("to"), q.Get("path"))
 	default:
 		err = fmt.Errorf("unknown op %q", q.Get("op"))
 	}
