@@ -178,7 +178,8 @@ func cgroupLeftovers(cgroups map[string]bool) []string {
 			if err != nil || !d.IsDir() {
 				return nil
 			}
-			if cgroups[d.Name()] {
+			// A driver's cgroup is "nimbus-HASH-PID".
+			if i := strings.LastIndexByte(d.Name(), '-'); i > 0 && cgroups[d.Name()[:i]] {
 				left = append(left, "cgroup "+p)
 				return filepath.SkipDir
 			}

@@ -20,9 +20,15 @@ import (
 // A guard process outlives nimbus to do the same if nimbus is killed with
 // SIGKILL: it holds a pipe from nimbus, and when the pipe closes it writes
 // cgroup.kill on the driver's cgroup, which kills every instance's
-// processes at once. The next start's Reap removes what is left.
+// processes at once, and removes the emptied cgroups.
+//
+// The driver's cgroup is PREFIX-PID, PREFIX named after the state dir: a
+// nimbus started again on the same state while the guard of a killed one
+// still tears its cgroup down must not share it (the guard would kill the
+// new instances and remove their cgroups). Earlier runs' cgroups of the
+// same prefix are killed and removed at start.
 type cgroups struct {
-	root  string   // the driver's cgroup, e.g. /sys/fs/cgroup/nimbus-1a2b3c4d5e6f
+	root  string   // the driver's cgroup, e.g. /sys/fs/cgroup/nimbus-1a2b3c4d5e6f-4242
 	guard *os.File // the write end of the guard's pipe
 	cmd   *exec.Cmd
 }
@@ -63,17 +69,24 @@ func cgroup2Mount() (mount, self string, err error) {
 	return mount, "/", nil
 }
 
-// openCgroups creates (or finds) the driver's cgroup named name below the
-// calling process's own, checks that a process can be started into a child
-// of it, and starts the guard. It fails where cgroups cannot be used (no
-// cgroup v2, not root, an old kernel): the driver then falls back to
-// process groups and says so.
-func openCgroups(name string) (*cgroups, error) {
+// openCgroups removes what earlier runs left of cgroups named PREFIX-*,
+// creates the driver's cgroup PREFIX-PID below the calling process's own,
+// checks that a process can be started into a child of it, and starts the
+// guard. It fails where cgroups cannot be used (no cgroup v2, not root, an
+// old kernel): the driver then falls back to process groups and says so.
+func openCgroups(prefix string) (*cgroups, error) {
 	mount, self, err := cgroup2Mount()
 	if err != nil {
 		return nil, err
 	}
-	root := filepath.Join(mount, self, name)
+	parent := filepath.Join(mount, self)
+	earlier, _ := filepath.Glob(filepath.Join(parent, prefix+"-*"))
+	for _, p := range earlier {
+		os.WriteFile(filepath.Join(p, "cgroup.kill"), []byte("1"), 0) // the whole tree at once
+		(&cgroups{root: p}).reap()
+		os.Remove(p)
+	}
+	root := filepath.Join(parent, fmt.Sprintf("%s-%d", prefix, os.Getpid()))
 	if err := os.MkdirAll(root, 0o755); err != nil {
 		return nil, fmt.Errorf("create cgroup %s: %w", root, err)
 	}
