@@ -183,7 +183,9 @@ func killCgroup(p string) error {
 	if _, err := os.Stat(p); errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
-	if err := os.WriteFile(filepath.Join(p, "cgroup.kill"), []byte("1"), 0); err != nil && !errors.Is(err, os.ErrNotExist) {
+	// ENODEV: the cgroup was removed between the open and the write (its
+	// instance's other stop path got there first).
+	if err := os.WriteFile(filepath.Join(p, "cgroup.kill"), []byte("1"), 0); err != nil && !errors.Is(err, os.ErrNotExist) && !errors.Is(err, syscall.ENODEV) {
 		return fmt.Errorf("kill cgroup %s: %w", p, err)
 	}
 	deadline := time.Now().Add(5 * time.Second)
