@@ -210,6 +210,10 @@ func TestEventGateway(t *testing.T) {
 		`{"specversion":"2.0","id":"bad-3","source":"/tests","type":"user.created"}`:                `\"1.0\"`,
 		`{"specversion":"1.0","id":"bad-4","source":"/tests","type":"user.created","ext":"a\r\nb"}`: `\"ext\"`,
 		`{"specversion":"1.0","id":"bad-5\u0000","source":"/tests","type":"user.created"}`:          `\"id\"`,
+		// CloudEvents 0.1 too: delivered in binary mode, these are headers.
+		`{"cloudEventsVersion":"0.1","eventID":"bad-7\r\nX-Injected: 1","source":"/tests","eventType":"user.created"}`:                       `\"id\"`,
+		`{"cloudEventsVersion":"0.1","eventID":"bad-8","source":"/tests","eventType":"user.created","extensions":{"ext":"a\nb"}}`:            `extension ext`,
+		`{"cloudEventsVersion":"0.1","eventID":"bad-9","source":"/tests\u007f","eventType":"user.created","contentType":"application/json"}`: `source`,
 	} {
 		if code, b := post(js); code != 400 || !strings.Contains(b, want) || !strings.Contains(b, `"errors"`) {
 			t.Errorf("%s: want 400 naming %s, got %d %s", js, want, code, b)

@@ -95,6 +95,27 @@ func (e Event) ce() event.Event {
 	return ev
 }
 
+// check refuses an attribute, or an extension of text, with a control
+// character: delivered in binary mode it would be a header that splits
+// the request.
+func (e Event) check() error {
+	attrs := map[string]string{"id": e.ID, "source": e.Source, "type": e.Type, "eventTypeVersion": e.TypeVersion,
+		"schemaURL": e.SchemaURL, "subject": e.Subject, "contentType": e.ContentType}
+	for k, v := range e.Extensions {
+		if s, ok := v.(string); ok {
+			attrs["extension "+k] = s
+		}
+	}
+	for k, v := range attrs {
+		for i := 0; i < len(v); i++ {
+			if c := v[i]; c < 0x20 || c == 0x7f {
+				return fmt.Errorf("attribute %q has a control character (%q at byte %d): remove it", k, c, i)
+			}
+		}
+	}
+	return nil
+}
+
 // ceName makes an extension name a CloudEvents 1.0 one.
 func ceName(k string) string {
 	var b strings.Builder

@@ -269,6 +269,11 @@ func requestEvents(r *http.Request, body []byte, callID string, legacy bool) ([]
 		if strings.HasPrefix(e.Type, systemPrefix) {
 			return nil, fmt.Errorf("event type %q: types starting with %q are the Event Gateway's own; nimbus takes none from outside", e.Type, systemPrefix)
 		}
+		// Whatever the version or mode it came in, an event's attributes
+		// may become headers of a delivery (ce-1.0-binary).
+		if err := e.check(); err != nil {
+			return nil, err
+		}
 	}
 	return evs, nil
 }
