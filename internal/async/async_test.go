@@ -530,3 +530,39 @@ func (s *safeBuffer) Write(p []byte) (int, error) {
 	return s.b.Write(p)
 }
 func (s *safeBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+// TestRecordWaitDoesNotRerun: a call's final record that waits (a full
+// disk, a slow backbone) longer than the ack wait keeps the delivery in
+// progress: the function runs once, and the call is settled when the
+// record is stored.
+func TestRecordWaitDoesNotRerun(t *testing.T) {
+	e := newEnvWith(t, natsqueue.Options{AckWait: time.Second})
+	stored := make(chan struct{})
+	e.disp.RecordThen = func(rec calls.Record, then func()) {
+		e.record(rec)
+		go func() {
+			select {
+			case <-stored:
+			case <-time.After(3 * time.Second): // three ack waits
+			}
+			then()
+		}()
+	}
+	defer close(stored)
+	e.deploy(t, "patient", nil)
+	req, _ := http.NewRequest("POST", e.srv.URL+"/async-function/patient/flaky?k=0", strings.NewReader("x"))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	id := resp.Header.Get("X-Call-Id")
+	waitFor(t, "the call to run", 10*time.Second, func() bool { return len(e.done()[id]) > 0 })
+	waitFor(t, "the call to be settled", 10*time.Second, func() bool {
+		n, err := e.q.Pending(context.Background(), "default", "patient")
+		return err == nil && n == 0
+	})
+	if runs := e.done()[id]; len(runs) != 1 {
+		t.Fatalf("the function ran %d times while its record waited, want once", len(runs))
+	}
+}

@@ -116,7 +116,7 @@ func (d *Dispatcher) deliverCallback(dl queue.Delivery, m queue.Message) {
 		return
 	}
 	rec.Callback, rec.Updated = outcome, time.Now().UTC()
-	d.settle(rec, dl.Done)
+	d.settle(dl, rec, dl.Done)
 }
 
 // postCallback posts a callback through the outbound-guarded client.

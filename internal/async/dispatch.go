@@ -240,7 +240,7 @@ func (d *Dispatcher) process(dl queue.Delivery) {
 		if !d.queueCallback(dl, m, res, rec, false) {
 			return
 		}
-		d.settle(rec, dl.Done)
+		d.settle(dl, rec, dl.Done)
 		return
 	}
 	if attempt > fn.Async.Retries() {
@@ -273,9 +273,14 @@ func (d *Dispatcher) emit(rec calls.Record) {
 
 // settle writes a call's final record, then settles its message: a crash in
 // between brings the call back (it runs again and is recorded) rather than
-// leaving its record as it was.
-func (d *Dispatcher) settle(rec calls.Record, settle func() error) {
+// leaving its record as it was. Until then the delivery is kept in
+// progress, so that a record that waits (a full disk, a slow backbone) does
+// not make the queue hand the call out again.
+func (d *Dispatcher) settle(dl queue.Delivery, rec calls.Record, settle func() error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	d.keepAlive(ctx, dl)
 	done := func() {
+		cancel()
 		d.wg.Go(func() {
 			if err := settle(); err != nil {
 				d.logger().Warn("could not settle a finished async call; it may run again", "call", rec.CallID, "err", err)
@@ -404,5 +409,5 @@ func (d *Dispatcher) dead(dl queue.Delivery, m queue.Message, res result, attemp
 	if !d.queueCallback(dl, m, res, cr, true) {
 		return
 	}
-	d.settle(cr, dl.Ack) // the dead letter keeps the body
+	d.settle(dl, cr, dl.Ack) // the dead letter keeps the body
 }
