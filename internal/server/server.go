@@ -154,12 +154,23 @@ func Run(ctx context.Context, cfg Config, started func(Started)) error {
 		Name: "nimbus_call_records_dropped_total",
 		Help: "Call records dropped because the backbone fell behind (calls are never slowed for their records).",
 	}, func() float64 { return float64(rec.recorder.Dropped()) }))
+	droppedLogs := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "nimbus_log_lines_dropped_total",
+		Help: "Function log lines dropped because the data dir's disk was full.",
+	})
+	reg.MustRegister(droppedLogs)
 	gw := gateway.New(gateway.Options{
-		OnCall:          rec.recorder.Record,
-		Drivers:         rt.drivers,
-		OpenPackage:     st.OpenPackage,
-		SecretValue:     st.SecretValue,
-		Log:             func(l store.LogLine) { st.AppendLog(context.Background(), l) },
+		OnCall:      rec.recorder.Record,
+		Drivers:     rt.drivers,
+		OpenPackage: st.OpenPackage,
+		SecretValue: st.SecretValue,
+		Log: func(l store.LogLine) {
+			if !disk.ok() {
+				droppedLogs.Inc() // the disk is full: keep the reserve for calls' own writes
+				return
+			}
+			st.AppendLog(context.Background(), l)
+		},
 		Metrics:         gateway.NewMetrics(reg),
 		MaxBodyBytes:    cfg.MaxBodyBytes,
 		BodyReadTimeout: cfg.BodyReadTimeout,

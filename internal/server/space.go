@@ -1,6 +1,7 @@
 package server
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -10,8 +11,9 @@ import (
 
 // space watches the free space of the data dir's disk. Below the reserve
 // nimbus takes no new work that would write there — uploads answer 507,
-// async calls and events 503 with Retry-After, /readyz says not ready, log
-// lines and call records wait — so that JetStream itself never meets a
+// async calls and events 503 with Retry-After, /readyz says not ready,
+// function log lines are dropped (and counted) and call records wait — so
+// that JetStream itself never meets a
 // full disk from nimbus's own writes; when space returns, all of it works
 // again without a restart.
 type space struct {
@@ -45,11 +47,14 @@ func (s *space) check() error {
 	}
 	var err error
 	if free < reserve {
-		err = fmt.Errorf("the data dir's disk (%s) is full: %s free, under the %s nimbus keeps in reserve; free space on it", s.dir, mib(free), mib(reserve))
+		// Anonymous callers see this (/readyz, async, events): where and
+		// how full is for the log.
+		err = errDiskFull
 	}
 	switch {
 	case err != nil && s.err == nil:
-		s.log.Error("the data dir's disk is full: uploads, async calls and events are refused until space returns", "dir", s.dir, "free_bytes", free, "reserve_bytes", reserve)
+		s.log.Error(fmt.Sprintf("the data dir's disk is full (%s: %s free, under the %s nimbus keeps in reserve); uploads, async calls and events are refused and function log lines dropped until space returns: free space on it", s.dir, mib(free), mib(reserve)),
+			"dir", s.dir, "free_bytes", free, "reserve_bytes", reserve)
 	case err == nil && s.err != nil:
 		s.log.Info("the data dir's disk has room again", "dir", s.dir, "free_bytes", free)
 	}
@@ -58,5 +63,8 @@ func (s *space) check() error {
 }
 
 func (s *space) ok() bool { return s.check() == nil }
+
+// errDiskFull is what callers are told.
+var errDiskFull = errors.New("the disk nimbus stores to is full (under the reserve it keeps free): the operator must free space on it (nimbus's log says where); retry later")
 
 func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }

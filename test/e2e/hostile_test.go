@@ -110,8 +110,10 @@ func TestFullDisk(t *testing.T) {
 		}
 	}
 	f.Close()
+	var ready string
 	waitUntil(t, "/readyz to say not ready", 5*time.Second, func() bool {
 		code, body, _ := n.invoke("GET", "/readyz", "")
+		ready = body
 		return code == 503 && strings.Contains(body, "full")
 	})
 	code, body, _ := n.invoke("POST", "/v1/packages", "\x1f\x8bpackage", "Authorization", "Bearer "+token)
@@ -121,6 +123,10 @@ func TestFullDisk(t *testing.T) {
 	code, body, hdr := n.invoke("POST", "/async-function/sink/record", "during")
 	if code != 503 || hdr.Get("Retry-After") == "" || !strings.Contains(body, "full") {
 		t.Fatalf("an async call on a full disk: %d %v %s", code, hdr, body)
+	}
+	// Anonymous callers are not told where the data dir is.
+	if strings.Contains(body, data) || strings.Contains(ready, data) {
+		t.Fatalf("the data dir's path reached anonymous callers:\n%s\n%s", body, ready)
 	}
 	if !strings.Contains(n.out.String(), "the data dir's disk is full") {
 		t.Fatalf("no log line says the disk is full:\n%s", n.out)
