@@ -361,7 +361,7 @@ func TestUnavailableIs503(t *testing.T) {
 // call runs in its own function; a deleted function's consumer drains what
 // is queued (as dead letters) and is then deleted with its goroutines.
 func TestConsumersPerFunction(t *testing.T) {
-	async.DrainInterval = 20 * time.Millisecond
+	setDrainInterval(t, 20*time.Millisecond)
 	e := newEnv(t)
 	e.deploy(t, "x", func(f *function.Function) { f.Namespace = "team-a" })
 	e.deploy(t, "a-x", func(f *function.Function) { f.Namespace = "team" })
@@ -428,7 +428,7 @@ func TestConsumersPerFunction(t *testing.T) {
 // while nimbus was down are drained into dead letters and deleted, and a
 // consumer named by the earlier scheme is replaced when the queue opens.
 func TestPruneAtStart(t *testing.T) {
-	async.DrainInterval = 20 * time.Millisecond
+	setDrainInterval(t, 20*time.Millisecond)
 	ctx := context.Background()
 	e := newEnv(t)
 	m := queue.Message{CallID: "orphan-1", Namespace: "gone", Function: "fn", Method: "POST", Path: "/", Enqueued: time.Now().UTC()}
@@ -439,11 +439,11 @@ func TestPruneAtStart(t *testing.T) {
 	if err := e.disp.Prune(ctx); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the orphan's dead letter", 10*time.Second, func() bool {
+	waitFor(t, "the orphan's dead letter", 30*time.Second, func() bool { // slow only under -race and load
 		_, err := e.q.GetDeadLetter(ctx, "orphan-1")
 		return err == nil
 	})
-	waitFor(t, "the orphan's consumer to go", 10*time.Second, func() bool { return e.disp.Consumers() == before })
+	waitFor(t, "the orphan's consumer to go", 30*time.Second, func() bool { return e.disp.Consumers() == before })
 	fns, _ := e.q.Functions(ctx)
 	for _, f := range fns {
 		if f[0] == "gone" {
@@ -565,4 +565,11 @@ func TestRecordWaitDoesNotRerun(t *testing.T) {
 	if runs := e.done()[id]; len(runs) != 1 {
 		t.Fatalf("the function ran %d times while its record waited, want once", len(runs))
 	}
+}
+
+// setDrainInterval sets async.DrainInterval for one test.
+func setDrainInterval(t *testing.T, d time.Duration) {
+	was := async.DrainInterval
+	async.DrainInterval = d
+	t.Cleanup(func() { async.DrainInterval = was })
 }

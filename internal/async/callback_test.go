@@ -52,7 +52,7 @@ func (h *hook) posts() []received {
 // and the function's body, after the receiver failed once; a dead-lettered
 // call's callback says so; the call record tells what became of it.
 func TestCallback(t *testing.T) {
-	async.SetCallbackBackoff(10 * time.Millisecond)
+	async.SetCallbackBackoff(t, 10*time.Millisecond)
 	e := newEnv(t)
 	e.deploy(t, "cb", func(f *function.Function) {
 		zero := 0
@@ -134,7 +134,7 @@ func TestCallbackRefused(t *testing.T) {
 // wait does not make the function run again: the call is settled before
 // its callback is tried, and the callback is a delivery of its own.
 func TestSlowCallbackRunsOnce(t *testing.T) {
-	async.SetCallbackBackoff(10 * time.Millisecond)
+	async.SetCallbackBackoff(t, 10*time.Millisecond)
 	e := newEnvWith(t, natsqueue.Options{AckWait: time.Second})
 	e.deploy(t, "once", nil)
 	var mu sync.Mutex
@@ -179,7 +179,7 @@ func TestSlowCallbackRunsOnce(t *testing.T) {
 // (7 MiB) is accepted and delivered intact (the callback carries the
 // function's echo of it); one beyond the body limit is a 413.
 func TestLargeBodies(t *testing.T) {
-	async.SetCallbackBackoff(10 * time.Millisecond)
+	async.SetCallbackBackoff(t, 10*time.Millisecond)
 	e := newEnvWith(t, natsqueue.Options{})
 	e.srv.Config.Handler.(*async.Handler).MaxBodyBytes = 16 << 20
 	e.deploy(t, "big", nil)
@@ -215,7 +215,7 @@ func TestLargeBodies(t *testing.T) {
 // redriven (at once, within the queue's duplicate window) and runs with its
 // body intact; purging a dead letter drops its stored body.
 func TestRedriveLargeBody(t *testing.T) {
-	async.SetCallbackBackoff(10 * time.Millisecond)
+	async.SetCallbackBackoff(t, 10*time.Millisecond)
 	e := newEnvWith(t, natsqueue.Options{})
 	e.srv.Config.Handler.(*async.Handler).MaxBodyBytes = 4 << 20
 	zero := 0

@@ -1,6 +1,13 @@
 package async
 
-import "time"
+import (
+	"testing"
+	"time"
+)
 
 // SetCallbackBackoff shortens the wait between callback tries in tests.
-func SetCallbackBackoff(d time.Duration) { callbackBackoff = d }
+func SetCallbackBackoff(t testing.TB, d time.Duration) {
+	was := callbackBackoff
+	callbackBackoff = d
+	t.Cleanup(func() { callbackBackoff = was })
+}
