@@ -43,7 +43,7 @@ var callbackBackoff = time.Second
 // final record; its Callback says the callback is queued, and the
 // callback's outcome completes it. It reports false, having deferred the
 // message, when the callback could not be stored.
-func (d *Dispatcher) queueCallback(dl queue.Delivery, m queue.Message, res result, rec calls.Record, dead bool) bool {
+func (d *Dispatcher) queueCallback(dl queue.Delivery, m queue.Message, res result, rec *calls.Record, dead bool) bool {
 	target := m.Header.Get(CallbackHeader)
 	if target == "" || d.Outbound == nil {
 		return true
@@ -64,7 +64,7 @@ func (d *Dispatcher) queueCallback(dl queue.Delivery, m queue.Message, res resul
 	if res.cut {
 		h.Set("X-Nimbus-Body-Truncated", "true")
 	}
-	rec.Callback = "queued"
+	rec.Callback = "queued" // in the final record, until the outcome completes it
 	raw, _ := json.Marshal(rec)
 	ns, fn := m.Owner()
 	cb := queue.Message{CallID: "cb-" + m.CallID, Namespace: CallbackNamespace, Function: CallbackFunction,

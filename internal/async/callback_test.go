@@ -160,6 +160,11 @@ func TestSlowCallbackRunsOnce(t *testing.T) {
 	}
 	resp.Body.Close()
 	id := resp.Header.Get("X-Call-Id")
+	// While the receiver takes its time, the final record says so.
+	waitFor(t, "the record to say the callback is queued", 10*time.Second, func() bool {
+		r, ok := e.lastRecord(id)
+		return ok && r.State == calls.Done && r.Callback == "queued"
+	})
 	waitFor(t, "the callback's outcome in the record", 30*time.Second, func() bool {
 		r, ok := e.lastRecord(id)
 		return ok && r.State == calls.Done && r.Callback == "delivered (204)"

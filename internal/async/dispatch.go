@@ -237,7 +237,7 @@ func (d *Dispatcher) process(dl queue.Delivery) {
 		return
 	case res.status < 500:
 		rec := d.record(m, attempt, calls.Done, res, "")
-		if !d.queueCallback(dl, m, res, rec, false) {
+		if !d.queueCallback(dl, m, res, &rec, false) {
 			return
 		}
 		d.settle(dl, rec, dl.Done)
@@ -406,7 +406,7 @@ func (d *Dispatcher) dead(dl queue.Delivery, m queue.Message, res result, attemp
 		return
 	}
 	cr := d.record(m, attempts, calls.DeadLettered, res, reason)
-	if !d.queueCallback(dl, m, res, cr, true) {
+	if !d.queueCallback(dl, m, res, &cr, true) {
 		return
 	}
 	d.settle(dl, cr, dl.Ack) // the dead letter keeps the body
