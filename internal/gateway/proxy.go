@@ -83,19 +83,24 @@ func (g *Gateway) newProxy(in *instance) *httputil.ReverseProxy {
 // proxyError maps what went wrong on the way to an instance to a status.
 func (g *Gateway) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 	sw, _ := w.(*statusWriter)
+	var tooLarge bool
+	var bodyErr error
+	if sw != nil && sw.body != nil {
+		tooLarge, bodyErr = sw.body.ended()
+	}
 	var msg string
 	switch {
 	case errors.Is(r.Context().Err(), context.DeadlineExceeded):
 		msg = "function timed out after " + sw.timeout.String()
 		writeError(w, ErrTimeout, msg)
-	case sw != nil && sw.body != nil && reqbody.IsTimeout(sw.body.err):
+	case bodyErr != nil && reqbody.IsTimeout(bodyErr):
 		msg = fmt.Sprintf("the request body did not arrive within the function's timeout of %s or the server's body deadline", sw.timeout)
 		w.Header().Set("Connection", "close")
 		writeError(w, ErrBodyTimeout, msg)
 	case errors.As(err, new(*HeaderError)):
 		msg = "bad request: " + err.Error()
 		writeError(w, ErrBadRequest, msg)
-	case sw != nil && sw.body != nil && sw.body.tooLarge:
+	case tooLarge:
 		msg = "request body exceeds the gateway's limit"
 		writeError(w, ErrTooLarge, msg)
 	case errors.Is(r.Context().Err(), context.Canceled):
@@ -150,11 +155,23 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // limitedBody fails a read past the body limit and remembers that it did.
+// The transport may read it on a goroutine of its own while the proxy's
+// error handler asks how it ended: that is behind mu.
 type limitedBody struct {
-	r        io.ReadCloser
-	left     int64
+	r    io.ReadCloser
+	left int64
+
+	mu       sync.Mutex
 	tooLarge bool
 	err      error // the read error other than EOF, if any
+}
+
+// ended reports whether the body went past the limit, and the read error
+// other than EOF, if any.
+func (b *limitedBody) ended() (tooLarge bool, err error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.tooLarge, b.err
 }
 
 var errBodyTooLarge = errors.New("request body too large")
@@ -165,7 +182,9 @@ func (b *limitedBody) Read(p []byte) (int, error) {
 		var one [1]byte
 		n, err := b.r.Read(one[:])
 		if n > 0 {
+			b.mu.Lock()
 			b.tooLarge = true
+			b.mu.Unlock()
 			return 0, errBodyTooLarge
 		}
 		return 0, err
@@ -176,7 +195,9 @@ func (b *limitedBody) Read(p []byte) (int, error) {
 	n, err := b.r.Read(p)
 	b.left -= int64(n)
 	if err != nil && err != io.EOF {
+		b.mu.Lock()
 		b.err = err
+		b.mu.Unlock()
 	}
 	return n, err
 }
