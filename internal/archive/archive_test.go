@@ -81,6 +81,12 @@ func TestRefusals(t *testing.T) {
 		"too many":  {{Typeflag: tar.TypeDir, Name: "a/"}, {Typeflag: tar.TypeDir, Name: "b/"}, {Typeflag: tar.TypeDir, Name: "c/"}},
 		"too large": {{Typeflag: tar.TypeReg, Name: "big", Size: 200, Mode: 0o644}},
 		"bytes sum": {{Typeflag: tar.TypeReg, Name: "a", Size: 60, Mode: 0o644}, {Typeflag: tar.TypeReg, Name: "b", Size: 60, Mode: 0o644}},
+		// What Unpack could not make, refused by Check too.
+		"twice":         {{Typeflag: tar.TypeReg, Name: "f", Size: 1, Mode: 0o644}, {Typeflag: tar.TypeReg, Name: "./f", Size: 1, Mode: 0o644}},
+		"dot":           {{Typeflag: tar.TypeReg, Name: ".", Size: 1, Mode: 0o644}},
+		"under a file":  {{Typeflag: tar.TypeReg, Name: "f", Size: 1, Mode: 0o644}, {Typeflag: tar.TypeReg, Name: "f/g", Size: 1, Mode: 0o644}},
+		"file on a dir": {{Typeflag: tar.TypeReg, Name: "d/g", Size: 1, Mode: 0o644}, {Typeflag: tar.TypeReg, Name: "d", Size: 1, Mode: 0o644}},
+		"dir on a file": {{Typeflag: tar.TypeReg, Name: "f", Size: 1, Mode: 0o644}, {Typeflag: tar.TypeDir, Name: "f/"}},
 	}
 	lim := Limits{MaxBytes: 100, MaxFiles: 2}
 	for name, hs := range cases {

@@ -59,6 +59,7 @@ func walk(r io.Reader, lim Limits, visit func(h *tar.Header, name string, tr *ta
 		return sum, refuse("package is not gzip data: %v", err)
 	}
 	tr := tar.NewReader(gz)
+	kinds := map[string]byte{".": 'd'} // 'd' directory, 'f' file: what Unpack could not make both of
 	for {
 		h, err := tr.Next()
 		if err == io.EOF {
@@ -79,6 +80,9 @@ func walk(r io.Reader, lim Limits, visit func(h *tar.Header, name string, tr *ta
 		name := filepath.Clean(h.Name)
 		if filepath.IsAbs(name) || name == ".." || strings.HasPrefix(name, "../") || strings.ContainsRune(h.Name, 0) {
 			return sum, refuse("package entry %q leaves the package directory", h.Name)
+		}
+		if err := checkShape(kinds, name, h.Typeflag == tar.TypeDir); err != nil {
+			return sum, refuse("package entry %q %v", h.Name, err)
 		}
 		switch h.Typeflag {
 		case tar.TypeDir:
@@ -104,6 +108,32 @@ func walk(r io.Reader, lim Limits, visit func(h *tar.Header, name string, tr *ta
 			}
 		}
 	}
+}
+
+// checkShape records name as a directory or a file, refusing what Unpack
+// could not make: a file twice, a file where a directory is (or the
+// package's own directory), or something under a file.
+func checkShape(kinds map[string]byte, name string, dir bool) error {
+	for p := filepath.Dir(name); p != "."; p = filepath.Dir(p) {
+		if kinds[p] == 'f' {
+			return fmt.Errorf("is under %q, which is a file", p)
+		}
+		kinds[p] = 'd'
+	}
+	switch k := kinds[name]; {
+	case dir && k == 'f':
+		return errors.New("is a directory, and a file of that name came before")
+	case !dir && k == 'd':
+		return errors.New("is a file where the package has a directory")
+	case !dir && k == 'f':
+		return errors.New("appears twice")
+	}
+	if dir {
+		kinds[name] = 'd'
+	} else {
+		kinds[name] = 'f'
+	}
+	return nil
 }
 
 // Check reads a whole package and says what Unpack would refuse, without
