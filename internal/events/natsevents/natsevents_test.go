@@ -122,10 +122,17 @@ func TestSpacesWithDotsAndOldKeys(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	time.Sleep(200 * time.Millisecond) // let the watch deliver the rewrite
+	// The watch delivers the writes (and the rewrite) shortly.
 	for _, k := range []string{events.Key("legacy", "f"), events.Key("team.a", "g"), events.Key("My_Space", "g")} {
-		if _, ok := s.Snapshot().Functions[k]; !ok {
-			t.Fatalf("%q missing from the snapshot: %v", k, s.Snapshot().Functions)
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			if _, ok := s.Snapshot().Functions[k]; ok {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%q missing from the snapshot: %v", k, s.Snapshot().Functions)
+			}
+			time.Sleep(10 * time.Millisecond)
 		}
 	}
 	if _, err := kv.Get(ctx, "legacy.functions."+base64.RawURLEncoding.EncodeToString([]byte("f"))); err == nil {
