@@ -7,9 +7,8 @@
 // so that it does not outlive the body (a read that failed at it would
 // cancel the request's context; net/http's HTTP/1 server also clears it when
 // it starts its background read at the body's end, and the tests check the
-// outcome, not who cleared it). After a timeout it
-// stays, so that net/http's reads of the rest fail fast too and the
-// connection is closed. Handlers whose writer has no connection (an
+// outcome, not who cleared it). After a timeout it stays, so that net/http's
+// reads of the rest fail fast too and the connection is closed. Handlers whose writer has no connection (an
 // in-process call) get no deadline.
 package reqbody
 

@@ -13,9 +13,8 @@ import (
 // nimbus takes no new work that would write there — uploads answer 507,
 // async calls and events 503 with Retry-After, /readyz says not ready,
 // function log lines are dropped (and counted) and call records wait — so
-// that JetStream itself never meets a
-// full disk from nimbus's own writes; when space returns, all of it works
-// again without a restart.
+// that JetStream itself never meets a full disk from nimbus's own writes;
+// when space returns, all of it works again without a restart.
 type space struct {
 	dir     string
 	reserve int64 // 0: a tenth of the disk, at most 64 MiB
