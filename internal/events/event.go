@@ -136,8 +136,9 @@ func (e Event) payload() []byte {
 }
 
 // envelope01 is a CloudEvent 0.1 as the Event Gateway sends it to functions
-// (its event/event.go), in its field order.
-type envelope01 struct {
+// (its event/event.go), in its field order; D is the data's type: any to
+// write one, json.RawMessage to read one.
+type envelope01[D any] struct {
 	EventType          string         `json:"eventType"`
 	EventTypeVersion   string         `json:"eventTypeVersion,omitempty"`
 	CloudEventsVersion string         `json:"cloudEventsVersion"`
@@ -147,13 +148,13 @@ type envelope01 struct {
 	SchemaURL          string         `json:"schemaURL,omitempty"`
 	Extensions         map[string]any `json:"extensions,omitempty"`
 	ContentType        string         `json:"contentType,omitempty"`
-	Data               any            `json:"data"`
+	Data               D              `json:"data"`
 }
 
 // envelope is the event in the Event Gateway's form. Data that is JSON goes
 // as it is; other bytes as the Event Gateway shapes them (normalize).
-func (e Event) envelope() envelope01 {
-	env := envelope01{EventType: e.Type, EventTypeVersion: e.TypeVersion, CloudEventsVersion: "0.1", Source: e.Source,
+func (e Event) envelope() envelope01[any] {
+	env := envelope01[any]{EventType: e.Type, EventTypeVersion: e.TypeVersion, CloudEventsVersion: "0.1", Source: e.Source,
 		EventID: e.ID, SchemaURL: e.SchemaURL, Extensions: e.Extensions, ContentType: e.ContentType}
 	if !e.Time.IsZero() {
 		t := e.Time
@@ -220,18 +221,7 @@ func (e Event) render(ctx context.Context, format string) (http.Header, []byte, 
 // Event Gateway does (eventType, cloudEventsVersion, source as a URI or an
 // absolute path, eventID).
 func parse01(body []byte) (Event, error) {
-	var env struct {
-		EventType          string          `json:"eventType"`
-		EventTypeVersion   string          `json:"eventTypeVersion"`
-		CloudEventsVersion string          `json:"cloudEventsVersion"`
-		Source             string          `json:"source"`
-		EventID            string          `json:"eventID"`
-		EventTime          *time.Time      `json:"eventTime"`
-		SchemaURL          string          `json:"schemaURL"`
-		Extensions         map[string]any  `json:"extensions"`
-		ContentType        string          `json:"contentType"`
-		Data               json.RawMessage `json:"data"`
-	}
+	var env envelope01[json.RawMessage]
 	if err := json.Unmarshal(body, &env); err != nil {
 		return Event{}, fmt.Errorf("CloudEvent doesn't validate: %v", err)
 	}
