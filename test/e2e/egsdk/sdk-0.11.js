@@ -6,29 +6,11 @@
 // (test/e2e/egsdk_test.go) runs it and checks what reached the functions.
 'use strict'
 const assert = require('assert')
+const { step, rejects, done } = require('./steps')
 const SDK = require('eg-sdk-0.11')
 
 const space = process.env.EG_SPACE
 const eg = new SDK({ url: process.env.EG_URL, configurationUrl: process.env.EG_CONFIG_URL, space })
-let failures = 0
-async function step (name, fn) {
-  try {
-    await fn()
-    console.log('ok ' + name)
-  } catch (e) {
-    failures++
-    console.log('FAIL ' + name + ': ' + (e && e.stack ? e.stack : e))
-  }
-}
-async function rejects (p, message) {
-  try {
-    await p
-  } catch (e) {
-    assert.strictEqual(e.message, message)
-    return
-  }
-  throw new Error('resolved, want a rejection: ' + message)
-}
 
 ;(async () => {
   await step('createEventType', async () => {
@@ -130,5 +112,5 @@ async function rejects (p, message) {
     'Failed to delete greeting.asked event type due the error: Event type cannot be deleted because there are subscriptions using it.'))
   await step('deleteEventType of a missing one', () => rejects(eg.deleteEventType({ name: 'non.existing' }),
     'Failed to delete non.existing event type due the error: Event Type "non.existing" not found.'))
-  process.exitCode = failures
+  done()
 })()
