@@ -119,8 +119,16 @@ func (e *env) deploy(t *testing.T, name string, mod func(*function.Function)) {
 	e.disp.Apply(rec)
 }
 
-func (e *env) enqueue(t *testing.T, path, body string) (int, string) {
-	resp, err := http.Post(e.srv.URL+path, "text/plain", strings.NewReader(body))
+// enqueue POSTs body to path with the header pairs hdr, and returns the
+// status and the call id.
+func (e *env) enqueue(t *testing.T, path, body string, hdr ...string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", e.srv.URL+path, strings.NewReader(body))
+	req.Header.Set("Content-Type", "text/plain")
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -460,16 +468,9 @@ func TestSameCallIDBothRun(t *testing.T) {
 	e.deploy(t, "twice", nil)
 	var ids []string
 	for _, body := range []string{"first", "second"} {
-		req, _ := http.NewRequest("POST", e.srv.URL+"/async-function/twice/flaky?k=0", strings.NewReader(body))
-		req.Header.Set("X-Call-Id", "shared-id")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		id := resp.Header.Get("X-Call-Id")
-		if resp.StatusCode != 202 || id == "shared-id" || id == "" {
-			t.Fatalf("enqueue: %d %q", resp.StatusCode, id)
+		code, id := e.enqueue(t, "/async-function/twice/flaky?k=0", body, "X-Call-Id", "shared-id")
+		if code != 202 || id == "shared-id" || id == "" {
+			t.Fatalf("enqueue: %d %q", code, id)
 		}
 		ids = append(ids, id)
 	}
@@ -550,13 +551,7 @@ func TestRecordWaitDoesNotRerun(t *testing.T) {
 	}
 	defer close(stored)
 	e.deploy(t, "patient", nil)
-	req, _ := http.NewRequest("POST", e.srv.URL+"/async-function/patient/flaky?k=0", strings.NewReader("x"))
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	id := resp.Header.Get("X-Call-Id")
+	_, id := e.enqueue(t, "/async-function/patient/flaky?k=0", "x")
 	waitFor(t, "the call to run", 10*time.Second, func() bool { return len(e.done()[id]) > 0 })
 	waitFor(t, "the call to be settled", 10*time.Second, func() bool {
 		n, err := e.q.Pending(context.Background(), "default", "patient")

@@ -152,14 +152,7 @@ func TestSlowCallbackRunsOnce(t *testing.T) {
 		w.WriteHeader(204)
 	}))
 	defer recv.Close()
-	req, _ := http.NewRequest("POST", e.srv.URL+"/async-function/once/flaky?k=0", strings.NewReader("x"))
-	req.Header.Set("X-Callback-Url", recv.URL)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	id := resp.Header.Get("X-Call-Id")
+	_, id := e.enqueue(t, "/async-function/once/flaky?k=0", "x", "X-Callback-Url", recv.URL)
 	// While the receiver takes its time, the final record says so.
 	waitFor(t, "the record to say the callback is queued", 10*time.Second, func() bool {
 		r, ok := e.lastRecord(id)
@@ -192,27 +185,15 @@ func TestLargeBodies(t *testing.T) {
 	recv := httptest.NewServer(h)
 	defer recv.Close()
 	body := strings.Repeat("0123456789abcdef", 7<<20/16)
-	req, _ := http.NewRequest("POST", e.srv.URL+"/async-function/big", strings.NewReader(body))
-	req.Header.Set("X-Callback-Url", recv.URL)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != 202 {
-		t.Fatalf("a 7 MiB async call: %d", resp.StatusCode)
+	if code, _ := e.enqueue(t, "/async-function/big", body, "X-Callback-Url", recv.URL); code != 202 {
+		t.Fatalf("a 7 MiB async call: %d", code)
 	}
 	waitFor(t, "the callback", 30*time.Second, func() bool { return len(h.posts()) == 1 })
 	if got := h.posts()[0].body; got != body {
 		t.Fatalf("the body arrived as %d bytes, want %d intact", len(got), len(body))
 	}
-	resp, err = http.Post(e.srv.URL+"/async-function/big", "text/plain", strings.NewReader(strings.Repeat("x", 17<<20)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != 413 {
-		t.Fatalf("over the limit: %d, want 413", resp.StatusCode)
+	if code, _ := e.enqueue(t, "/async-function/big", strings.Repeat("x", 17<<20)); code != 413 {
+		t.Fatalf("over the limit: %d, want 413", code)
 	}
 }
 
@@ -229,14 +210,7 @@ func TestRedriveLargeBody(t *testing.T) {
 	recv := httptest.NewServer(h)
 	defer recv.Close()
 	body := strings.Repeat("z", 2<<20)
-	req, _ := http.NewRequest("POST", e.srv.URL+"/async-function/redo/flaky?k=1&echo=1", strings.NewReader(body))
-	req.Header.Set("X-Callback-Url", recv.URL)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	id := resp.Header.Get("X-Call-Id")
+	_, id := e.enqueue(t, "/async-function/redo/flaky?k=1&echo=1", body, "X-Callback-Url", recv.URL)
 	ctx := context.Background()
 	waitFor(t, "the dead letter", 20*time.Second, func() bool {
 		d, err := e.q.GetDeadLetter(ctx, id)
@@ -257,11 +231,10 @@ func TestRedriveLargeBody(t *testing.T) {
 		t.Fatal("the dead letter is still there after the redrive")
 	}
 	// Purge: a second call dead-lettered, then purged; its body goes.
-	resp, _ = http.Post(e.srv.URL+"/async-function/redo/fail", "text/plain", strings.NewReader(body))
-	resp.Body.Close()
-	id2 := resp.Header.Get("X-Call-Id")
+	_, id2 := e.enqueue(t, "/async-function/redo/fail", body)
 	var d queue.DeadLetter
 	waitFor(t, "the second dead letter", 20*time.Second, func() bool {
+		var err error
 		d, err = e.q.GetDeadLetter(ctx, id2)
 		return err == nil
 	})
