@@ -133,14 +133,68 @@ type Resources struct {
 	CPU    string `json:"cpu,omitempty" yaml:"cpu,omitempty"`
 }
 
-// Scale bounds how many instances run and how much each one takes.
+// Scale bounds how many instances run and how much each one takes, and
+// what the autoscaler aims for: Target of the metric Type per instance,
+// times TargetUtilization (internal/autoscaler).
 type Scale struct {
 	Min int `json:"min" yaml:"min"`
 	Max int `json:"max,omitempty" yaml:"max,omitempty"`
 	// MaxConcurrency is the most requests one instance serves at once.
 	MaxConcurrency int `json:"maxConcurrency,omitempty" yaml:"maxConcurrency,omitempty"`
-	// IdleTimeout stops an instance above Min that served nothing for this long.
+	// IdleTimeout is the scale-to-zero grace: with Min 0, the last instance
+	// stops once nothing was asked of the function for this long.
 	IdleTimeout Duration `json:"idleTimeout,omitempty" yaml:"idleTimeout,omitempty"`
+	// Type is the metric scaled on: "concurrency" (requests in flight or
+	// waiting), "rps" (requests per second) or "cpu" (millicores).
+	Type string `json:"type,omitempty" yaml:"type,omitempty"`
+	// Target is the metric's value one instance should carry: by default
+	// MaxConcurrency for concurrency, 200 for rps, 1000 (one CPU) for cpu.
+	// A pointer so that an explicit 0 is refused rather than defaulted.
+	Target *float64 `json:"target,omitempty" yaml:"target,omitempty"`
+	// TargetUtilization is the share of Target aimed for (headroom for
+	// bursts): 0.7 by default, as Knative.
+	TargetUtilization float64 `json:"targetUtilization,omitempty" yaml:"targetUtilization,omitempty"`
+	// StableWindow is the window load is averaged over (60s by default); the
+	// panic window is a tenth of it.
+	StableWindow Duration `json:"stableWindow,omitempty" yaml:"stableWindow,omitempty"`
+	// PanicThreshold: when the panic window asks for this many times the
+	// ready instances (2 by default), scale on the panic window and do not
+	// scale down until the stable window has passed without that.
+	PanicThreshold float64 `json:"panicThreshold,omitempty" yaml:"panicThreshold,omitempty"`
+	// ScaleDownDelay holds a scale-down until the lower count has been asked
+	// for this long (0 by default).
+	ScaleDownDelay Duration `json:"scaleDownDelay,omitempty" yaml:"scaleDownDelay,omitempty"`
+}
+
+// Scale metric types.
+const (
+	ScaleConcurrency = "concurrency"
+	ScaleRPS         = "rps"
+	ScaleCPU         = "cpu"
+)
+
+// Autoscaler defaults (Knative's).
+const (
+	DefaultTargetUtilization = 0.7
+	DefaultStableWindow      = 60 * time.Second
+	DefaultPanicThreshold    = 2.0
+	DefaultTargetRPS         = 200
+	DefaultTargetCPU         = 1000
+)
+
+// TargetValue is the metric's value one instance is aimed at: Target (or
+// its default) times TargetUtilization.
+func (s Scale) TargetValue() float64 {
+	t := float64(s.MaxConcurrency)
+	switch {
+	case s.Target != nil:
+		t = *s.Target
+	case s.Type == ScaleRPS:
+		t = DefaultTargetRPS
+	case s.Type == ScaleCPU:
+		t = DefaultTargetCPU
+	}
+	return t * s.TargetUtilization
 }
 
 // Key is the function's identity: "namespace/name".
@@ -174,6 +228,18 @@ func (f Function) WithDefaults() Function {
 	}
 	if f.Scale.IdleTimeout == 0 {
 		f.Scale.IdleTimeout = Duration(DefaultIdleTimeout)
+	}
+	if f.Scale.Type == "" {
+		f.Scale.Type = ScaleConcurrency
+	}
+	if f.Scale.TargetUtilization == 0 {
+		f.Scale.TargetUtilization = DefaultTargetUtilization
+	}
+	if f.Scale.StableWindow == 0 {
+		f.Scale.StableWindow = Duration(DefaultStableWindow)
+	}
+	if f.Scale.PanicThreshold == 0 {
+		f.Scale.PanicThreshold = DefaultPanicThreshold
 	}
 	if f.HealthPath == "" {
 		f.HealthPath = "/"
@@ -294,6 +360,9 @@ func (f Function) Validate() error {
 	if it := time.Duration(s.IdleTimeout); it < 100*time.Millisecond || it > MaxIdleTimeout {
 		return fieldErr("scale.idleTimeout", "%s is out of range: use 100ms to %s", it, MaxIdleTimeout)
 	}
+	if err := s.validateTarget(); err != nil {
+		return err
+	}
 	if r := f.Async.Retries(); r < 0 || r > 10 {
 		return fieldErr("async.maxRetries", "%d is out of range: use 0 to 10", r)
 	}
@@ -310,6 +379,34 @@ func (f Function) Validate() error {
 		if c := f.HealthPath[i]; c <= ' ' || c >= 0x7f {
 			return fieldErr("healthPath", "has %q at byte %d: use a URL path of printable characters, percent-encoding others", c, i)
 		}
+	}
+	return nil
+}
+
+// validateTarget checks what the autoscaler is given.
+func (s Scale) validateTarget() error {
+	switch s.Type {
+	case ScaleConcurrency, ScaleRPS, ScaleCPU:
+	default:
+		return fieldErr("scale.type", "%q is not a scale metric: use %q, %q or %q", s.Type, ScaleConcurrency, ScaleRPS, ScaleCPU)
+	}
+	if t := s.Target; t != nil && !(*t > 0 && *t <= 1e6) {
+		return fieldErr("scale.target", "%g cannot be met: use a value per instance above 0 (at most 1e6)", *t)
+	}
+	if s.Type == ScaleConcurrency && s.Target != nil && *s.Target > float64(s.MaxConcurrency) {
+		return fieldErr("scale.target", "%g is above scale.maxConcurrency %d, which one instance can never hold: lower the target or raise maxConcurrency", *s.Target, s.MaxConcurrency)
+	}
+	if u := s.TargetUtilization; !(u >= 0.01 && u <= 1) {
+		return fieldErr("scale.targetUtilization", "%g is out of range: use 0.01 to 1", u)
+	}
+	if w := time.Duration(s.StableWindow); w < 6*time.Second || w > time.Hour {
+		return fieldErr("scale.stableWindow", "%s is out of range: use 6s to 1h", w)
+	}
+	if p := s.PanicThreshold; !(p >= 1.1 && p <= 10) {
+		return fieldErr("scale.panicThreshold", "%g is out of range: use 1.1 to 10 (times the ready instances)", p)
+	}
+	if d := time.Duration(s.ScaleDownDelay); d < 0 || d > time.Hour {
+		return fieldErr("scale.scaleDownDelay", "%s is out of range: use 0 to 1h", d)
 	}
 	return nil
 }
@@ -353,10 +450,13 @@ func validateCommand(argv []string) error {
 // Ranges are the bounds of a spec's numeric fields, for messages that name
 // a field given a number it cannot hold.
 var Ranges = map[string]string{
-	"scale.min":            fmt.Sprintf("0 to %d", MaxInstances),
-	"scale.max":            fmt.Sprintf("1 to %d", MaxInstances),
-	"scale.maxConcurrency": fmt.Sprintf("1 to %d", MaxConcurrencyCap),
-	"async.maxRetries":     "0 to 10",
+	"scale.min":               fmt.Sprintf("0 to %d", MaxInstances),
+	"scale.max":               fmt.Sprintf("1 to %d", MaxInstances),
+	"scale.maxConcurrency":    fmt.Sprintf("1 to %d", MaxConcurrencyCap),
+	"scale.target":            "above 0, at most 1e6",
+	"scale.targetUtilization": "0.01 to 1",
+	"scale.panicThreshold":    "1.1 to 10",
+	"async.maxRetries":        "0 to 10",
 }
 
 // reservedEnv are variables nimbus sets itself; a spec may not override them.

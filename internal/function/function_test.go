@@ -47,24 +47,37 @@ func TestNames(t *testing.T) {
 
 func TestValidateNamesTheField(t *testing.T) {
 	cases := map[string]func(*Function){
-		"name":                 func(f *Function) { f.Name = "Bad_Name" },
-		"namespace":            func(f *Function) { f.Namespace = "NS" },
-		"runtime":              func(f *Function) { f.Runtime = "vm" },
-		"protocol":             func(f *Function) { f.Protocol = "grpc" },
-		"command":              func(f *Function) { f.Command = nil },
-		"package":              func(f *Function) { f.Package = "abc" },
-		"env.1X":               func(f *Function) { f.Env = map[string]string{"1X": "y"} },
-		"env.PORT":             func(f *Function) { f.Env = map[string]string{"PORT": "1"} },
-		"env.NIMBUS_TOKEN":     func(f *Function) { f.Env = map[string]string{"NIMBUS_TOKEN": "1"} },
-		"timeout":              func(f *Function) { f.Timeout = Duration(time.Hour) },
-		"scale.min":            func(f *Function) { f.Scale.Min = 5; f.Scale.Max = 2 },
-		"scale.max":            func(f *Function) { f.Scale.Max = MaxInstances + 1 },
-		"scale.maxConcurrency": func(f *Function) { f.Scale.MaxConcurrency = -1 },
-		"scale.idleTimeout":    func(f *Function) { f.Scale.IdleTimeout = Duration(time.Millisecond) },
-		"healthPath":           func(f *Function) { f.HealthPath = "health" },
-		"command[1]":           func(f *Function) { f.Command = []string{"./x", "a\x00b"} },
-		"env.A":                func(f *Function) { f.Env = map[string]string{"A": "x\ry"} },
-		"labels.k":             func(f *Function) { f.Labels = map[string]string{"k": "v\nInjected: 1"} },
+		"name":                    func(f *Function) { f.Name = "Bad_Name" },
+		"namespace":               func(f *Function) { f.Namespace = "NS" },
+		"runtime":                 func(f *Function) { f.Runtime = "vm" },
+		"protocol":                func(f *Function) { f.Protocol = "grpc" },
+		"command":                 func(f *Function) { f.Command = nil },
+		"package":                 func(f *Function) { f.Package = "abc" },
+		"env.1X":                  func(f *Function) { f.Env = map[string]string{"1X": "y"} },
+		"env.PORT":                func(f *Function) { f.Env = map[string]string{"PORT": "1"} },
+		"env.NIMBUS_TOKEN":        func(f *Function) { f.Env = map[string]string{"NIMBUS_TOKEN": "1"} },
+		"timeout":                 func(f *Function) { f.Timeout = Duration(time.Hour) },
+		"scale.min":               func(f *Function) { f.Scale.Min = 5; f.Scale.Max = 2 },
+		"scale.max":               func(f *Function) { f.Scale.Max = MaxInstances + 1 },
+		"scale.maxConcurrency":    func(f *Function) { f.Scale.MaxConcurrency = -1 },
+		"scale.idleTimeout":       func(f *Function) { f.Scale.IdleTimeout = Duration(time.Millisecond) },
+		"healthPath":              func(f *Function) { f.HealthPath = "health" },
+		"scale.type":              func(f *Function) { f.Scale.Type = "memory" },
+		"scale.target":            func(f *Function) { zero := 0.0; f.Scale.Target = &zero },
+		"scale.targetUtilization": func(f *Function) { f.Scale.TargetUtilization = 1.5 },
+		"scale.stableWindow":      func(f *Function) { f.Scale.StableWindow = Duration(time.Second) },
+		"scale.panicThreshold":    func(f *Function) { f.Scale.PanicThreshold = 1 },
+		"scale.scaleDownDelay":    func(f *Function) { f.Scale.ScaleDownDelay = Duration(-time.Second) },
+		"command[1]":              func(f *Function) { f.Command = []string{"./x", "a\x00b"} },
+		"env.A":                   func(f *Function) { f.Env = map[string]string{"A": "x\ry"} },
+		"labels.k":                func(f *Function) { f.Labels = map[string]string{"k": "v\nInjected: 1"} },
+	}
+	// A concurrency target one instance can never hold, as well as 0.
+	f := valid()
+	over := float64(f.Scale.MaxConcurrency + 1)
+	f.Scale.Target = &over
+	if err := f.Validate(); err == nil || !strings.Contains(err.Error(), "scale.target") {
+		t.Errorf("target above maxConcurrency: %v", err)
 	}
 	for field, mutate := range cases {
 		f := valid()
