@@ -22,6 +22,7 @@ import (
 	"nimbus/internal/gateway"
 	"nimbus/internal/openfaas"
 	"nimbus/internal/queue"
+	"nimbus/internal/scaler"
 	"nimbus/internal/store"
 	"nimbus/internal/trigger"
 )
@@ -35,10 +36,24 @@ type Invoker interface {
 	WaitApplied(ctx context.Context, namespace, name string, rev uint64) error
 }
 
+// Scaling is the autoscaler as the API sees it.
+type Scaling interface {
+	// Scale sets the replicas the API asks for (a floor the autoscaler
+	// decides above); it returns the desired count, false for an unknown
+	// function.
+	Scale(namespace, name string, replicas int) (int, bool)
+	// Status is a function's scaling state.
+	Status(namespace, name string) (scaler.Status, bool)
+}
+
 // Options configure the API server.
 type Options struct {
 	Store   store.Store
 	Invoker Invoker
+	// Scaling scales functions (/v1/functions/NAME/scale and OpenFaaS's
+	// /system/scale-function and /system/alert). Optional: without it they
+	// answer 503.
+	Scaling Scaling
 	// Token is the admin credential /v1 requires.
 	Token string
 	// Runtimes are the runtimes a deploy may name.
@@ -115,6 +130,7 @@ func New(o Options) *Server {
 		{"DELETE", "/v1/functions/{name}", true, s.deleteFunction},
 		{"GET", "/v1/functions/{name}/logs", true, s.functionLogs},
 		{"GET", "/v1/functions/{name}/instances", true, s.functionInstances},
+		{"POST", "/v1/functions/{name}/scale", true, s.scaleFunction},
 		{"GET", "/v1/secrets", true, s.listSecrets},
 		{"PUT", "/v1/secrets/{name}", true, s.putSecret},
 		{"DELETE", "/v1/secrets/{name}", true, s.deleteSecret},
@@ -132,9 +148,10 @@ func New(o Options) *Server {
 		orch = append(orch, rt)
 	}
 	sort.Strings(orch)
-	of := openfaas.New(openfaas.Options{
+	ofo := openfaas.Options{
 		Store: o.Store, Secrets: o.Store, Logs: o.Store, Status: o.Invoker.Status, Token: o.Token, Version: o.Version,
 		Deleted:       func(ctx context.Context, ns, name string) { s.awaitApplied(ctx, ns, name, 0) },
+		Applied:       s.awaitApplied,
 		Orchestration: strings.Join(orch, ","),
 		Deploy: func(ctx context.Context, fn function.Function, createOnly, updateOnly bool) (store.Record, error) {
 			mode := Upsert
@@ -147,7 +164,15 @@ func New(o Options) *Server {
 			rec, _, err := s.Deploy(ctx, fn, mode, 0)
 			return rec, err
 		},
-	})
+	}
+	if o.Scaling != nil {
+		ofo.Scale = o.Scaling.Scale
+		ofo.Replicas = func(ns, name string) (int, bool) {
+			st, ok := o.Scaling.Status(ns, name)
+			return st.Desired, ok
+		}
+	}
+	of := openfaas.New(ofo)
 	for _, r := range of.Routes() {
 		s.routes = append(s.routes, Route{Method: r.Method, Pattern: r.Pattern, Auth: true})
 	}

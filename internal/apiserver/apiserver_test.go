@@ -36,7 +36,9 @@ import (
 	"nimbus/internal/function"
 	"nimbus/internal/gateway"
 	"nimbus/internal/outbound"
+	"nimbus/internal/provider"
 	"nimbus/internal/queue/natsqueue"
+	"nimbus/internal/scaler/scalertest"
 	"nimbus/internal/store"
 	"nimbus/internal/store/natsstore"
 	"nimbus/internal/trigger/nattrigger"
@@ -79,8 +81,12 @@ func newEnvWith(t *testing.T, mod func(*apiserver.Options)) *env {
 	index := calls.NewIndex(1000, time.Hour)
 	go callStream.Follow(ctx, func(b []calls.Record) { index.Add(b, time.Now()) })
 	reg := prometheus.NewRegistry()
-	gw := gateway.New(gateway.Options{Drivers: map[string]driver.Driver{"process": drv}, OpenPackage: st.OpenPackage, SecretValue: st.SecretValue,
-		Log: func(l store.LogLine) { st.AppendLog(context.Background(), l) }, Metrics: gateway.NewMetrics(reg), OnCall: recorder.Record})
+	t.Cleanup(func() { drv.Close(context.Background()) }) // after the stack's
+	logLine := func(l store.LogLine) { st.AppendLog(context.Background(), l) }
+	stack := scalertest.New(t, map[string]driver.Driver{"process": drv},
+		gateway.Options{Log: logLine, Metrics: gateway.NewMetrics(reg), OnCall: recorder.Record},
+		provider.LocalOptions{OpenPackage: st.OpenPackage, SecretValue: st.SecretValue, Log: logLine})
+	gw := stack.Gateway
 	q, err := natsqueue.Open(ctx, bb.JS, natsqueue.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -92,7 +98,7 @@ func newEnvWith(t *testing.T, mod func(*apiserver.Options)) *env {
 	disp.ConsumeOutbound(events.OutboundNamespace, events.OutboundFunction, 16)
 	disp.ConsumeOutbound(async.CallbackNamespace, async.CallbackFunction, 16)
 	synced := make(chan struct{})
-	ctl := &controller.Controller{Store: st, Target: controller.Targets{gw, disp}}
+	ctl := &controller.Controller{Store: st, Target: controller.Targets{stack, disp}}
 	done := make(chan struct{})
 	go func() { ctl.Run(ctx, synced); close(done) }()
 	<-synced
@@ -106,7 +112,7 @@ func newEnvWith(t *testing.T, mod func(*apiserver.Options)) *env {
 	}
 	ingress := &events.Ingress{Store: evStore, MaxBodyBytes: 32 << 20, Deliver: &events.Deliverer{Queue: q, Gateway: gw, Spec: gw.Spec,
 		Record: recorder.Record, Client: guard.Client(5 * time.Second)}}
-	opts := apiserver.Options{Store: st, Invoker: gw, Token: token, Runtimes: map[string]bool{"process": true},
+	opts := apiserver.Options{Store: st, Invoker: gw, Scaling: stack.Scaler, Token: token, Runtimes: map[string]bool{"process": true},
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), Ready: st.Ping, Version: "test",
 		Queue: q, Async: &async.Handler{Queue: q, Spec: gw.Spec, Record: recorder.Record}, Calls: index, Triggers: triggers,
 		EventConfig: &events.ConfigAPI{Store: evStore, CheckURL: guard.CheckURL}, CloudEvents: ingress.CloudEvents()}
@@ -124,8 +130,6 @@ func newEnvWith(t *testing.T, mod func(*apiserver.Options)) *env {
 		cancel()
 		<-done
 		disp.Close()
-		gw.Close(context.Background())
-		drv.Close(context.Background())
 		bb.Close()
 	})
 	return &env{evsrv: evsrv, srv: srv, api: api, store: st}
@@ -360,6 +364,10 @@ func TestInvalidSpecsStoreNothing(t *testing.T) {
 		{"/v1/functions/ok", `{"command":["x"],"package":"` + digest + `","healthPath":"/h\r\nX: y"}`, "invalid_spec", "healthPath"},
 		{"/v1/functions/ok", `{"command":["x"],"package":"` + digest + `","env":{"A":"\u0000"}}`, "invalid_spec", "env.A"},
 		{"/v1/functions/ok", `{"command":["x"],"package":"` + digest + `","labels":{"a":"\r"}}`, "invalid_spec", "labels.a"},
+		{"/v1/functions/ok", `{"command":["x"],"package":"` + digest + `","scale":{"target":0}}`, "invalid_spec", "scale.target"},
+		{"/v1/functions/ok", `{"command":["x"],"package":"` + digest + `","scale":{"type":"memory"}}`, "invalid_spec", "scale.type"},
+		{"/v1/functions/ok", `{"command":["x"],"package":"` + digest + `","scale":{"min":3,"max":2}}`, "invalid_spec", "scale.min"},
+		{"/v1/functions/ok", `{"command":["x"],"package":"` + digest + `","scale":{"target":"lots"}}`, "invalid_spec", "scale.target"},
 	}
 	for _, c := range cases {
 		code, b, _ := e.do(t, "PUT", c.path, strings.NewReader(c.body), true)
@@ -599,37 +607,111 @@ func TestSecrets(t *testing.T) {
 }
 
 // TestAlertScales: an AlertManager webhook scales the function it names by
-// the OpenFaaS rule, and its resolution scales it back.
+// the OpenFaaS rule, and its resolution scales it back — as state, with no
+// new revision.
 func TestAlertScales(t *testing.T) {
 	e := newEnv(t)
 	digest := e.upload(t)
-	e.do(t, "PUT", "/v1/functions/hot", spec(digest, `,"labels":{"com.openfaas.scale.min":"0","com.openfaas.scale.max":"10","com.openfaas.scale.factor":"30"}`), true)
+	e.do(t, "PUT", "/v1/functions/hot", spec(digest, `,"labels":{"com.openfaas.scale.min":"0","com.openfaas.scale.max":"10","com.openfaas.scale.factor":"30"},"scale":{"max":10}`), true)
 	payload := func(status string) io.Reader {
 		return strings.NewReader(`{"receiver":"scale-up","status":"` + status + `","alerts":[{"status":"` + status +
 			`","labels":{"alertname":"APIHighInvocationRate","function_name":"hot.default"}}],"version":"4"}`)
 	}
-	min := func() int {
+	view := func() apiserver.FunctionView {
 		_, b, _ := e.do(t, "GET", "/v1/functions/hot", nil, true)
 		var v apiserver.FunctionView
 		json.Unmarshal(b, &v)
-		return v.Function.Scale.Min
+		if v.Scale == nil {
+			t.Fatalf("no scale state: %s", b)
+		}
+		return v
 	}
+	rev := view().Revision
 	if code, b, _ := e.do(t, "POST", "/system/alert", payload("firing"), true); code != 200 {
 		t.Fatalf("alert: %d %s", code, b)
 	}
-	if got := min(); got != 3 { // ceil(10 × 30 / 100)
-		t.Fatalf("after firing: min %d, want 3", got)
+	if got := view().Scale.Desired; got != 3 { // ceil(10 × 30 / 100)
+		t.Fatalf("after firing: desired %d, want 3", got)
 	}
 	e.do(t, "POST", "/system/alert", payload("firing"), true)
-	if got := min(); got != 6 {
-		t.Fatalf("after a second firing: min %d, want 6", got)
+	if got := view().Scale.Desired; got != 6 {
+		t.Fatalf("after a second firing: desired %d, want 6", got)
 	}
 	e.do(t, "POST", "/system/alert", payload("resolved"), true)
-	if got := min(); got != 0 {
-		t.Fatalf("after resolved: min %d, want 0", got)
+	v := view()
+	if v.Scale.Floor != 0 || v.Revision != rev || v.Function.Scale.Min != 0 {
+		t.Fatalf("after resolved: floor %d, revision %d (was %d), min %d", v.Scale.Floor, v.Revision, rev, v.Function.Scale.Min)
 	}
 	if code, _, _ := e.do(t, "POST", "/system/alert", strings.NewReader(`{"x":1}`), true); code != 400 {
 		t.Fatalf("not a payload: %d", code)
+	}
+}
+
+// TestScaleKeepsInstances: scaling through the API changes the desired
+// count, not the spec: no new revision, the running instance is kept and
+// a second one joins it; scaling down stops one. Bad requests change
+// nothing.
+func TestScaleKeepsInstances(t *testing.T) {
+	e := newEnv(t)
+	digest := e.upload(t)
+	e.do(t, "PUT", "/v1/functions/sc", spec(digest, ``), true)
+	if code, b, _ := e.do(t, "POST", "/function/sc", strings.NewReader("x"), false); code != 200 {
+		t.Fatalf("invoke: %d %s", code, b)
+	}
+	instances := func() []gateway.InstanceStatus {
+		_, b, _ := e.do(t, "GET", "/v1/functions/sc/instances", nil, true)
+		var v struct{ Instances []gateway.InstanceStatus }
+		json.Unmarshal(b, &v)
+		return v.Instances
+	}
+	first := instances()
+	if len(first) != 1 {
+		t.Fatalf("after a call: %+v", first)
+	}
+	code, b, _ := e.do(t, "POST", "/v1/functions/sc/scale", strings.NewReader(`{"replicas":2}`), true)
+	var v apiserver.FunctionView
+	json.Unmarshal(b, &v)
+	if code != 200 || v.Scale == nil || v.Scale.Desired != 2 || v.Scale.Floor != 2 || !strings.Contains(v.Scale.Reason, "API") {
+		t.Fatalf("scale: %d %s", code, b)
+	}
+	waitFor(t, "two instances", func() bool { return len(instances()) == 2 })
+	kept := false
+	for _, in := range instances() {
+		kept = kept || in.ID == first[0].ID
+		if in.Revision != first[0].Revision {
+			t.Fatalf("an instance of another revision: %+v", in)
+		}
+	}
+	if !kept {
+		t.Fatalf("scaling replaced the running instance: %+v then %+v", first, instances())
+	}
+	for _, c := range []struct{ body, field string }{
+		{`{"replicas":-1}`, "replicas"},
+		{`{"replicas":5}`, "replicas"}, // above scale.max 4
+		{`{}`, "replicas"},
+		{`{"replicas":"two"}`, "replicas"},
+		{`{"replicas":1,"extra":1}`, "replicas"},
+	} {
+		code, b, _ := e.do(t, "POST", "/v1/functions/sc/scale", strings.NewReader(c.body), true)
+		if code != 400 || decodeErr(t, b).Error.Field != c.field {
+			t.Errorf("%s: %d %s", c.body, code, b)
+		}
+	}
+	if code, b, _ := e.do(t, "POST", "/v1/functions/nope/scale", strings.NewReader(`{"replicas":1}`), true); code != 404 {
+		t.Errorf("unknown function: %d %s", code, b)
+	}
+	if code, _, _ := e.do(t, "POST", "/v1/functions/sc/scale", strings.NewReader(`{"replicas":1}`), false); code != 401 {
+		t.Errorf("without the token: %d", code)
+	}
+	if got := len(instances()); got != 2 {
+		t.Fatalf("bad requests changed the instances: %d", got)
+	}
+	e.do(t, "POST", "/v1/functions/sc/scale", strings.NewReader(`{"replicas":1}`), true)
+	waitFor(t, "one instance", func() bool { return len(instances()) == 1 })
+	_, b, _ = e.do(t, "GET", "/v1/functions/sc", nil, true)
+	json.Unmarshal(b, &v)
+	if v.Revision != first[0].Revision {
+		t.Fatalf("the revision changed: %s", b)
 	}
 }
 
@@ -656,5 +738,17 @@ func TestDeleteDoesNotBlockDeploys(t *testing.T) {
 	waitInvoke(t, e, "/function/other", "served")
 	if took := time.Since(began); took > 2500*time.Millisecond {
 		t.Fatalf("the new function served only after %s", took)
+	}
+}
+
+// waitFor polls cond until it holds, for 10 s at most.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

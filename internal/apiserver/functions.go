@@ -16,6 +16,7 @@ import (
 	"nimbus/internal/function"
 	"nimbus/internal/gateway"
 	"nimbus/internal/reqbody"
+	"nimbus/internal/scaler"
 	"nimbus/internal/store"
 )
 
@@ -29,6 +30,8 @@ type FunctionView struct {
 	Revision uint64            `json:"revision"`
 	Updated  time.Time         `json:"updated"`
 	Status   gateway.Status    `json:"status"`
+	// Scale is the desired and ready replicas and the last decision.
+	Scale *scaler.Status `json:"scale,omitempty"`
 }
 
 // target reads {name} and ?namespace= and checks both.
@@ -51,7 +54,64 @@ func target(w http.ResponseWriter, r *http.Request) (ns, name string, ok bool) {
 
 func (s *Server) view(rec store.Record) FunctionView {
 	st, _, _ := s.opts.Invoker.Status(rec.Function.Namespace, rec.Function.Name)
-	return FunctionView{Function: rec.Function, Revision: rec.Revision, Updated: rec.Updated, Status: st}
+	v := FunctionView{Function: rec.Function, Revision: rec.Revision, Updated: rec.Updated, Status: st}
+	if s.opts.Scaling != nil {
+		if sc, ok := s.opts.Scaling.Status(rec.Function.Namespace, rec.Function.Name); ok {
+			v.Scale = &sc
+		}
+	}
+	return v
+}
+
+// ScaleRequest is the body of POST /v1/functions/NAME/scale.
+type ScaleRequest struct {
+	// Replicas the function keeps at least (within scale.max) until scaled
+	// again; 0 hands it back to the autoscaler alone.
+	Replicas *int `json:"replicas"`
+}
+
+// scaleFunction sets a function's replicas without a new revision.
+func (s *Server) scaleFunction(w http.ResponseWriter, r *http.Request) {
+	ns, name, ok := target(w, r)
+	if !ok {
+		return
+	}
+	if s.opts.Scaling == nil {
+		writeError(w, errUnavailable, "scaling is not available on this server")
+		return
+	}
+	var req ScaleRequest
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 4096))
+	if err != nil {
+		writeBodyError(w, err, 4096, "scale request")
+		return
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil || req.Replicas == nil {
+		writeFieldError(w, &function.FieldError{Field: "replicas", Msg: fmt.Sprintf("is required: send {\"replicas\": N}, N a whole number from 0 to %d", function.MaxInstances)})
+		return
+	}
+	if n := *req.Replicas; n < 0 || n > function.MaxInstances {
+		writeFieldError(w, &function.FieldError{Field: "replicas", Msg: fmt.Sprintf("%d is out of range: use 0 to %d", n, function.MaxInstances)})
+		return
+	}
+	rec, err := s.opts.Store.Get(r.Context(), ns, name)
+	if err != nil {
+		writeStoreError(w, err, "function "+function.Key(ns, name))
+		return
+	}
+	if *req.Replicas > rec.Function.Scale.Max {
+		writeFieldError(w, &function.FieldError{Field: "replicas", Msg: fmt.Sprintf("%d is above the function's scale.max %d: raise scale.max first", *req.Replicas, rec.Function.Scale.Max)})
+		return
+	}
+	// The data plane may not have the function yet (just deployed).
+	s.awaitApplied(r.Context(), ns, name, rec.Revision)
+	if _, ok := s.opts.Scaling.Scale(ns, name, *req.Replicas); !ok {
+		writeError(w, errUnavailable, "function "+function.Key(ns, name)+" is not yet served here; retry shortly")
+		return
+	}
+	writeJSON(w, http.StatusOK, s.view(rec))
 }
 
 // namespaceFilter reads an optional ?namespace= ("" means all) and checks it.
@@ -108,7 +168,7 @@ func DecodeSpec(r io.Reader) (function.Function, error) {
 		if errors.As(err, &te) && te.Field != "" {
 			want := "a " + te.Type.String()
 			if r, ok := function.Ranges[te.Field]; ok {
-				want = "a whole number from " + r
+				want = r
 			}
 			return fn, &function.FieldError{Field: te.Field, Msg: fmt.Sprintf("%s is not valid here: use %s", te.Value, want)}
 		}

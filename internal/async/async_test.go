@@ -24,8 +24,10 @@ import (
 	"nimbus/internal/function"
 	"nimbus/internal/gateway"
 	"nimbus/internal/outbound"
+	"nimbus/internal/provider"
 	"nimbus/internal/queue"
 	"nimbus/internal/queue/natsqueue"
+	"nimbus/internal/scaler/scalertest"
 	"nimbus/internal/store"
 )
 
@@ -35,6 +37,7 @@ type env struct {
 	bb      *backbone.Backbone
 	q       *natsqueue.Queue
 	gw      *gateway.Gateway
+	stack   *scalertest.Stack
 	disp    *async.Dispatcher
 	srv     *httptest.Server
 	mu      sync.Mutex
@@ -81,9 +84,12 @@ func newEnvWith(t *testing.T, qo natsqueue.Options) *env {
 		t.Fatal(err)
 	}
 	e := &env{q: q, bb: bb}
-	e.gw = gateway.New(gateway.Options{Drivers: map[string]driver.Driver{"process": drv}, OpenPackage: open,
-		Metrics: gateway.NewMetrics(prometheus.NewRegistry()),
-		Log:     func(l store.LogLine) { e.mu.Lock(); e.logs = append(e.logs, l); e.mu.Unlock() }})
+	t.Cleanup(func() { drv.Close(context.Background()) }) // after the stack's
+	logLine := func(l store.LogLine) { e.mu.Lock(); e.logs = append(e.logs, l); e.mu.Unlock() }
+	e.stack = scalertest.New(t, map[string]driver.Driver{"process": drv},
+		gateway.Options{Metrics: gateway.NewMetrics(prometheus.NewRegistry()), Log: logLine},
+		provider.LocalOptions{OpenPackage: open, Log: logLine})
+	e.gw = e.stack.Gateway
 	// Tests call back to loopback: allow it, as --allow-outbound does.
 	guard := outbound.NewGuard([]netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")})
 	e.disp = &async.Dispatcher{Queue: q, Invoke: e.gw, Spec: e.gw.Spec, Record: e.record, Outbound: guard.Client(5 * time.Second)}
@@ -96,8 +102,7 @@ func newEnvWith(t *testing.T, qo natsqueue.Options) *env {
 	t.Cleanup(func() {
 		e.srv.Close()
 		e.disp.Close()
-		e.gw.Close(context.Background())
-		drv.Close(context.Background())
+
 		bb.Close()
 	})
 	return e
@@ -115,7 +120,7 @@ func (e *env) deploy(t *testing.T, name string, mod func(*function.Function)) {
 	}
 	e.rev++
 	rec := store.Record{Function: fn, Revision: e.rev}
-	e.gw.Apply(rec)
+	e.stack.Apply(rec)
 	e.disp.Apply(rec)
 }
 
@@ -407,7 +412,7 @@ func TestConsumersPerFunction(t *testing.T) {
 		queued = append(queued, id)
 	}
 	before := e.disp.Consumers()
-	e.gw.Remove("team-a", "x")
+	e.stack.Remove("team-a", "x")
 	e.disp.Remove("team-a", "x")
 	waitFor(t, "the deleted function's consumer to go", 20*time.Second, func() bool { return e.disp.Consumers() == before-1 })
 	fns, err := e.q.Functions(context.Background())

@@ -386,4 +386,4 @@ func TestWindowAverage(t *testing.T) {
 }
 
 func strconvF(v float64) string { return strconv.FormatFloat(v, 'f', 2, 64) }
-func itoa(v int) string          { return strconv.Itoa(v) }
+func itoa(v int) string         { return strconv.Itoa(v) }

@@ -55,3 +55,23 @@ func (w *Window) Average(now time.Time, d time.Duration) (avg float64, ok bool) 
 	}
 	return sum / float64(end-start), true
 }
+
+// Sample is what one gateway saw of a function in one interval: the
+// average requests in flight or waiting, the requests begun, and the CPU
+// its replicas used (millicores, averaged).
+type Sample struct {
+	Concurrency float64 `json:"c"`
+	Requests    float64 `json:"r"`
+	CPU         float64 `json:"cpu,omitempty"`
+}
+
+// Value is the sample's value of a metric, per second of an interval of d.
+func (s Sample) Value(metric string, d time.Duration) float64 {
+	switch metric {
+	case "rps":
+		return s.Requests / max(d.Seconds(), 1e-9)
+	case "cpu":
+		return s.CPU
+	}
+	return s.Concurrency
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -123,6 +124,29 @@ func describeCmd(g *globals) *cobra.Command {
 			}
 			row("Timeout", f.Timeout)
 			row("Scale", fmt.Sprintf("min %d, max %d, maxConcurrency %d, idleTimeout %s", f.Scale.Min, f.Scale.Max, f.Scale.MaxConcurrency, f.Scale.IdleTimeout))
+			row("Target", fmt.Sprintf("%s %g per replica (%g × %g utilization), stable window %s, panic at %g×",
+				f.Scale.Type, f.Scale.TargetValue(), f.Scale.TargetValue()/f.Scale.TargetUtilization, f.Scale.TargetUtilization, f.Scale.StableWindow, f.Scale.PanicThreshold))
+			if sc := v.Scale; sc != nil {
+				r := fmt.Sprintf("%d desired, %d ready, %d starting", sc.Desired, sc.Ready, sc.Starting)
+				if sc.Floor > 0 {
+					r += fmt.Sprintf(" (at least %d, as scaled)", sc.Floor)
+				}
+				row("Replicas", r)
+				if sc.Reason != "" {
+					d := sc.Reason
+					if sc.Panic {
+						d = "PANIC: " + d
+					}
+					row("Last decision", fmt.Sprintf("%s (%s)", d, sc.DecidedAt.Local().Format(time.RFC3339)))
+				}
+				if sc.StartError != "" {
+					e := sc.StartError
+					if !sc.RetryAt.IsZero() {
+						e += fmt.Sprintf("; next try at %s", sc.RetryAt.Local().Format(time.RFC3339))
+					}
+					row("Start error", e)
+				}
+			}
 			row("Instances", fmt.Sprintf("%d ready, %d total", s.ReadyInstances, s.TotalInstances))
 			row("Invocations", fmt.Sprintf("%d (%d failed, %d cold starts)", s.Invocations, s.Failures, s.ColdStarts))
 			if s.LastError != "" {
@@ -194,6 +218,32 @@ func shortID(id string) string {
 		return "-"
 	}
 	return id
+}
+
+func scaleCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "scale NAME REPLICAS",
+		Short: "Keep at least REPLICAS instances of a function (0: leave it to the autoscaler), with no new revision",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			n, err := strconv.Atoi(args[1])
+			if err != nil || n < 0 {
+				return fmt.Errorf("REPLICAS %q is not a count: give a whole number from 0 to %d", args[1], function.MaxInstances)
+			}
+			cl, err := g.client()
+			if err != nil {
+				return err
+			}
+			v, err := cl.Scale(cmd.Context(), g.ns(), args[0], n)
+			if err != nil {
+				return err
+			}
+			if v.Scale != nil {
+				fmt.Fprintf(g.stdout, "Scaled %s: %d desired, %d ready\n", args[0], v.Scale.Desired, v.Scale.Ready)
+			}
+			return nil
+		},
+	}
 }
 
 func deleteCmd(g *globals) *cobra.Command {

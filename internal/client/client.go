@@ -161,6 +161,20 @@ func (c *Client) Instances(ctx context.Context, ns, name string) ([]gateway.Inst
 	return out.Instances, err
 }
 
+// Scale sets a function's replicas (a floor the autoscaler decides above;
+// 0 leaves it to the autoscaler alone), without a new revision.
+func (c *Client) Scale(ctx context.Context, ns, name string, replicas int) (apiserver.FunctionView, error) {
+	var v apiserver.FunctionView
+	b, _ := json.Marshal(apiserver.ScaleRequest{Replicas: &replicas})
+	resp, err := c.do(ctx, "POST", "/v1/functions/"+url.PathEscape(name)+"/scale", nsQuery(ns), bytes.NewReader(b), http.Header{"Content-Type": {"application/json"}})
+	if err != nil {
+		return v, err
+	}
+	defer resp.Body.Close()
+	err = json.NewDecoder(resp.Body).Decode(&v)
+	return v, err
+}
+
 // Delete removes a function.
 func (c *Client) Delete(ctx context.Context, ns, name string) error {
 	resp, err := c.do(ctx, "DELETE", "/v1/functions/"+url.PathEscape(name), nsQuery(ns), nil, nil)

@@ -450,13 +450,13 @@ func validateCommand(argv []string) error {
 // Ranges are the bounds of a spec's numeric fields, for messages that name
 // a field given a number it cannot hold.
 var Ranges = map[string]string{
-	"scale.min":               fmt.Sprintf("0 to %d", MaxInstances),
-	"scale.max":               fmt.Sprintf("1 to %d", MaxInstances),
-	"scale.maxConcurrency":    fmt.Sprintf("1 to %d", MaxConcurrencyCap),
-	"scale.target":            "above 0, at most 1e6",
-	"scale.targetUtilization": "0.01 to 1",
-	"scale.panicThreshold":    "1.1 to 10",
-	"async.maxRetries":        "0 to 10",
+	"scale.min":               fmt.Sprintf("a whole number from 0 to %d", MaxInstances),
+	"scale.max":               fmt.Sprintf("a whole number from 1 to %d", MaxInstances),
+	"scale.maxConcurrency":    fmt.Sprintf("a whole number from 1 to %d", MaxConcurrencyCap),
+	"async.maxRetries":        "a whole number from 0 to 10",
+	"scale.target":            "a number above 0, at most 1e6",
+	"scale.targetUtilization": "a number from 0.01 to 1",
+	"scale.panicThreshold":    "a number from 1.1 to 10",
 }
 
 // reservedEnv are variables nimbus sets itself; a spec may not override them.

@@ -1,13 +1,17 @@
 // Package gateway is nimbus's data plane. It answers
 // ANY /function/{name}[.{namespace}][/{path...}] by forwarding the request —
 // method, rest of the path, query, headers and body, streamed both ways — to
-// the least-loaded ready instance of the function, starting one when none is
-// ready (scale from zero) and stopping idle ones.
+// the least-loaded ready instance of the function.
 //
-// Per function, a pool enforces each instance's maxConcurrency and keeps a
-// bounded queue of waiting requests; past it the answer is 429 with
-// Retry-After. The function's timeout bounds the whole call (504). An
-// instance that dies mid-request gives 502 at once and is replaced.
+// Per function, a pool (the activator) holds the ready endpoints its
+// provider reports, enforces each one's maxConcurrency and keeps a bounded
+// queue of waiting requests; past it the answer is 429 with Retry-After.
+// When requests queue beyond what is starting — a function at zero — it
+// tells the autoscaler at once (Options.Activate). It measures the load the
+// autoscaler decides on (TakeLoad) and drains an instance before its
+// provider stops it (Drain). It never starts or stops an instance. The
+// function's timeout bounds the whole call (504); an instance that dies
+// mid-request gives 502 at once.
 //
 // Functions come and go through Apply and Remove (called by the controller);
 // the request path reads them under a read lock and never touches the store.
@@ -29,23 +33,25 @@ import (
 	"sync"
 	"time"
 
+	"nimbus/internal/autoscaler"
 	"nimbus/internal/calls"
-	"nimbus/internal/driver"
 	"nimbus/internal/function"
+	"nimbus/internal/provider"
 	"nimbus/internal/reqbody"
 	"nimbus/internal/store"
 )
 
 // Options configure a Gateway.
 type Options struct {
-	// Drivers by runtime name.
-	Drivers map[string]driver.Driver
-	// OpenPackage serves function packages to drivers.
-	OpenPackage func(ctx context.Context, digest string) (io.ReadCloser, error)
-	// Log receives instance output and the gateway's own lines about instances.
+	// Runtimes that have a provider; a function of another is not served.
+	Runtimes map[string]bool
+	// Activate is told, without waiting, when requests to a function queue
+	// beyond what is starting: active is its requests in flight or waiting.
+	// It must not block (the autoscaler decides at once and acts in the
+	// background).
+	Activate func(fn function.Function, active int)
+	// Log receives the gateway's own lines about a function's calls.
 	Log func(store.LogLine)
-	// SecretValue reads a secret for an instance being started.
-	SecretValue func(ctx context.Context, namespace, name string) ([]byte, error)
 	// Metrics, from NewMetrics. Required.
 	Metrics *Metrics
 	// MaxBodyBytes bounds a request body (413 beyond). Default 32 MiB.
@@ -55,12 +61,6 @@ type Options struct {
 	BodyReadTimeout time.Duration
 	// MaxPending bounds the requests queued per function (429 beyond). Default 1024.
 	MaxPending int
-	// StartTimeout bounds one instance start. Default 60s.
-	StartTimeout time.Duration
-	// StopGrace is how long an instance gets to exit after SIGTERM. Default 10s.
-	StopGrace time.Duration
-	// IdleCheck is how often idle instances are looked for. Default 100ms.
-	IdleCheck time.Duration
 	// OnCall, if set, is given the record of every invocation when it ends,
 	// except those made with a context from Unrecorded. It must not block.
 	OnCall func(calls.Record)
@@ -78,18 +78,17 @@ func Unrecorded(ctx context.Context) context.Context {
 // Gateway routes invocations to function instances.
 type Gateway struct {
 	opts      Options
-	ctx       context.Context
-	cancel    context.CancelFunc
 	transport *http.Transport
 	metrics   *Metrics
 	errorLog  *log.Logger
 
-	mu    sync.RWMutex
-	pools map[string]*pool // by function key
-	wg    sync.WaitGroup
+	mu     sync.RWMutex
+	pools  map[string]*pool          // by function key
+	states map[string]provider.State // the providers' latest, by function key
+	loads  map[string]int64          // requests begun at the last TakeLoad
 }
 
-// New returns a gateway and starts its idle-instance loop.
+// New returns a gateway.
 func New(o Options) *Gateway {
 	if o.MaxBodyBytes == 0 {
 		o.MaxBodyBytes = 32 << 20
@@ -100,92 +99,97 @@ func New(o Options) *Gateway {
 	if o.MaxPending == 0 {
 		o.MaxPending = 1024
 	}
-	if o.StartTimeout == 0 {
-		o.StartTimeout = 60 * time.Second
-	}
-	if o.StopGrace == 0 {
-		o.StopGrace = 10 * time.Second
-	}
-	if o.IdleCheck == 0 {
-		o.IdleCheck = 100 * time.Millisecond
-	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	g := &Gateway{opts: o, ctx: ctx, cancel: cancel, transport: newTransport(), metrics: o.Metrics,
-		errorLog: slog.NewLogLogger(o.Logger.Handler(), slog.LevelDebug), pools: map[string]*pool{}}
-	g.wg.Go(g.idleLoop)
-	return g
-}
-
-func (g *Gateway) idleLoop() {
-	t := time.NewTicker(g.opts.IdleCheck)
-	defer t.Stop()
-	for {
-		select {
-		case <-g.ctx.Done():
-			return
-		case now := <-t.C:
-			g.mu.RLock()
-			pools := make([]*pool, 0, len(g.pools))
-			for _, p := range g.pools {
-				pools = append(pools, p)
-			}
-			g.mu.RUnlock()
-			for _, p := range pools {
-				p.reapIdle(now)
-			}
-		}
-	}
+	return &Gateway{opts: o, transport: newTransport(), metrics: o.Metrics,
+		errorLog: slog.NewLogLogger(o.Logger.Handler(), slog.LevelDebug),
+		pools:    map[string]*pool{}, states: map[string]provider.State{}, loads: map[string]int64{}}
 }
 
 // Apply makes the gateway serve rec's revision of a function: a new function
-// gets a pool, a new revision replaces the old instances gracefully.
+// gets a pool; with a new revision, new requests go to its instances once
+// one is ready.
 func (g *Gateway) Apply(rec store.Record) error {
 	fn := rec.Function
-	drv, ok := g.opts.Drivers[fn.Runtime]
-	if !ok {
+	if !g.opts.Runtimes[fn.Runtime] {
 		return fmt.Errorf("function %s: runtime %q is not enabled", fn.Key(), fn.Runtime)
 	}
 	g.mu.Lock()
 	p, ok := g.pools[fn.Key()]
 	if !ok {
-		p = newPool(g, fn, rec.Revision, drv)
+		p = newPool(g, fn, rec.Revision)
 		g.pools[fn.Key()] = p
 	}
+	st, known := g.states[fn.Key()]
 	g.mu.Unlock()
 	if ok {
-		p.update(fn, rec.Revision, drv)
-		return nil
+		p.update(fn, rec.Revision)
 	}
-	p.mu.Lock()
-	p.ensureMinLocked()
-	p.mu.Unlock()
+	if known {
+		p.setState(st)
+	}
 	return nil
 }
 
-// Remove stops serving a function and stops its instances.
+// Remove stops serving a function: queued requests fail (the provider
+// stops its instances).
 func (g *Gateway) Remove(namespace, name string) {
 	key := function.Key(namespace, name)
 	g.mu.Lock()
 	p := g.pools[key]
 	delete(g.pools, key)
+	delete(g.states, key)
+	delete(g.loads, key)
 	g.mu.Unlock()
 	if p == nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), g.opts.StopGrace)
-	defer cancel()
-	p.close(ctx)
+	p.close()
 	p.m.forget()
-	p.mu.Lock()
-	drv := p.drv
-	p.mu.Unlock()
-	if f, ok := drv.(driver.Forgetter); ok {
-		if err := f.Forget(namespace, name); err != nil {
-			g.opts.Logger.Warn("a deleted function's files were not all removed", "function", key, "err", err)
-		}
+}
+
+// SetState takes a provider's report of a function's replicas (a
+// provider.Watcher).
+func (g *Gateway) SetState(namespace, name string, st provider.State) {
+	key := function.Key(namespace, name)
+	g.mu.Lock()
+	g.states[key] = st
+	p := g.pools[key]
+	g.mu.Unlock()
+	if p != nil {
+		p.setState(st)
+	}
+}
+
+// Drain waits until an instance the provider is about to stop has no
+// request in flight (a provider.Drainer).
+func (g *Gateway) Drain(ctx context.Context, namespace, name, id string) {
+	g.mu.RLock()
+	p := g.pools[function.Key(namespace, name)]
+	g.mu.RUnlock()
+	if p != nil {
+		p.drain(ctx, id)
+	}
+}
+
+// TakeLoad returns, per function key, the load since the last call: the
+// average requests in flight or waiting and the requests begun.
+func (g *Gateway) TakeLoad(now time.Time) map[string]autoscaler.Sample {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	out := make(map[string]autoscaler.Sample, len(g.pools))
+	for key, p := range g.pools {
+		s, begun := p.takeLoad(now, g.loads[key])
+		g.loads[key] = begun
+		out[key] = s
+	}
+	return out
+}
+
+func (g *Gateway) activate(fn function.Function, active int) {
+	if g.opts.Activate != nil {
+		g.opts.Activate(fn, active)
 	}
 }
 
@@ -201,50 +205,23 @@ func (g *Gateway) Status(namespace, name string) (Status, []InstanceStatus, bool
 	return s, list, true
 }
 
-// Close stops every instance (each gets StopGrace to exit) and the idle loop.
+// Close fails queued requests and stops serving.
 func (g *Gateway) Close(ctx context.Context) {
-	g.cancel()
-	g.wg.Wait()
 	g.mu.Lock()
 	pools := g.pools
 	g.pools = map[string]*pool{}
 	g.mu.Unlock()
-	var wg sync.WaitGroup
 	for _, p := range pools {
-		wg.Go(func() { p.close(ctx) })
+		p.close()
 	}
-	wg.Wait()
 	g.transport.CloseIdleConnections()
 }
 
-func (g *Gateway) driverSpec(ctx context.Context, fn function.Function, rev uint64) (driver.Spec, error) {
-	spec := driver.Spec{Function: fn, Revision: rev, OpenPackage: g.opts.OpenPackage,
-		Log: func(instance, stream, text string) { g.instanceLog(fn, instance, stream, text) }}
-	if len(fn.Secrets) > 0 {
-		if g.opts.SecretValue == nil {
-			return spec, fmt.Errorf("%w: secrets are not available", driver.ErrStartFailed)
-		}
-		spec.Secrets = make(map[string][]byte, len(fn.Secrets))
-		for _, name := range fn.Secrets {
-			v, err := g.opts.SecretValue(ctx, fn.Namespace, name)
-			if err != nil {
-				return spec, fmt.Errorf("%w: secret %q: %w", driver.ErrStartFailed, name, err)
-			}
-			spec.Secrets[name] = v
-		}
-	}
-	return spec, nil
-}
-
-func (g *Gateway) instanceLog(fn function.Function, instance, stream, text string) {
+func (g *Gateway) systemLog(fn function.Function, instance, text string) {
 	if g.opts.Log != nil {
 		g.opts.Log(store.LogLine{Time: time.Now(), Namespace: fn.Namespace, Function: fn.Name,
-			Instance: instance, Stream: stream, Text: text})
+			Instance: instance, Stream: "system", Text: text})
 	}
-}
-
-func (g *Gateway) systemLog(fn function.Function, instance, text string) {
-	g.instanceLog(fn, instance, "system", text)
 	g.opts.Logger.Debug(text, "function", fn.Key(), "instance", instance)
 }
 
@@ -505,7 +482,9 @@ func newCallID() string {
 // WaitApplied waits until this gateway serves revision rev (or a later one)
 // of a function — or, with rev 0, until it serves the function no more — so
 // that an API call answering a deploy or delete is followed by invocations
-// that see it. It gives up when ctx ends.
+// that see it. While an earlier revision's instances serve (a rollout),
+// that means until one of rev's is ready or its start has failed. It gives
+// up when ctx ends.
 func (g *Gateway) WaitApplied(ctx context.Context, namespace, name string, rev uint64) error {
 	key := function.Key(namespace, name)
 	for delay := 200 * time.Microsecond; ; delay = min(delay*2, 20*time.Millisecond) {
@@ -518,8 +497,9 @@ func (g *Gateway) WaitApplied(ctx context.Context, namespace, name string, rev u
 		if rev != 0 && p != nil {
 			p.mu.Lock()
 			cur := p.rev
+			rolled := len(p.insts) == 0 || p.readyOfRevLocked() > 0 || p.failed != nil
 			p.mu.Unlock()
-			if cur >= rev {
+			if cur > rev || cur == rev && rolled {
 				return nil
 			}
 		}

@@ -19,10 +19,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"nimbus/internal/calls"
-	"nimbus/internal/driver"
 	"nimbus/internal/driver/drivertest"
 	"nimbus/internal/driver/process"
 	"nimbus/internal/function"
+	"nimbus/internal/provider"
+	"nimbus/internal/scaler"
 	"nimbus/internal/store"
 )
 
@@ -31,6 +32,7 @@ import (
 
 type harness struct {
 	gw   *Gateway
+	sc   *scaler.Scaler
 	srv  *httptest.Server
 	drv  *process.Driver
 	logs *logSink
@@ -57,21 +59,29 @@ func newHarness(t *testing.T, mod func(*Options)) *harness {
 	}
 	h := &harness{drv: drv, logs: &logSink{}}
 	o := Options{
-		Drivers:     map[string]driver.Driver{"process": drv},
-		OpenPackage: open,
-		Log:         h.logs.add,
-		Metrics:     NewMetrics(prometheus.NewRegistry()),
-		StopGrace:   2 * time.Second,
-		IdleCheck:   20 * time.Millisecond,
+		Runtimes: map[string]bool{"process": true},
+		Activate: func(fn function.Function, active int) { h.sc.Activate(fn, active) },
+		Log:      h.logs.add,
+		Metrics:  NewMetrics(prometheus.NewRegistry()),
 	}
 	if mod != nil {
 		mod(&o)
 	}
 	h.gw = New(o)
+	prov := provider.NewLocal(provider.LocalOptions{Driver: drv, OpenPackage: open, Log: h.logs.add,
+		Watch: h.gw.SetState, Drain: h.gw.Drain, StopGrace: 2 * time.Second})
+	h.sc = scaler.New(scaler.Options{Providers: map[string]provider.Provider{"process": prov}, Load: h.gw.TakeLoad,
+		Tick: 100 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { h.sc.Run(ctx); close(done) }()
 	h.srv = httptest.NewServer(h.gw)
 	t.Cleanup(func() {
 		h.srv.Close()
+		cancel()
+		<-done
 		h.gw.Close(context.Background())
+		prov.Close(context.Background())
 		drv.Close(context.Background())
 	})
 	return h
@@ -89,7 +99,16 @@ func (h *harness) deploy(t *testing.T, name string, mod func(*function.Function)
 		t.Fatal(err)
 	}
 	h.rev++
-	if err := h.gw.Apply(store.Record{Function: fn, Revision: h.rev}); err != nil {
+	rec := store.Record{Function: fn, Revision: h.rev}
+	if err := h.gw.Apply(rec); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.sc.Apply(rec); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := h.gw.WaitApplied(ctx, fn.Namespace, fn.Name, h.rev); err != nil {
 		t.Fatal(err)
 	}
 	return fn
@@ -470,6 +489,7 @@ func TestRemoveStopsInstances(t *testing.T) {
 	_, list, _ := h.gw.Status("default", "gone")
 	addr := list[0].Addr
 	h.gw.Remove("default", "gone")
+	h.sc.Remove("default", "gone")
 	if _, err := http.Get("http://" + addr + "/"); err == nil {
 		t.Fatal("instance still serves after Remove")
 	}

@@ -2,19 +2,21 @@ package gateway
 
 import (
 	"context"
-	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"nimbus/internal/driver"
+	"nimbus/internal/autoscaler"
 	"nimbus/internal/function"
+	"nimbus/internal/provider"
 )
 
 // pool is the activator of one function: it holds the function's ready
-// instances, hands each request the least-loaded one with a free slot, queues
-// requests (bounded) while none has one, and starts instances on demand. All
-// fields under mu; the counters are atomic.
+// endpoints (from its provider) with their in-flight counts, hands each
+// request the least-loaded one with a free slot, and queues requests
+// (bounded) while none has one, telling the autoscaler at once so that a
+// function at zero starts without waiting for a window. It never starts or
+// stops a replica itself. All fields under mu; the counters are atomic.
 type pool struct {
 	g   *Gateway
 	key string
@@ -22,12 +24,20 @@ type pool struct {
 	mu       sync.Mutex
 	fn       function.Function
 	rev      uint64
-	drv      driver.Driver
-	insts    []*instance // ready, serving the current revision
-	retiring []*instance // old revision or idle: finishing in-flight work
-	starting int
+	insts    []*instance // ready: the provider's endpoints
+	retiring []*instance // taken out of the provider's list: finishing in-flight work
 	waiters  []*waiter
+	starting int   // replicas the provider is starting for the current revision
+	failed   error // the provider's start failure, while nothing is ready or starting
 	closed   bool
+
+	// Load for the autoscaler: requests in flight or waiting, integrated
+	// over time since the last take.
+	active   int
+	area     float64 // request-seconds
+	lastLoad time.Time
+	lastTake time.Time
+	begun    atomic.Int64 // requests that reached the pool
 
 	spec atomic.Pointer[function.Function] // current spec, read without mu on the request path
 
@@ -43,15 +53,15 @@ type lastError struct {
 	Msg string
 }
 
-// instance is a ready driver instance with its load, guarded by pool.mu.
+// instance is a ready endpoint with its load, guarded by pool.mu.
 type instance struct {
-	driver.Instance
-	rev      uint64
+	provider.Endpoint
 	proxy    proxyHandler
 	inflight int
 	served   int64
 	lastUsed time.Time
 	stopping bool
+	drained  chan struct{} // closed once stopping with nothing in flight
 	// closeIdle drops pooled connections to the instance, if any.
 	closeIdle func()
 }
@@ -65,8 +75,9 @@ type grant struct {
 	err  error
 }
 
-func newPool(g *Gateway, fn function.Function, rev uint64, drv driver.Driver) *pool {
-	p := &pool{g: g, key: fn.Key(), fn: fn, rev: rev, drv: drv, m: g.metrics.forFunction(fn)}
+func newPool(g *Gateway, fn function.Function, rev uint64) *pool {
+	p := &pool{g: g, key: fn.Key(), fn: fn, rev: rev, m: g.metrics.forFunction(fn)}
+	p.lastLoad, p.lastTake = time.Now(), time.Now()
 	p.spec.Store(&fn)
 	return p
 }
@@ -75,9 +86,36 @@ func (p *pool) setError(msg string) {
 	p.lastErr.Store(&lastError{At: time.Now(), Msg: msg})
 }
 
+// loadLocked adds delta to the requests in flight or waiting.
+func (p *pool) loadLocked(delta int) {
+	now := time.Now()
+	p.area += float64(p.active) * now.Sub(p.lastLoad).Seconds()
+	p.lastLoad = now
+	p.active += delta
+}
+
+// takeLoad returns the load since the last take: the average requests in
+// flight or waiting, and the requests begun.
+func (p *pool) takeLoad(now time.Time, begunBefore int64) (autoscaler.Sample, int64) {
+	p.mu.Lock()
+	span := now.Sub(p.lastLoad)
+	p.area += float64(p.active) * span.Seconds()
+	since := p.lastTake
+	area := p.area
+	p.area, p.lastLoad, p.lastTake = 0, now, now
+	p.mu.Unlock()
+	begun := p.begun.Load()
+	s := autoscaler.Sample{Requests: float64(begun - begunBefore)}
+	if d := now.Sub(since).Seconds(); d > 0 {
+		s.Concurrency = area / d
+	}
+	return s, begun
+}
+
 // acquire returns an instance with a free slot, waiting (bounded by ctx) for
 // one to start or free up. cold reports that the request had to wait for a start.
 func (p *pool) acquire(ctx context.Context) (inst *instance, cold bool, err error) {
+	p.begun.Add(1)
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
@@ -85,8 +123,17 @@ func (p *pool) acquire(ctx context.Context) (inst *instance, cold bool, err erro
 	}
 	if inst := p.pickLocked(); inst != nil {
 		inst.inflight++
+		p.loadLocked(1)
 		p.mu.Unlock()
 		return inst, false, nil
+	}
+	if p.failed != nil && p.starting == 0 && len(p.insts) == 0 {
+		// The provider is backing off after failed starts: say so now
+		// rather than hold the request; the autoscaler still hears of it.
+		active := p.active + 1
+		p.mu.Unlock()
+		p.g.activate(p.fn, active)
+		return nil, true, ErrStartFailed
 	}
 	if len(p.waiters) >= p.g.opts.MaxPending {
 		p.mu.Unlock()
@@ -94,9 +141,15 @@ func (p *pool) acquire(ctx context.Context) (inst *instance, cold bool, err erro
 	}
 	w := &waiter{ch: make(chan grant, 1)}
 	p.waiters = append(p.waiters, w)
-	cold = len(p.insts) == 0
-	p.scaleUpLocked()
+	p.loadLocked(1)
+	cold = p.readyOfRevLocked() == 0
+	// Tell the autoscaler when the queue outgrows what is starting.
+	poke := len(p.waiters) > p.starting*p.fn.Scale.MaxConcurrency
+	fn, active := p.fn, p.active
 	p.mu.Unlock()
+	if poke {
+		p.g.activate(fn, active)
+	}
 
 	select {
 	case g := <-w.ch:
@@ -107,6 +160,7 @@ func (p *pool) acquire(ctx context.Context) (inst *instance, cold bool, err erro
 	for i, x := range p.waiters {
 		if x == w {
 			p.waiters = append(p.waiters[:i], p.waiters[i+1:]...)
+			p.loadLocked(-1)
 			p.mu.Unlock()
 			return nil, cold, ErrNoInstance
 		}
@@ -115,19 +169,46 @@ func (p *pool) acquire(ctx context.Context) (inst *instance, cold bool, err erro
 	// Granted while we gave up: give the slot back.
 	if g := <-w.ch; g.inst != nil {
 		p.release(g.inst)
+	} else {
+		p.mu.Lock()
+		p.loadLocked(-1)
+		p.mu.Unlock()
 	}
 	return nil, cold, ErrNoInstance
 }
 
-// pickLocked returns the ready instance with the fewest requests in flight that
-// has a free slot, or nil.
+// readyOfRevLocked counts the ready instances of the current revision.
+func (p *pool) readyOfRevLocked() int {
+	n := 0
+	for _, in := range p.insts {
+		if in.Revision == p.rev {
+			n++
+		}
+	}
+	return n
+}
+
+// pickLocked returns the ready instance with the fewest requests in flight
+// that has a free slot, or nil. Instances of the current revision are
+// preferred; older ones serve only while none of it is ready (a rollout).
 func (p *pool) pickLocked() *instance {
 	var best *instance
 	limit := p.fn.Scale.MaxConcurrency
+	cur := false
 	for _, in := range p.insts {
+		isCur := in.Revision == p.rev
+		if isCur && !cur {
+			cur, best = true, nil // from here on, only the current revision
+		}
+		if cur && !isCur {
+			continue
+		}
 		if in.inflight < limit && (best == nil || in.inflight < best.inflight) {
 			best = in
 		}
+	}
+	if best == nil && !cur {
+		return nil
 	}
 	return best
 }
@@ -135,143 +216,113 @@ func (p *pool) pickLocked() *instance {
 // release gives a slot back and hands it to the oldest waiter.
 func (p *pool) release(in *instance) {
 	p.mu.Lock()
+	defer p.mu.Unlock()
 	in.inflight--
 	in.served++
 	in.lastUsed = time.Now()
 	if in.stopping {
+		p.loadLocked(-1)
 		if in.inflight == 0 {
-			p.dropLocked(in)
-			p.mu.Unlock()
-			p.stop(in)
-			return
+			p.retiring = remove(p.retiring, in)
+			close(in.drained)
 		}
-		p.mu.Unlock()
 		return
 	}
-	if len(p.waiters) > 0 {
+	if len(p.waiters) > 0 && (in.Revision == p.rev || p.readyOfRevLocked() == 0) {
 		w := p.waiters[0]
 		p.waiters = p.waiters[1:]
 		in.inflight++
 		w.ch <- grant{inst: in}
+		return
 	}
-	p.mu.Unlock()
+	p.loadLocked(-1)
 }
 
-// scaleUpLocked starts instances while the queued requests exceed what ready
-// and starting instances will absorb, up to scale.max. Concurrent cold
-// requests therefore share one start.
-func (p *pool) scaleUpLocked() {
+// setState takes the provider's view of the function's replicas: new
+// endpoints join (and take waiting requests), gone ones retire.
+func (p *pool) setState(st provider.State) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	if p.closed {
 		return
 	}
-	c := p.fn.Scale.MaxConcurrency
-	for len(p.waiters) > p.starting*c && len(p.insts)+p.starting < p.fn.Scale.Max {
-		p.starting++
-		go p.start(true)
-	}
-}
-
-// ensureMinLocked starts instances until scale.min are ready or starting.
-func (p *pool) ensureMinLocked() {
-	for !p.closed && len(p.insts)+p.starting < p.fn.Scale.Min {
-		p.starting++
-		go p.start(false)
-	}
-}
-
-// start brings up one instance of the current revision.
-func (p *pool) start(demand bool) {
-	p.mu.Lock()
-	fn, rev, drv := p.fn, p.rev, p.drv
-	p.mu.Unlock()
-	ctx, cancel := context.WithTimeout(p.g.ctx, p.g.opts.StartTimeout)
-	defer cancel()
-	began := time.Now()
-	spec, err := p.g.driverSpec(ctx, fn, rev)
-	var di driver.Instance
-	if err == nil {
-		di, err = drv.Start(ctx, spec)
-	}
-	took := time.Since(began)
-
-	p.mu.Lock()
-	p.starting--
-	if err != nil {
-		p.setError(err.Error())
-		p.g.systemLog(fn, "", fmt.Sprintf("instance failed to start: %v", err))
-		if len(p.insts) == 0 && p.starting == 0 {
-			for _, w := range p.waiters {
-				w.ch <- grant{err: ErrStartFailed}
-			}
-			p.waiters = nil
+	had := len(p.insts)
+	seen := make(map[string]bool, len(st.Ready))
+	var added []*instance
+	for _, e := range st.Ready {
+		seen[e.ID] = true
+		if p.findLocked(e.ID) != nil {
+			continue
 		}
-		p.mu.Unlock()
-		return
+		in := &instance{Endpoint: e, lastUsed: time.Now(), drained: make(chan struct{})}
+		in.proxy = p.g.newProxy(in)
+		added = append(added, in)
 	}
-	in := &instance{Instance: di, rev: rev, lastUsed: time.Now()}
-	in.proxy = p.g.newProxy(in)
-	if p.closed || rev != p.rev {
-		in.stopping = true
-		p.mu.Unlock()
-		p.stop(in)
-		p.mu.Lock()
-		p.scaleUpLocked()
-		p.mu.Unlock()
-		return
+	for _, in := range append([]*instance(nil), p.insts...) {
+		if !seen[in.ID] {
+			p.retireLocked(in)
+		}
 	}
-	p.insts = append(p.insts, in)
+	// The provider lists the current revision first; keep that order.
+	order := make(map[string]int, len(st.Ready))
+	for i, e := range st.Ready {
+		order[e.ID] = i
+	}
+	p.insts = append(p.insts, added...)
+	sortByOrder(p.insts, order)
+	p.starting = st.Starting
+	p.failed = nil
+	if st.Failed != nil && st.ReadyOf(p.rev) == 0 {
+		p.failed = st.Failed
+	}
+	if st.LastError != "" {
+		p.lastErr.Store(&lastError{At: st.LastErrorAt, Msg: st.LastError})
+	}
 	p.m.setInstances(len(p.insts))
-	if demand {
+	if had == 0 && len(added) > 0 && len(p.waiters) > 0 {
 		p.coldStarts.Add(1)
 		p.m.coldStarts.Inc()
-		p.m.coldStartSeconds.Observe(took.Seconds())
+		p.m.coldStartSeconds.Observe(added[0].StartTook.Seconds())
 	}
-	for len(p.waiters) > 0 && in.inflight < fn.Scale.MaxConcurrency {
+	p.grantLocked()
+	if p.failed != nil && p.starting == 0 && len(p.insts) == 0 {
+		for _, w := range p.waiters {
+			w.ch <- grant{err: ErrStartFailed}
+		}
+		p.loadLocked(-len(p.waiters))
+		p.waiters = nil
+	}
+}
+
+// grantLocked hands free slots to waiting requests, oldest first.
+func (p *pool) grantLocked() {
+	for len(p.waiters) > 0 {
+		in := p.pickLocked()
+		if in == nil {
+			return
+		}
 		w := p.waiters[0]
 		p.waiters = p.waiters[1:]
 		in.inflight++
 		w.ch <- grant{inst: in}
 	}
-	p.mu.Unlock()
-	p.g.systemLog(fn, di.ID(), fmt.Sprintf("instance ready in %s", took.Round(10*time.Microsecond)))
-	go p.watch(in)
 }
 
-// watch notices an instance that exits on its own and replaces it when
-// something still needs it.
-func (p *pool) watch(in *instance) {
-	<-in.Done()
-	p.mu.Lock()
-	if in.stopping {
-		p.mu.Unlock()
-		return
-	}
-	in.stopping = true
-	had := in.inflight > 0
-	p.dropLocked(in)
-	in.dropConns()
-	msg := "instance exited"
-	if err := in.Err(); err != nil {
-		msg = err.Error()
-	}
-	p.setError(msg)
-	fn := p.fn
-	if had || len(p.waiters) > 0 {
-		if len(p.insts)+p.starting < p.fn.Scale.Max && p.starting == 0 {
-			p.starting++
-			go p.start(len(p.waiters) > 0)
+func (p *pool) findLocked(id string) *instance {
+	for _, in := range p.insts {
+		if in.ID == id {
+			return in
 		}
 	}
-	p.ensureMinLocked()
-	p.mu.Unlock()
-	p.g.systemLog(fn, in.ID(), msg)
+	return nil
 }
 
-// dropLocked removes an instance from the pool's lists.
-func (p *pool) dropLocked(in *instance) {
-	p.insts = remove(p.insts, in)
-	p.retiring = remove(p.retiring, in)
-	p.m.setInstances(len(p.insts))
+func sortByOrder(list []*instance, order map[string]int) {
+	for i := 1; i < len(list); i++ {
+		for j := i; j > 0 && order[list[j].ID] < order[list[j-1].ID]; j-- {
+			list[j], list[j-1] = list[j-1], list[j]
+		}
+	}
 }
 
 func remove(list []*instance, in *instance) []*instance {
@@ -283,10 +334,41 @@ func remove(list []*instance, in *instance) []*instance {
 	return list
 }
 
-func (p *pool) stop(in *instance) {
-	ctx, cancel := context.WithTimeout(context.Background(), p.g.opts.StopGrace)
-	defer cancel()
-	in.Stop(ctx)
+// retireLocked takes an instance out of rotation; drained is closed once
+// its requests have finished.
+func (p *pool) retireLocked(in *instance) {
+	in.stopping = true
+	p.insts = remove(p.insts, in)
+	in.dropConns()
+	if in.inflight == 0 {
+		close(in.drained)
+		return
+	}
+	p.retiring = append(p.retiring, in)
+}
+
+// drain waits until the instance id has nothing in flight (or ctx ends).
+func (p *pool) drain(ctx context.Context, id string) {
+	p.mu.Lock()
+	var in *instance
+	for _, x := range p.retiring {
+		if x.ID == id {
+			in = x
+		}
+	}
+	if x := p.findLocked(id); x != nil {
+		// The provider stops what it no longer lists; take it out now.
+		p.retireLocked(x)
+		in = x
+	}
+	p.mu.Unlock()
+	if in == nil {
+		return
+	}
+	select {
+	case <-in.drained:
+	case <-ctx.Done():
+	}
 	in.dropConns()
 }
 
@@ -296,73 +378,32 @@ func (in *instance) dropConns() {
 	}
 }
 
-// retireLocked takes an instance out of rotation; it stops once idle.
-func (p *pool) retireLocked(in *instance) {
-	in.stopping = true
-	p.insts = remove(p.insts, in)
-	if in.inflight == 0 {
-		p.retiring = remove(p.retiring, in)
-		go p.stop(in)
-		return
-	}
-	p.retiring = append(p.retiring, in)
-}
-
-// update switches the pool to a new revision: new requests go to new
-// instances; old ones finish what they serve, then stop.
-func (p *pool) update(fn function.Function, rev uint64, drv driver.Driver) {
+// update switches the pool to a new revision: new requests go to its
+// instances once one is ready (the old ones serve until then).
+func (p *pool) update(fn function.Function, rev uint64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if rev == p.rev {
 		return
 	}
-	p.fn, p.rev, p.drv = fn, rev, drv
+	p.fn, p.rev = fn, rev
 	p.spec.Store(&fn)
-	for _, in := range append([]*instance(nil), p.insts...) {
-		p.retireLocked(in)
-	}
-	p.m.setInstances(0)
-	p.ensureMinLocked()
-	p.scaleUpLocked()
+	p.failed, p.starting = nil, 0
 }
 
-// reapIdle stops instances above scale.min that served nothing for idleTimeout.
-func (p *pool) reapIdle(now time.Time) {
+// close fails queued requests; the provider stops the instances.
+func (p *pool) close() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	idle := time.Duration(p.fn.Scale.IdleTimeout)
-	for _, in := range append([]*instance(nil), p.insts...) {
-		if len(p.insts) <= p.fn.Scale.Min {
-			return
-		}
-		if in.inflight == 0 && now.Sub(in.lastUsed) >= idle {
-			p.retireLocked(in)
-			p.g.systemLog(p.fn, in.ID(), fmt.Sprintf("instance stopped after %s idle", idle))
-		}
-	}
-	p.m.setInstances(len(p.insts))
-}
-
-// close fails queued requests and stops every instance, waiting for them.
-func (p *pool) close(ctx context.Context) {
-	p.mu.Lock()
 	p.closed = true
 	for _, w := range p.waiters {
 		w.ch <- grant{err: ErrGone}
 	}
 	p.waiters = nil
-	all := append(append([]*instance(nil), p.insts...), p.retiring...)
-	for _, in := range all {
-		in.stopping = true
+	for _, in := range append([]*instance(nil), p.insts...) {
+		p.retireLocked(in)
 	}
-	p.insts, p.retiring = nil, nil
 	p.m.setInstances(0)
-	p.mu.Unlock()
-	var wg sync.WaitGroup
-	for _, in := range all {
-		wg.Go(func() { in.Stop(ctx); in.dropConns() })
-	}
-	wg.Wait()
 }
 
 // record counts one answered request.
@@ -417,6 +458,6 @@ func (p *pool) status() (Status, []InstanceStatus) {
 }
 
 func (in *instance) describe(state string) InstanceStatus {
-	return InstanceStatus{ID: in.ID(), Revision: in.rev, State: state, Addr: in.Addr(),
-		InFlight: in.inflight, Served: in.served, Started: in.Started(), LastUsed: in.lastUsed}
+	return InstanceStatus{ID: in.ID, Revision: in.Revision, State: state, Addr: in.Addr,
+		InFlight: in.inflight, Served: in.served, Started: in.Started, LastUsed: in.lastUsed}
 }

@@ -43,14 +43,14 @@ var buffers = &bufferPool{p: sync.Pool{New: func() any { v := make([]byte, 32<<1
 // path already rewritten to the function's own path.
 func (g *Gateway) newProxy(in *instance) *httputil.ReverseProxy {
 	var rt http.RoundTripper
-	if t := in.Transport(); t != nil {
+	if t := in.Transport; t != nil {
 		rt = t
 	} else {
-		dt := newDirectTransport(in.Addr(), g.transport)
+		dt := newDirectTransport(in.Addr, g.transport)
 		in.closeIdle = dt.Close
 		rt = dt
 	}
-	addr := in.Addr()
+	addr := in.Addr
 	if addr == "" {
 		addr = "instance"
 	}

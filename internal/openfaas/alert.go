@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	"nimbus/internal/function"
-	"nimbus/internal/store"
 )
 
 // The AlertManager webhook payload OpenFaaS accepts (spec.openapi.yml,
@@ -30,9 +29,10 @@ const (
 )
 
 // alertScale handles AlertManager's webhook: a firing alert for a function
-// raises its minimum instances by a step of ceil(max × factor / 100), up to
-// max; a resolved one brings it back to the function's own minimum (its
-// com.openfaas.scale.min label). That is OpenFaaS's CalculateReplicas.
+// raises its replicas by a step of ceil(max × factor / 100), up to max; a
+// resolved one brings them back to the function's own minimum (its
+// com.openfaas.scale.min label). That is OpenFaaS's CalculateReplicas; the
+// count is set as /system/scale-function sets it, with no new revision.
 func (h *Handler) alertScale(w http.ResponseWriter, r *http.Request) {
 	var p alertPayload
 	if err := decode(r, &p); err != nil {
@@ -65,24 +65,27 @@ func (h *Handler) alertScale(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) scaleForAlert(r *http.Request, ns, name string, firing bool) error {
-	for attempt := 0; ; attempt++ {
-		rec, err := h.opts.Store.Get(r.Context(), ns, name)
-		if err != nil {
-			return err
-		}
-		fn := rec.Function
-		base, top, factor := labelInt(fn.Labels, labelMin, defaultMin), labelInt(fn.Labels, labelMax, defaultMax), labelInt(fn.Labels, labelFactor, defaultFactor)
-		if fn.Labels[labelZero] == "true" {
-			base = 0
-		}
-		fn.Scale.Min = NextReplicas(firing, fn.Scale.Min, base, top, factor)
-		fn.Scale.Max = max(fn.Scale.Max, fn.Scale.Min, 1)
-		_, err = h.opts.Store.Update(r.Context(), fn, rec.Revision)
-		if errors.Is(err, store.ErrConflict) && attempt < 3 {
-			continue
-		}
+	rec, err := h.opts.Store.Get(r.Context(), ns, name)
+	if err != nil {
 		return err
 	}
+	if h.opts.Scale == nil || h.opts.Replicas == nil {
+		return errors.New("scaling is not available")
+	}
+	fn := rec.Function
+	base, top, factor := labelInt(fn.Labels, labelMin, defaultMin), labelInt(fn.Labels, labelMax, defaultMax), labelInt(fn.Labels, labelFactor, defaultFactor)
+	if fn.Labels[labelZero] == "true" {
+		base = 0
+	}
+	top = min(top, fn.Scale.Max)
+	current, ok := h.opts.Replicas(ns, name)
+	if !ok {
+		return errors.New("function is not served yet")
+	}
+	if _, ok := h.opts.Scale(ns, name, NextReplicas(firing, current, base, top, factor)); !ok {
+		return errors.New("function is not served yet")
+	}
+	return nil
 }
 
 // NextReplicas is OpenFaaS's scaling step, a pure function: firing adds

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"strconv"
 	"time"
@@ -20,6 +21,12 @@ const (
 	labelMax          = "com.openfaas.scale.max"
 	labelZero         = "com.openfaas.scale.zero"
 	labelZeroDuration = "com.openfaas.scale.zero-duration"
+	labelType         = "com.openfaas.scale.type"
+	labelTarget       = "com.openfaas.scale.target"
+	labelProportion   = "com.openfaas.scale.target-proportion"
+	// OpenFaaS's defaults for the autoscaling labels.
+	defaultTarget     = 50
+	defaultProportion = 0.9
 	defaultMin        = 1
 	defaultMax        = 20
 )
@@ -117,7 +124,55 @@ func ToFunction(d FunctionDeployment) (function.Function, error) {
 		fn.Scale.IdleTimeout = function.Duration(d)
 	}
 	fn.Scale.Min, fn.Scale.Max = min, max
-	return fn, nil
+	return fn, scaleTarget(&fn)
+}
+
+// scaleTarget maps OpenFaaS's autoscaling labels onto the spec: type rps,
+// capacity (requests in flight: nimbus's concurrency) or cpu, a target per
+// replica (50 by default) and a target proportion (0.9 by default).
+func scaleTarget(fn *function.Function) error {
+	typ, ok := fn.Labels[labelType]
+	if !ok {
+		_, t := fn.Labels[labelTarget]
+		_, p := fn.Labels[labelProportion]
+		if !t && !p {
+			return nil
+		}
+		typ = "rps" // OpenFaaS's default type
+	}
+	switch typ {
+	case "rps":
+		fn.Scale.Type = function.ScaleRPS
+	case "capacity":
+		fn.Scale.Type = function.ScaleConcurrency
+	case "cpu":
+		fn.Scale.Type = function.ScaleCPU
+	default:
+		return fmt.Errorf("label %s=%q is not a scaling type: use rps, capacity or cpu", labelType, typ)
+	}
+	target := float64(defaultTarget)
+	if v, ok := fn.Labels[labelTarget]; ok {
+		t, err := strconv.ParseFloat(v, 64)
+		if err != nil || !(t > 0) {
+			return fmt.Errorf("label %s=%q cannot be met: use a load per replica above 0", labelTarget, v)
+		}
+		target = t
+	}
+	fn.Scale.Target = &target
+	fn.Scale.TargetUtilization = defaultProportion
+	if v, ok := fn.Labels[labelProportion]; ok {
+		p, err := strconv.ParseFloat(v, 64)
+		if err != nil || !(p > 0 && p <= 1) {
+			return fmt.Errorf("label %s=%q is not a proportion: use a number above 0, at most 1", labelProportion, v)
+		}
+		fn.Scale.TargetUtilization = p
+	}
+	if fn.Scale.Type == function.ScaleConcurrency && fn.Scale.MaxConcurrency == 0 {
+		// A capacity target above nimbus's default maxConcurrency must be
+		// reachable.
+		fn.Scale.MaxConcurrency = max(function.DefaultMaxConcurrency, int(math.Ceil(target)))
+	}
+	return nil
 }
 
 // toStatus shows a nimbus function as OpenFaaS does.

@@ -1,6 +1,7 @@
 package openfaas
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -65,6 +66,38 @@ func TestNextReplicas(t *testing.T) {
 	for _, c := range cases {
 		if got := NextReplicas(c.firing, c.current, c.base, c.top, c.factor); got != c.want {
 			t.Errorf("%+v: got %d", c, got)
+		}
+	}
+}
+
+// TestScaleLabels: OpenFaaS's autoscaling labels map onto the spec's scale
+// target, and labels that cannot be met are refused naming the label.
+func TestScaleLabels(t *testing.T) {
+	deploy := func(labels map[string]string) (function.Function, error) {
+		return ToFunction(FunctionDeployment{Service: "f", Image: "img:1", Labels: &labels})
+	}
+	fn, err := deploy(map[string]string{"com.openfaas.scale.type": "rps", "com.openfaas.scale.target": "5"})
+	if err != nil || fn.Scale.Type != function.ScaleRPS || fn.Scale.Target == nil || *fn.Scale.Target != 5 || fn.Scale.TargetUtilization != 0.9 {
+		t.Fatalf("rps target 5: %+v %v", fn.Scale, err)
+	}
+	if v := fn.WithDefaults().Scale.TargetValue(); v != 4.5 {
+		t.Errorf("target value %g, want 5 × 0.9", v)
+	}
+	fn, err = deploy(map[string]string{"com.openfaas.scale.type": "capacity", "com.openfaas.scale.target-proportion": "0.5"})
+	if err != nil || fn.Scale.Type != function.ScaleConcurrency || *fn.Scale.Target != 50 || fn.Scale.TargetUtilization != 0.5 {
+		t.Fatalf("capacity: %+v %v", fn.Scale, err)
+	}
+	fn, err = deploy(map[string]string{"com.openfaas.scale.type": "cpu", "com.openfaas.scale.target": "300"})
+	if err != nil || fn.Scale.Type != function.ScaleCPU || *fn.Scale.Target != 300 {
+		t.Fatalf("cpu: %+v %v", fn.Scale, err)
+	}
+	for label, value := range map[string]string{
+		"com.openfaas.scale.type":              "memory",
+		"com.openfaas.scale.target":            "0",
+		"com.openfaas.scale.target-proportion": "1.5",
+	} {
+		if _, err := deploy(map[string]string{label: value}); err == nil || !strings.Contains(err.Error(), label) {
+			t.Errorf("%s=%s: %v", label, value, err)
 		}
 	}
 }

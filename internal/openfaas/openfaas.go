@@ -14,6 +14,7 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"net/http"
 	"runtime"
 	"sort"
@@ -33,6 +34,13 @@ type Options struct {
 	Secrets store.Secrets
 	Logs    store.Logs
 	Status  func(namespace, name string) (gateway.Status, []gateway.InstanceStatus, bool)
+	// Scale sets a function's replicas without a new revision (a floor the
+	// autoscaler decides above) and returns the desired count; Replicas
+	// reports the desired count. False: the function is not served yet.
+	Scale    func(namespace, name string, replicas int) (int, bool)
+	Replicas func(namespace, name string) (int, bool)
+	// Applied waits until the data plane serves a revision of a function.
+	Applied func(ctx context.Context, namespace, name string, rev uint64)
 	// Deleted waits until the data plane has stopped serving a function.
 	Deleted func(ctx context.Context, namespace, name string)
 	Deploy  Deploy
@@ -125,7 +133,13 @@ func ofNamespace(ns string) string {
 
 func (h *Handler) status(rec store.Record) FunctionStatus {
 	st, _, _ := h.opts.Status(rec.Function.Namespace, rec.Function.Name)
-	return toStatus(rec, st)
+	s := toStatus(rec, st)
+	if h.opts.Replicas != nil {
+		if n, ok := h.opts.Replicas(rec.Function.Namespace, rec.Function.Name); ok {
+			s.Replicas = uint64(n) // the desired count, as a Deployment's spec.replicas
+		}
+	}
+	return s
 }
 
 func (h *Handler) list(w http.ResponseWriter, r *http.Request) {
@@ -210,8 +224,9 @@ func (h *Handler) delete(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusAccepted) // as faas-netes
 }
 
-// scale sets the function's minimum instances to the replicas asked for,
-// raising its maximum if needed: nimbus puts no cap on replicas.
+// scale sets the function's replicas, as faas-netes sets a Deployment's:
+// no new revision, no instance replaced. The autoscaler keeps at least that
+// many until the function is scaled again.
 func (h *Handler) scale(w http.ResponseWriter, r *http.Request) {
 	var req ScaleServiceRequest
 	if err := decode(r, &req); err != nil {
@@ -223,33 +238,31 @@ func (h *Handler) scale(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "serviceName differs from the name in the path", http.StatusBadRequest)
 		return
 	}
-	if req.Replicas > function.MaxInstances {
-		http.Error(w, "replicas is above nimbus's limit of 1000", http.StatusBadRequest)
-		return
-	}
 	ns := req.Namespace
 	if ns == "" {
 		ns = r.URL.Query().Get("namespace") // where faas-cli puts it
 	}
 	ns = namespaceOf(ns)
-	for attempt := 0; ; attempt++ {
-		rec, err := h.opts.Store.Get(r.Context(), ns, name)
-		if err != nil {
-			storeError(w, err)
-			return
-		}
-		fn := rec.Function
-		fn.Scale.Min = int(req.Replicas)
-		fn.Scale.Max = max(fn.Scale.Max, fn.Scale.Min, 1)
-		_, err = h.opts.Store.Update(r.Context(), fn, rec.Revision)
-		if errors.Is(err, store.ErrConflict) && attempt < 3 {
-			continue
-		}
-		if err != nil {
-			storeError(w, err)
-			return
-		}
-		break
+	rec, err := h.opts.Store.Get(r.Context(), ns, name)
+	if err != nil {
+		storeError(w, err)
+		return
+	}
+	if req.Replicas > uint64(rec.Function.Scale.Max) {
+		http.Error(w, fmt.Sprintf("replicas %d is above the function's maximum of %d: raise the %s label (or scale.max) first",
+			req.Replicas, rec.Function.Scale.Max, labelMax), http.StatusBadRequest)
+		return
+	}
+	if h.opts.Scale == nil {
+		http.Error(w, "scaling is not available", http.StatusServiceUnavailable)
+		return
+	}
+	if h.opts.Applied != nil {
+		h.opts.Applied(r.Context(), ns, name, rec.Revision)
+	}
+	if _, ok := h.opts.Scale(ns, name, int(req.Replicas)); !ok {
+		http.Error(w, "function is not served yet; retry shortly", http.StatusServiceUnavailable)
+		return
 	}
 	w.WriteHeader(http.StatusAccepted)
 }

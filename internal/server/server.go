@@ -28,9 +28,12 @@ import (
 	"nimbus/internal/driver/process"
 	"nimbus/internal/events"
 	"nimbus/internal/events/natsevents"
+	"nimbus/internal/function"
 	"nimbus/internal/gateway"
 	"nimbus/internal/outbound"
+	"nimbus/internal/provider"
 	"nimbus/internal/queue/natsqueue"
+	"nimbus/internal/scaler"
 	"nimbus/internal/store"
 	"nimbus/internal/store/natsstore"
 	"nimbus/internal/trigger"
@@ -159,23 +162,33 @@ func Run(ctx context.Context, cfg Config, started func(Started)) error {
 		Help: "Function log lines dropped because the data dir's disk was full.",
 	})
 	reg.MustRegister(droppedLogs)
+	appendLog := func(l store.LogLine) {
+		if !disk.ok() {
+			droppedLogs.Inc() // the disk is full: keep the reserve for calls' own writes
+			return
+		}
+		st.AppendLog(context.Background(), l)
+	}
+	var scale *scaler.Scaler // the gateway's activator pokes it; it needs the providers, which report to the gateway
 	gw := gateway.New(gateway.Options{
-		OnCall:      rec.recorder.Record,
-		Drivers:     rt.drivers,
-		OpenPackage: st.OpenPackage,
-		SecretValue: st.SecretValue,
-		Log: func(l store.LogLine) {
-			if !disk.ok() {
-				droppedLogs.Inc() // the disk is full: keep the reserve for calls' own writes
-				return
-			}
-			st.AppendLog(context.Background(), l)
-		},
+		OnCall:          rec.recorder.Record,
+		Runtimes:        rt.names(),
+		Activate:        func(fn function.Function, active int) { scale.Activate(fn, active) },
+		Log:             appendLog,
 		Metrics:         gateway.NewMetrics(reg),
 		MaxBodyBytes:    cfg.MaxBodyBytes,
 		BodyReadTimeout: cfg.BodyReadTimeout,
 		Logger:          log,
 	})
+	providers := map[string]provider.Provider{}
+	for name, drv := range rt.drivers {
+		p := provider.NewLocal(provider.LocalOptions{Driver: drv, OpenPackage: st.OpenPackage, SecretValue: st.SecretValue,
+			Log: appendLog, Watch: gw.SetState, Drain: gw.Drain, Logger: log})
+		providers[name] = p
+		down.push(p.Close) // after the gateway has failed what was queued
+	}
+	scale = scaler.New(scaler.Options{Providers: providers, Load: gw.TakeLoad, Logger: log})
+	reg.MustRegister(scale.Collector())
 	down.push(gw.Close)
 
 	q, err := natsqueue.Open(ctx, bb.JS, natsqueue.Options{AckWait: cfg.AsyncAckWait, Logger: log})
@@ -201,8 +214,9 @@ func Run(ctx context.Context, cfg Config, started func(Started)) error {
 	var wg sync.WaitGroup
 	down.push(func(context.Context) { stopRun(); wg.Wait() })
 	synced := make(chan struct{})
-	ctl := &controller.Controller{Store: st, Target: controller.Targets{gw, disp}, Logger: log}
+	ctl := &controller.Controller{Store: st, Target: controller.Targets{gw, disp, scale}, Logger: log}
 	wg.Go(func() { ctl.Run(runCtx, synced) })
+	wg.Go(func() { scale.Run(runCtx) })
 	select {
 	case <-synced:
 	case <-ctx.Done():
@@ -223,7 +237,7 @@ func Run(ctx context.Context, cfg Config, started func(Started)) error {
 	}
 	api := apiserver.New(apiserver.Options{
 		SpoolDir: spool, PackageLimits: cfg.PackageLimits,
-		Store: st, Invoker: gw, Token: token, Runtimes: rt.names(), Prepare: rt.prepare, Version: cfg.Version,
+		Store: st, Invoker: gw, Scaling: scale, Token: token, Runtimes: rt.names(), Prepare: rt.prepare, Version: cfg.Version,
 		Metrics:     promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
 		MetricsAuth: cfg.MetricsAuth,
 		Ready: func(ctx context.Context) error {

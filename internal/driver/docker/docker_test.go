@@ -14,6 +14,7 @@ import (
 	"nimbus/internal/driver"
 	"nimbus/internal/driver/drivertest"
 	"nimbus/internal/function"
+	"nimbus/internal/provider/providertest"
 )
 
 // TestImage is the image the conformance suite runs: nimbus's watchdog as
@@ -165,4 +166,16 @@ func TestMissingImageFailsWithRegistryMessage(t *testing.T) {
 		t.Fatal("a pull of a missing image succeeded")
 	}
 	t.Logf("pull error: %v", err)
+}
+
+// TestProviderConformance runs the provider suite on containers.
+func TestProviderConformance(t *testing.T) {
+	d := newTestDriver(t, "provider-"+time.Now().Format("150405.000"))
+	providertest.RunLocal(t, drivertest.Fixture{
+		Driver: d,
+		Function: func(protocol string, args ...string) function.Function {
+			return function.Function{Runtime: function.RuntimeDocker, Image: TestImage, Protocol: protocol,
+				Command: append([]string{"/testfn"}, args...)}
+		},
+	})
 }

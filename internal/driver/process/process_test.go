@@ -15,6 +15,7 @@ import (
 	"nimbus/internal/driver"
 	"nimbus/internal/driver/drivertest"
 	"nimbus/internal/function"
+	"nimbus/internal/provider/providertest"
 )
 
 func newDriver(t *testing.T, stateDir string) *Driver {
@@ -162,4 +163,16 @@ func TestStdioLargeOutputStreams(t *testing.T) {
 	if err != nil || code != 200 || body != big {
 		t.Fatalf("large output: %d len=%d %v", code, len(body), err)
 	}
+}
+
+// TestProviderConformance runs the provider suite on local processes.
+func TestProviderConformance(t *testing.T) {
+	digest, open := drivertest.TestPackage(t)
+	providertest.RunLocal(t, drivertest.Fixture{
+		Driver: newDriver(t, drivertest.StateDir(t)),
+		Function: func(protocol string, args ...string) function.Function {
+			return function.Function{Protocol: protocol, Command: append([]string{"./testfn"}, args...), Package: digest}
+		},
+		OpenPackage: open,
+	})
 }

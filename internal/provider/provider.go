@@ -1,0 +1,97 @@
+// Package provider keeps a function at a number of ready replicas: told
+// Ensure(function, revision, n), a provider starts what is missing, stops
+// what is surplus (after the activator has drained it), rolls a new
+// revision over (the old replicas serve until the new ones are ready),
+// replaces replicas that exit, and reports the ready endpoints each time
+// they change. Deciding n is the autoscaler's job; routing requests to the
+// endpoints is the gateway's.
+//
+// Local runs replicas through a driver.Driver (local processes, Docker
+// containers); providertest is the conformance suite every provider passes.
+package provider
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"nimbus/internal/function"
+)
+
+// Target is what a provider is asked to keep.
+type Target struct {
+	Function function.Function
+	Revision uint64
+	Replicas int
+}
+
+// Endpoint is one ready replica.
+type Endpoint struct {
+	ID       string
+	Revision uint64
+	// Addr is the host:port the replica serves HTTP on; empty when
+	// Transport carries its requests instead.
+	Addr      string
+	Transport http.RoundTripper
+	Started   time.Time
+	// StartTook is how long the replica took to become ready.
+	StartTook time.Duration
+}
+
+// State is a function's replicas as a provider sees them.
+type State struct {
+	// Revision and Desired are the current target's.
+	Revision uint64
+	Desired  int
+	// Ready lists the ready replicas, the target revision's first; during a
+	// rollout older revisions' follow until the new ones are ready.
+	Ready []Endpoint
+	// Starting counts replicas of the target revision being started.
+	Starting int
+	// Failed is set when the target revision's last start failed and none
+	// of its replicas is ready: requests waiting for one should fail.
+	Failed error
+	// LastError is the last start failure or exit, with its time.
+	LastError   string
+	LastErrorAt time.Time
+	// RetryAt, when set, is when the next start is tried (backoff after
+	// failures).
+	RetryAt time.Time
+}
+
+// ReadyOf counts the ready replicas of revision rev.
+func (s State) ReadyOf(rev uint64) int {
+	n := 0
+	for _, e := range s.Ready {
+		if e.Revision == rev {
+			n++
+		}
+	}
+	return n
+}
+
+// Provider keeps functions at their replica counts. Its methods are safe
+// for concurrent use and do not block on replicas starting or stopping,
+// except Remove and Close.
+type Provider interface {
+	// Name is the runtime functions select the provider with.
+	Name() string
+	// Ensure makes t the function's target.
+	Ensure(t Target)
+	// State reports a function's replicas; false when it has no target.
+	State(namespace, name string) (State, bool)
+	// Remove stops every replica of a function and forgets it.
+	Remove(ctx context.Context, namespace, name string)
+	// Close stops every replica.
+	Close(ctx context.Context)
+}
+
+// Watcher is told of a function's State each time its ready replicas,
+// target or failure change, in order for each function. It must not block
+// or call the provider.
+type Watcher func(namespace, name string, s State)
+
+// Drainer waits until no request is in flight on a replica that has been
+// taken out of the ready list, or ctx ends. A provider calls it before
+// stopping a replica.
+type Drainer func(ctx context.Context, namespace, name, id string)
