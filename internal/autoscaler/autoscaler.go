@@ -177,18 +177,19 @@ func Decide(s Spec, st Stats, prev State, now time.Time) (Decision, State) {
 }
 
 // Activate is the decision when a request finds no replica with a free
-// slot and none starting: at least one replica, at once, without waiting
-// for a window. queued is how many requests wait.
-func Activate(s Spec, prev State, queued int, now time.Time) (Decision, State) {
+// slot: at least one replica, at once, without waiting for a window, and
+// for the concurrency metric as many as active (the requests in flight or
+// waiting) needs.
+func Activate(s Spec, prev State, active int, now time.Time) (Decision, State) {
 	next := prev
 	next.LastActive = now
 	n := max(prev.Desired, 1)
 	if s.Metric == function.ScaleConcurrency {
-		n = max(n, int(math.Ceil(float64(queued)/s.Target)))
+		n = max(n, int(math.Ceil(float64(active)/s.Target)))
 	}
 	n = min(max(n, s.Min), s.Max)
 	next.Desired = n
-	return Decision{Desired: n, Reason: fmt.Sprintf("%d requests waiting with no free replica", queued)}, next
+	return Decision{Desired: n, Reason: fmt.Sprintf("requests found no free replica (%d in flight or waiting)", active)}, next
 }
 
 func (s Spec) unit(v float64) string {

@@ -137,7 +137,7 @@ func describeCmd(g *globals) *cobra.Command {
 					if sc.Panic {
 						d = "PANIC: " + d
 					}
-					row("Last decision", fmt.Sprintf("%s (%s)", d, sc.DecidedAt.Local().Format(time.RFC3339)))
+					row("Decision", fmt.Sprintf("%s (%s)", d, sc.DecidedAt.Local().Format(time.RFC3339)))
 				}
 				if sc.StartError != "" {
 					e := sc.StartError
