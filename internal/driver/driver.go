@@ -56,6 +56,14 @@ type Instance interface {
 	Stop(ctx context.Context) error
 }
 
+// CPUMeter is an Instance that can tell the CPU it has used, for scaling
+// on CPU.
+type CPUMeter interface {
+	// CPUTime is the CPU time (user and system) every process of the
+	// instance has used since it started.
+	CPUTime(ctx context.Context) (time.Duration, error)
+}
+
 // Forgetter is a driver that keeps files per function (unpacked packages,
 // secrets): Forget removes them once a deleted function's instances have
 // stopped.

@@ -75,6 +75,8 @@ type replica struct {
 	inst   driver.Instance
 	took   time.Duration
 	cancel context.CancelFunc // of a start in progress
+	cpu    time.Duration      // CPU time at cpuAt (see CPU)
+	cpuAt  time.Time
 }
 
 // NewLocal returns a provider over o.Driver.
@@ -352,6 +354,41 @@ func (l *Local) publishLocked(f *fnState) {
 	if l.o.Watch != nil && !f.removed {
 		l.o.Watch(f.ns, f.name, l.stateLocked(f))
 	}
+}
+
+// CPU implements CPUReporter: each ready replica's CPU time since its last
+// reading, over the time between them.
+func (l *Local) CPU(ctx context.Context, namespace, name string) (float64, bool) {
+	l.mu.Lock()
+	var reps []*replica
+	if f := l.fns[function.Key(namespace, name)]; f != nil {
+		for _, r := range f.reps {
+			if r.state == ready {
+				reps = append(reps, r)
+			}
+		}
+	}
+	l.mu.Unlock()
+	total, measured := 0.0, false
+	for _, r := range reps {
+		m, ok := r.inst.(driver.CPUMeter)
+		if !ok {
+			continue
+		}
+		used, err := m.CPUTime(ctx)
+		if err != nil {
+			continue
+		}
+		now := time.Now()
+		l.mu.Lock()
+		if !r.cpuAt.IsZero() && now.After(r.cpuAt) {
+			total += (used - r.cpu).Seconds() / now.Sub(r.cpuAt).Seconds() * 1000
+		}
+		r.cpu, r.cpuAt = used, now
+		l.mu.Unlock()
+		measured = true
+	}
+	return total, measured
 }
 
 // State implements Provider.

@@ -86,6 +86,13 @@ type Provider interface {
 	Close(ctx context.Context)
 }
 
+// CPUReporter is a Provider that can measure the CPU its replicas use.
+type CPUReporter interface {
+	// CPU is the CPU a function's ready replicas used (in millicores, summed
+	// over them) since the last call; false when none could be measured.
+	CPU(ctx context.Context, namespace, name string) (float64, bool)
+}
+
 // Watcher is told of a function's State each time its ready replicas,
 // target or failure change, in order for each function. It must not block
 // or call the provider.

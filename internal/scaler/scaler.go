@@ -244,12 +244,15 @@ func (s *Scaler) Step(now time.Time) {
 		key  string
 		d    autoscaler.Decision
 	}
+	cpu := s.measureCPU()
 	var todo []ensure
 	s.mu.Lock()
 	s.ticks++
 	bucket, end := time.Unix(s.ticks, 0), time.Unix(s.ticks+1, 0)
 	for key, f := range s.fns {
-		f.win.Add(bucket, load[key].Value(f.spec.Metric, s.o.Tick))
+		sample := load[key]
+		sample.CPU = cpu[key]
+		f.win.Add(bucket, sample.Value(f.spec.Metric, s.o.Tick))
 		stable, _ := f.win.Average(end, f.spec.StableWindow)
 		pan, _ := f.win.Average(end, f.spec.PanicWindow)
 		cur, _ := f.win.Average(end, time.Second)
@@ -258,6 +261,9 @@ func (s *Scaler) Step(now time.Time) {
 			ready = st.ReadyOf(f.rev)
 		}
 		d, next := autoscaler.Decide(f.spec, autoscaler.Stats{Stable: stable, Panic: pan, Current: cur, Ready: ready}, f.st, now)
+		if _, measured := cpu[key]; f.spec.Metric == function.ScaleCPU && !measured && ready > 0 {
+			d.Reason += "; the CPU of its replicas cannot be measured here (process functions need nimbus as root with cgroup v2)"
+		}
 		if n := s.bound(f, d.Desired); n != d.Desired {
 			d.Desired = n
 			d.Reason += fmt.Sprintf("; held at %d, as scaled through the API", f.floor)
@@ -275,6 +281,36 @@ func (s *Scaler) Step(now time.Time) {
 		s.notify(e.key, e.d)
 		e.prov.Ensure(e.t)
 	}
+}
+
+// measureCPU reads, outside the lock, the CPU of every function that
+// scales on it, from providers that can measure it.
+func (s *Scaler) measureCPU() map[string]float64 {
+	type job struct {
+		key      string
+		ns, name string
+		rep      provider.CPUReporter
+	}
+	var jobs []job
+	s.mu.Lock()
+	for key, f := range s.fns {
+		if f.spec.Metric != function.ScaleCPU {
+			continue
+		}
+		if rep, ok := f.prov.(provider.CPUReporter); ok {
+			jobs = append(jobs, job{key, f.fn.Namespace, f.fn.Name, rep})
+		}
+	}
+	s.mu.Unlock()
+	out := make(map[string]float64, len(jobs))
+	for _, j := range jobs {
+		ctx, cancel := context.WithTimeout(context.Background(), s.o.Tick/2)
+		if v, ok := j.rep.CPU(ctx, j.ns, j.name); ok {
+			out[j.key] = v
+		}
+		cancel()
+	}
+	return out
 }
 
 func (s *Scaler) notify(key string, d autoscaler.Decision) {

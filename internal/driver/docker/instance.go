@@ -2,6 +2,7 @@ package docker
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -40,6 +41,20 @@ func (i *instance) Addr() string                 { return i.addr }
 func (i *instance) Transport() http.RoundTripper { return nil }
 func (i *instance) Started() time.Time           { return i.started }
 func (i *instance) Done() <-chan struct{}        { return i.done }
+
+// CPUTime implements driver.CPUMeter from the engine's stats (one sample).
+func (i *instance) CPUTime(ctx context.Context) (time.Duration, error) {
+	res, err := i.d.cli.ContainerStats(ctx, i.cid, client.ContainerStatsOptions{})
+	if err != nil {
+		return 0, err
+	}
+	defer res.Body.Close()
+	var st container.StatsResponse
+	if err := json.NewDecoder(res.Body).Decode(&st); err != nil {
+		return 0, fmt.Errorf("stats of container %s: %w", i.cid, err)
+	}
+	return time.Duration(st.CPUStats.CPUUsage.TotalUsage), nil
+}
 func (i *instance) Err() error {
 	select {
 	case <-i.done:

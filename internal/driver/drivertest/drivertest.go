@@ -67,6 +67,33 @@ func Run(t *testing.T, fx Fixture) {
 	t.Run("Stdio", func(t *testing.T) { testStdio(t, fx) })
 	t.Run("StartCancelled", func(t *testing.T) { testCancelled(t, fx) })
 	t.Run("SecretsAsFilesOnly", func(t *testing.T) { testSecrets(t, fx) })
+	t.Run("CPUTime", func(t *testing.T) { testCPU(t, fx) })
+}
+
+// testCPU: an instance that can measure its CPU (driver.CPUMeter) counts
+// the CPU a request burns.
+func testCPU(t *testing.T, fx Fixture) {
+	s, _ := spec(fx, "spin", function.ProtocolHTTP)
+	inst := start(t, fx, s)
+	m, ok := inst.(driver.CPUMeter)
+	if !ok {
+		t.Skip("the driver does not measure CPU")
+	}
+	ctx := context.Background()
+	before, err := m.CPUTime(ctx)
+	if err != nil {
+		t.Skipf("CPU is not measured here: %v", err)
+	}
+	if code, _, err := Call(inst, "GET", "/spin?ms=300", ""); err != nil || code != 200 {
+		t.Fatalf("spin: %d %v", code, err)
+	}
+	after, err := m.CPUTime(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if used := after - before; used < 200*time.Millisecond || used > 5*time.Second {
+		t.Fatalf("300 ms of spinning counted as %s of CPU", used)
+	}
 }
 
 func spec(fx Fixture, name, protocol string, args ...string) (driver.Spec, *Logs) {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -216,4 +217,33 @@ func (c *cgroups) reap() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// cgroupPath is the instance's cgroup, "" without one.
+func (l *launch) cgroupPath() string {
+	if l.cg == nil {
+		return ""
+	}
+	return l.cg.path
+}
+
+// cgroupCPU reads the CPU time used in a cgroup (cpu.stat's usage_usec).
+func cgroupCPU(path string) (time.Duration, error) {
+	if path == "" {
+		return 0, errors.New("the CPU an instance uses is measured only in a cgroup (nimbus as root, cgroup v2)")
+	}
+	b, err := os.ReadFile(filepath.Join(path, "cpu.stat"))
+	if err != nil {
+		return 0, err
+	}
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(line, "usage_usec "); ok {
+			us, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			if err != nil {
+				return 0, fmt.Errorf("cpu.stat of %s: %w", path, err)
+			}
+			return time.Duration(us) * time.Microsecond, nil
+		}
+	}
+	return 0, fmt.Errorf("cpu.stat of %s has no usage_usec", path)
 }

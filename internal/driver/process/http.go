@@ -29,6 +29,7 @@ type httpInstance struct {
 	stopped bool
 	mu      sync.Mutex
 	stderr  *watchdog.LineWriter
+	cgroup  string // the instance's cgroup, if it has one
 }
 
 func (i *httpInstance) ID() string                   { return i.id }
@@ -36,6 +37,9 @@ func (i *httpInstance) Addr() string                 { return i.addr }
 func (i *httpInstance) Transport() http.RoundTripper { return nil }
 func (i *httpInstance) Started() time.Time           { return i.started }
 func (i *httpInstance) Done() <-chan struct{}        { return i.done }
+
+// CPUTime implements driver.CPUMeter from the instance's cgroup.
+func (i *httpInstance) CPUTime(context.Context) (time.Duration, error) { return cgroupCPU(i.cgroup) }
 func (i *httpInstance) Err() error {
 	select {
 	case <-i.done:
@@ -77,7 +81,7 @@ func startHTTP(ctx context.Context, d *Driver, l *launch, spec driver.Spec) (*ht
 	stdout := watchdog.NewLineWriter(log("stdout"))
 	stderr := watchdog.NewLineWriter(log("stderr"))
 	cmd.Stdout, cmd.Stderr = stdout, stderr
-	inst := &httpInstance{id: id, addr: "127.0.0.1:" + strconv.Itoa(port), cmd: cmd,
+	inst := &httpInstance{id: id, addr: "127.0.0.1:" + strconv.Itoa(port), cmd: cmd, cgroup: l.cgroupPath(),
 		record: d.recordPath(id), done: make(chan struct{}), stderr: stderr}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("%w: run %q in the package: %w", driver.ErrStartFailed, fn.Command[0], err)

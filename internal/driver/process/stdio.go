@@ -22,12 +22,13 @@ type stdioInstance struct {
 	wg      sync.WaitGroup
 	done    chan struct{}
 	once    sync.Once
+	cgroup  string // the instance's cgroup, if it has one
 }
 
 func newStdio(d *Driver, l *launch, spec driver.Spec, path string) *stdioInstance {
 	id := l.id
 	base, kill := context.WithCancel(context.Background())
-	s := &stdioInstance{id: id, started: time.Now(), kill: kill, done: make(chan struct{})}
+	s := &stdioInstance{id: id, started: time.Now(), kill: kill, done: make(chan struct{}), cgroup: l.cgroupPath()}
 	s.rt = &watchdog.Stdio{
 		Path: path, Args: spec.Function.Command, Dir: l.dir, Env: l.env,
 		SysProcAttr: l.attr, StdoutLimit: d.opts.StdoutLimit, Kill: base,
@@ -51,7 +52,11 @@ func (s *stdioInstance) Addr() string                 { return "" }
 func (s *stdioInstance) Transport() http.RoundTripper { return s.rt }
 func (s *stdioInstance) Started() time.Time           { return s.started }
 func (s *stdioInstance) Done() <-chan struct{}        { return s.done }
-func (s *stdioInstance) Err() error                   { return nil }
+
+// CPUTime implements driver.CPUMeter from the instance's cgroup (every
+// request's process runs in it).
+func (s *stdioInstance) CPUTime(context.Context) (time.Duration, error) { return cgroupCPU(s.cgroup) }
+func (s *stdioInstance) Err() error                                     { return nil }
 
 // Stop lets running requests finish until ctx ends, then kills them.
 func (s *stdioInstance) Stop(ctx context.Context) error {

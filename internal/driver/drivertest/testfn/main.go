@@ -165,6 +165,15 @@ func main() {
 		case <-r.Context().Done():
 		}
 	})
+	// /spin?ms=N burns N ms of CPU (for scaling on CPU).
+	mux.HandleFunc("/spin", func(w http.ResponseWriter, r *http.Request) {
+		ms, _ := strconv.Atoi(r.URL.Query().Get("ms"))
+		end, n := time.Now().Add(time.Duration(ms)*time.Millisecond), 0
+		for time.Now().Before(end) {
+			n++
+		}
+		fmt.Fprint(w, n)
+	})
 	srv := &http.Server{Addr: "127.0.0.1:" + os.Getenv("PORT"), Handler: mux}
 	go func() {
 		sig := make(chan os.Signal, 1)
