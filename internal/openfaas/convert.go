@@ -24,6 +24,9 @@ const (
 	labelType         = "com.openfaas.scale.type"
 	labelTarget       = "com.openfaas.scale.target"
 	labelProportion   = "com.openfaas.scale.target-proportion"
+	// labelStableWindow is nimbus's own: OpenFaaS has no label for the
+	// autoscaler's window.
+	labelStableWindow = "nimbus.dev/scale.stable-window"
 	// OpenFaaS's defaults for the autoscaling labels.
 	defaultTarget     = 50
 	defaultProportion = 0.9
@@ -129,8 +132,16 @@ func ToFunction(d FunctionDeployment) (function.Function, error) {
 
 // scaleTarget maps OpenFaaS's autoscaling labels onto the spec: type rps,
 // capacity (requests in flight: nimbus's concurrency) or cpu, a target per
-// replica (50 by default) and a target proportion (0.9 by default).
+// replica (50 by default) and a target proportion (0.9 by default); and
+// nimbus's nimbus.dev/scale.stable-window.
 func scaleTarget(fn *function.Function) error {
+	if v, ok := fn.Labels[labelStableWindow]; ok {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return fmt.Errorf("label %s=%q is not a duration such as 60s", labelStableWindow, v)
+		}
+		fn.Scale.StableWindow = function.Duration(d)
+	}
 	typ, ok := fn.Labels[labelType]
 	if !ok {
 		_, t := fn.Labels[labelTarget]

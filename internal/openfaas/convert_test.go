@@ -101,3 +101,15 @@ func TestScaleLabels(t *testing.T) {
 		}
 	}
 }
+
+func TestStableWindowLabel(t *testing.T) {
+	labels := map[string]string{"nimbus.dev/scale.stable-window": "6s"}
+	fn, err := ToFunction(FunctionDeployment{Service: "f", Image: "img:1", Labels: &labels})
+	if err != nil || fn.Scale.StableWindow != function.Duration(6*time.Second) {
+		t.Fatalf("%+v %v", fn.Scale, err)
+	}
+	labels["nimbus.dev/scale.stable-window"] = "soon"
+	if _, err := ToFunction(FunctionDeployment{Service: "f", Image: "img:1", Labels: &labels}); err == nil || !strings.Contains(err.Error(), "stable-window") {
+		t.Fatalf("bad window: %v", err)
+	}
+}
