@@ -12,6 +12,8 @@
 // bare fork+exec of it. It prints a table and writes JSON.
 //
 // Run from the repository root: go run ./bench [-rounds 3] [-duration 3s].
+// go run ./bench -scenario scale runs the autoscaling scenario instead
+// (scale.go).
 package main
 
 import (
@@ -86,8 +88,26 @@ func main() {
 	coldRuns := flag.Int("cold-runs", 20, "cold starts to time")
 	stdioRuns := flag.Int("stdio-runs", 300, "stdio calls to time")
 	flag.IntVar(&asyncCalls, "async-calls", 10000, "asynchronous invocations to send at c=32")
-	out := flag.String("out", "bench/results.json", "where to write the JSON report")
+	out := flag.String("out", "", "where to write the JSON report (default bench/results.json, or bench/scale.json for -scenario scale)")
+	scenario := flag.String("scenario", "latency", "latency (throughput, cold start, stdio, async against their baselines) or scale (autoscaling under a ramp, against fixed replicas)")
 	flag.Parse()
+	if *scenario == "scale" {
+		if *out == "" {
+			*out = "bench/scale.json"
+		}
+		if err := runScale(*out); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	if *scenario != "latency" {
+		fmt.Fprintln(os.Stderr, "bench: -scenario is latency or scale")
+		os.Exit(2)
+	}
+	if *out == "" {
+		*out = "bench/results.json"
+	}
 	if *rounds < 1 {
 		fmt.Fprintln(os.Stderr, "bench: -rounds must be at least 1")
 		os.Exit(2)

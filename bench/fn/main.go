@@ -1,6 +1,8 @@
 // Command fn is the trivial function every setup in the benchmark calls: an
 // HTTP server on $PORT that echoes the request body. With -stdio it copies
-// stdin to stdout once instead (the stdio protocol).
+// stdin to stdout once instead (the stdio protocol). FN_SERVICE_TIME (a
+// duration) makes each request take that long, as the scaling scenario's
+// function does.
 package main
 
 import (
@@ -8,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"time"
 )
 
 func main() {
@@ -17,8 +20,12 @@ func main() {
 		io.Copy(os.Stdout, os.Stdin)
 		return
 	}
+	service, _ := time.ParseDuration(os.Getenv("FN_SERVICE_TIME"))
 	http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
+		if service > 0 {
+			time.Sleep(service)
+		}
 		w.Header().Set("Content-Type", "text/plain")
 		w.Write(b)
 	})

@@ -3,7 +3,7 @@
 // the load averaged over two windows and the time, after Knative's KPA:
 //
 //   - the stable window (60 s by default) and the panic window (a tenth of
-//     it) each give a replica count, ceil(load / target per replica); the
+//     it, at least 2 s) each give a replica count, ceil(load / target per replica); the
 //     higher one is taken, so that a rising load is followed on the quick
 //     window and a falling one on the slow window (Knative takes the
 //     stable count outside panic, which lags a ramp and, once a panic
@@ -36,8 +36,11 @@ import (
 const (
 	MaxScaleUpRate   = 1000.0
 	MaxScaleDownRate = 2.0
-	// PanicWindowShare is the panic window's share of the stable window.
+	// PanicWindowShare is the panic window's share of the stable window;
+	// MinPanicWindow its least length: one-second buckets make a window of
+	// one bucket follow every hiccup.
 	PanicWindowShare = 0.1
+	MinPanicWindow   = 2 * time.Second
 )
 
 // Spec is what a decision is made against.
@@ -61,7 +64,7 @@ func SpecFor(s function.Scale) Spec {
 	stable := time.Duration(s.StableWindow)
 	return Spec{
 		Min: s.Min, Max: s.Max, Metric: s.Type, Target: max(s.TargetValue(), 1e-3),
-		StableWindow: stable, PanicWindow: time.Duration(float64(stable) * PanicWindowShare),
+		StableWindow: stable, PanicWindow: max(time.Duration(float64(stable)*PanicWindowShare), MinPanicWindow),
 		PanicThreshold: s.PanicThreshold, ScaleDownDelay: time.Duration(s.ScaleDownDelay),
 		ZeroGrace: time.Duration(s.IdleTimeout),
 	}

@@ -98,8 +98,10 @@ func (p *pool) loadLocked(delta int) {
 // flight or waiting, and the requests begun.
 func (p *pool) takeLoad(now time.Time, begunBefore int64) (autoscaler.Sample, int64) {
 	p.mu.Lock()
-	span := now.Sub(p.lastLoad)
-	p.area += float64(p.active) * span.Seconds()
+	if now.Before(p.lastLoad) { // a request came in after the tick fired
+		now = p.lastLoad
+	}
+	p.area += float64(p.active) * now.Sub(p.lastLoad).Seconds()
 	since := p.lastTake
 	area := p.area
 	p.area, p.lastLoad, p.lastTake = 0, now, now
@@ -143,8 +145,11 @@ func (p *pool) acquire(ctx context.Context) (inst *instance, cold bool, err erro
 	p.waiters = append(p.waiters, w)
 	p.loadLocked(1)
 	cold = p.readyOfRevLocked() == 0
-	// Tell the autoscaler when the queue outgrows what is starting.
-	poke := len(p.waiters) > p.starting*p.fn.Scale.MaxConcurrency
+	// With nothing of this revision ready, tell the autoscaler at once when
+	// the queue outgrows what is starting. A function that has replicas and
+	// is busy is left to the autoscaler's windows: a momentary queue there
+	// is not worth a replica.
+	poke := cold && len(p.waiters) > p.starting*p.fn.Scale.MaxConcurrency
 	fn, active := p.fn, p.active
 	p.mu.Unlock()
 	if poke {
@@ -217,11 +222,11 @@ func (p *pool) pickLocked() *instance {
 func (p *pool) release(in *instance) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.loadLocked(-1) // this request is done; a waiter given the slot was counted when it queued
 	in.inflight--
 	in.served++
 	in.lastUsed = time.Now()
 	if in.stopping {
-		p.loadLocked(-1)
 		if in.inflight == 0 {
 			p.retiring = remove(p.retiring, in)
 			close(in.drained)
@@ -233,9 +238,7 @@ func (p *pool) release(in *instance) {
 		p.waiters = p.waiters[1:]
 		in.inflight++
 		w.ch <- grant{inst: in}
-		return
 	}
-	p.loadLocked(-1)
 }
 
 // setState takes the provider's view of the function's replicas: new
