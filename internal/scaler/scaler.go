@@ -1,20 +1,25 @@
-// Package scaler runs the autoscaler. Once a second it takes the load the
-// gateway measured (Options.Load), adds it to each function's window,
-// decides with autoscaler.Decide and gives the desired count to the
-// function's provider (provider.Ensure). Between ticks, the activator's
-// Activate raises the count at once for requests that found nothing ready,
-// so a cold start never waits for a window.
+// Package scaler runs the autoscaler. Once a second every gateway takes the
+// load it measured (Options.Load) and publishes it to the others
+// (Cluster); every gateway keeps each function's window of the whole
+// cluster's load, and the one holding the decider's lease decides with
+// autoscaler.Decide and records the decision, which every gateway watches
+// and gives to its provider (provider.Ensure). Between ticks, the
+// activator's Activate starts a replica at once for requests that found
+// nothing ready, so a cold start never waits for a window or the decider.
 //
 // Desired replicas are state, not spec: Scale (the API, OpenFaaS's
-// /system/scale-function and /system/alert) sets a floor the autoscaler
+// /system/scale-function and /system/alert) records a floor the decider
 // decides above, with no new revision; a new revision keeps the count and
-// the provider rolls the replicas over.
+// the provider rolls the replicas over. With local providers (processes,
+// containers on the gateway's machine) each gateway runs its share of the
+// count, and one replica while it has traffic of its own.
 package scaler
 
 import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -30,53 +35,87 @@ type Options struct {
 	Providers map[string]provider.Provider
 	// Load returns the load measured since its last call, by function key.
 	Load func(now time.Time) map[string]autoscaler.Sample
-	// Tick is how often decisions are made (1s by default).
+	// Cluster is shared with the other gateways; nil: a cluster of one.
+	Cluster Cluster
+	// Tick is how often load is published and decisions are made (1s).
 	Tick time.Duration
-	// OnDecision, if set, is told of every decision that changes the count
-	// or the panic mode. It must not block.
+	// Now is the clock (time.Now by default; tests pass a fake one).
+	Now func() time.Time
+	// OnDecision, if set, is told of every decision this gateway makes
+	// that changes the count or the panic mode. It must not block.
 	OnDecision func(key string, d autoscaler.Decision)
 	Logger     *slog.Logger
 }
 
 // Scaler decides and keeps the replica counts of every function.
 type Scaler struct {
-	o Options
+	o       Options
+	cluster Cluster
 
 	mu  sync.Mutex
 	fns map[string]*fnScale
+	// recs are the cluster's records, also of functions not applied here
+	// (yet).
+	recs map[string]*record
 	// ticks numbers the samples: a window's buckets are ticks, not wall
 	// seconds, so a late or early tick never shares or skips a bucket.
 	ticks int64
+	// Other gateways: when each was last heard of, its latest ready
+	// replicas, and the load it sent since this gateway's last tick.
+	seen    map[string]time.Time
+	ready   map[string]map[string]int
+	pending map[string]autoscaler.Sample
+	leader  bool
+}
+
+type record struct {
+	dec   *Decision
+	floor int
 }
 
 type fnScale struct {
-	fn    function.Function
-	rev   uint64
-	prov  provider.Provider
-	spec  autoscaler.Spec
-	win   *autoscaler.Window
-	st    autoscaler.State
-	floor int // set through Scale
-	last  autoscaler.Decision
-	at    time.Time
+	key  string
+	fn   function.Function
+	rev  uint64
+	prov provider.Provider
+	spec autoscaler.Spec
+	win  *autoscaler.Window
+	// st is the decider's memory (kept by whichever gateway decides; the
+	// others keep only its Desired in step with the records).
+	st autoscaler.State
+	// localActive is when this gateway last saw load of its own.
+	localActive time.Time
+	// asked is what this gateway last gave its provider.
+	asked, askedRev uint64
+	askedN          int
 }
 
-// Status is a function's scaling state: what was decided, and what its
-// provider has made of it.
+// Status is a function's scaling state: what was decided, and what this
+// gateway's provider has made of it.
 type Status struct {
+	// Desired is the cluster's count (the decision, raised to the floor
+	// and bounded by the spec).
 	Desired int `json:"desired"`
-	// Ready and Starting count the current revision's replicas.
+	// Local is this gateway's part of it; Ready and Starting count its
+	// provider's replicas of the current revision.
+	Local    int `json:"local"`
 	Ready    int `json:"ready"`
 	Starting int `json:"starting"`
 	// Floor is the count set through the API, which the autoscaler does
 	// not go below.
 	Floor int `json:"floor,omitempty"`
-	// Metric is what the function scales on; Panic, Reason and DecidedAt
-	// describe the last decision.
+	// Gateways is how many gateways share the function's load; Gateway
+	// names this one, and Decider says whether it decides.
+	Gateways int    `json:"gateways"`
+	Gateway  string `json:"gateway"`
+	Decider  bool   `json:"decider"`
+	// Metric is what the function scales on; Panic, Reason, DecidedAt and
+	// DecidedBy describe the last decision.
 	Metric    string    `json:"metric"`
 	Panic     bool      `json:"panic,omitempty"`
 	Reason    string    `json:"reason,omitempty"`
 	DecidedAt time.Time `json:"decidedAt,omitzero"`
+	DecidedBy string    `json:"decidedBy,omitempty"`
 	// StartError is the provider's last failure to start a replica (or a
 	// replica's exit); RetryAt, when it backs off, is its next try.
 	StartError string    `json:"startError,omitempty"`
@@ -91,7 +130,118 @@ func New(o Options) *Scaler {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	return &Scaler{o: o, fns: map[string]*fnScale{}}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	s := &Scaler{o: o, cluster: o.Cluster, fns: map[string]*fnScale{}, recs: map[string]*record{},
+		seen: map[string]time.Time{}, ready: map[string]map[string]int{}, pending: map[string]autoscaler.Sample{}}
+	if s.cluster == nil {
+		s.cluster = NewHub(o.Now).Join("local")
+	}
+	return s
+}
+
+// Start follows the cluster: its records and the other gateways' load. It
+// returns once the records held were read; it stops when ctx ends.
+func (s *Scaler) Start(ctx context.Context) error {
+	if err := s.cluster.SubscribeLoad(ctx, s.remoteLoad); err != nil {
+		return err
+	}
+	return s.cluster.Watch(ctx, s.change)
+}
+
+func (s *Scaler) remoteLoad(l Load) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.seen[l.Gateway] = s.o.Now()
+	for key, v := range l.Samples {
+		p := s.pending[key]
+		p.Concurrency += v.Concurrency
+		p.Requests += v.Requests
+		p.CPU += v.CPU
+		s.pending[key] = p
+	}
+	s.ready[l.Gateway] = l.Ready
+}
+
+func (s *Scaler) change(c Change) {
+	s.mu.Lock()
+	r := s.recs[c.Key]
+	if r == nil {
+		r = &record{}
+		s.recs[c.Key] = r
+	}
+	switch {
+	case c.Deleted:
+		delete(s.recs, c.Key)
+		r = &record{}
+	case c.Decision != nil:
+		r.dec = c.Decision
+	case c.Floor != nil:
+		r.floor = *c.Floor
+	}
+	f := s.fns[c.Key]
+	var t *provider.Target
+	var prov provider.Provider
+	if f != nil {
+		if c.Decision != nil && !s.leader {
+			f.st.Desired = c.Decision.Desired
+		}
+		t, prov = s.localTargetLocked(f, s.o.Now()), f.prov
+	}
+	s.mu.Unlock()
+	if t != nil {
+		prov.Ensure(*t)
+	}
+}
+
+// desiredLocked is the cluster's count: the decision, raised to the floor,
+// within min and max.
+func (s *Scaler) desiredLocked(f *fnScale) int {
+	n := f.st.Desired
+	if r := s.recs[f.key]; r != nil {
+		if r.dec != nil {
+			n = r.dec.Desired
+		}
+		n = max(n, r.floor)
+	}
+	return min(max(n, f.spec.Min), f.spec.Max)
+}
+
+func (s *Scaler) floorLocked(key string) int {
+	if r := s.recs[key]; r != nil {
+		return r.floor
+	}
+	return 0
+}
+
+// membersLocked are the gateways heard of within LeaseTTL, and this one,
+// sorted.
+func (s *Scaler) membersLocked(now time.Time) []string {
+	out := []string{s.cluster.ID()}
+	for id, at := range s.seen {
+		if now.Sub(at) <= LeaseTTL && id != s.cluster.ID() {
+			out = append(out, id)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// localTargetLocked is what this gateway's provider should keep: its share
+// of the count, and one while it has traffic of its own. It returns nil
+// when that is what the provider was last given.
+func (s *Scaler) localTargetLocked(f *fnScale, now time.Time) *provider.Target {
+	n := share(s.desiredLocked(f), s.cluster.ID(), s.membersLocked(now))
+	if now.Sub(f.localActive) < f.spec.ZeroGrace {
+		n = max(n, 1)
+	}
+	n = min(n, f.spec.Max)
+	if n == f.askedN && f.rev == f.askedRev && f.asked > 0 {
+		return nil
+	}
+	f.askedN, f.askedRev, f.asked = n, f.rev, f.asked+1
+	return &provider.Target{Function: f.fn, Revision: f.rev, Replicas: n}
 }
 
 // Apply implements controller.Target: a new function starts at its min, a
@@ -105,7 +255,10 @@ func (s *Scaler) Apply(rec store.Record) error {
 	s.mu.Lock()
 	f := s.fns[fn.Key()]
 	if f == nil {
-		f = &fnScale{}
+		// New here (deployed, or nimbus restarted): a count the cluster
+		// holds lasts at least the grace before the windows may lower it.
+		f = &fnScale{key: fn.Key()}
+		f.st.LastActive = s.o.Now()
 		s.fns[fn.Key()] = f
 	}
 	if f.prov != nil && f.prov != prov {
@@ -116,25 +269,24 @@ func (s *Scaler) Apply(rec store.Record) error {
 			defer cancel()
 			old.Remove(ctx, fn.Namespace, fn.Name)
 		}()
+		f.asked = 0
 	}
 	spec := autoscaler.SpecFor(fn.Scale)
 	if f.win == nil || spec.StableWindow != f.spec.StableWindow {
 		f.win = autoscaler.NewWindow(spec.StableWindow)
 	}
 	f.fn, f.rev, f.prov, f.spec = fn, rec.Revision, prov, spec
-	f.st.Desired = s.bound(f, f.st.Desired)
-	t := provider.Target{Function: fn, Revision: rec.Revision, Replicas: f.st.Desired}
+	f.st.Desired = s.desiredLocked(f)
+	t := s.localTargetLocked(f, s.o.Now())
 	s.mu.Unlock()
-	prov.Ensure(t)
+	if t != nil {
+		prov.Ensure(*t)
+	}
 	return nil
 }
 
-// bound keeps n within the spec's min and max and above the floor.
-func (s *Scaler) bound(f *fnScale, n int) int {
-	return min(max(n, f.spec.Min, f.floor), f.spec.Max)
-}
-
-// Remove implements controller.Target: the function's replicas stop.
+// Remove implements controller.Target: the function's replicas stop and
+// its records go.
 func (s *Scaler) Remove(namespace, name string) {
 	key := function.Key(namespace, name)
 	s.mu.Lock()
@@ -147,31 +299,59 @@ func (s *Scaler) Remove(namespace, name string) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	f.prov.Remove(ctx, namespace, name)
+	if err := s.cluster.Delete(ctx, key); err != nil {
+		s.o.Logger.Warn("could not delete a function's scaling records", "function", key, "err", err)
+	}
 }
 
-// Activate is the activator's poke: requests found no free replica.
+// Activate is the activator's poke: requests found nothing ready here. A
+// replica starts here at once; if this gateway decides, the count is
+// raised too (else the decider sees the load within a tick).
 func (s *Scaler) Activate(fn function.Function, active int) {
+	now := s.o.Now()
 	s.mu.Lock()
 	f := s.fns[fn.Key()]
 	if f == nil {
 		s.mu.Unlock()
 		return
 	}
-	d, next := autoscaler.Activate(f.spec, f.st, active, time.Now())
-	next.Desired = s.bound(f, next.Desired)
-	changed := next.Desired != f.st.Desired
-	f.st = next
-	var t provider.Target
-	if changed {
-		d.Desired = next.Desired
-		f.last, f.at = d, time.Now()
-		t = provider.Target{Function: f.fn, Revision: f.rev, Replicas: next.Desired}
+	f.localActive = now
+	var put *Decision
+	if s.leader {
+		d, next := autoscaler.Activate(f.spec, f.st, active, now)
+		next.Desired = min(max(next.Desired, f.spec.Min, s.floorLocked(f.key)), f.spec.Max)
+		if next.Desired != s.desiredLocked(f) {
+			put = &Decision{Desired: next.Desired, Reason: d.Reason, DecidedAt: now, By: s.cluster.ID()}
+			s.recordLocked(f.key, *put)
+		}
+		f.st = next
 	}
-	prov := f.prov
+	t, prov := s.localTargetLocked(f, now), f.prov
 	s.mu.Unlock()
-	if changed {
-		s.notify(fn.Key(), d)
-		prov.Ensure(t)
+	if t != nil {
+		prov.Ensure(*t)
+	}
+	if put != nil {
+		s.publishDecision(fn.Key(), *put)
+	}
+}
+
+// recordLocked keeps a decision this gateway made before its echo comes.
+func (s *Scaler) recordLocked(key string, d Decision) {
+	r := s.recs[key]
+	if r == nil {
+		r = &record{}
+		s.recs[key] = r
+	}
+	r.dec = &d
+}
+
+func (s *Scaler) publishDecision(key string, d Decision) {
+	s.notify(key, autoscaler.Decision{Desired: d.Desired, Panic: d.Panic, Reason: d.Reason})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.cluster.PutDecision(ctx, key, d); err != nil {
+		s.o.Logger.Warn("could not record a scaling decision", "function", key, "err", err)
 	}
 }
 
@@ -186,30 +366,53 @@ func (s *Scaler) Scale(namespace, name string, replicas int) (int, bool) {
 		s.mu.Unlock()
 		return 0, false
 	}
-	f.floor = min(max(replicas, 0), f.spec.Max)
-	n := s.bound(f, replicas)
-	f.st.Desired = n
-	f.st.LastActive = time.Now() // the grace to zero counts from here
-	f.last = autoscaler.Decision{Desired: n, Reason: fmt.Sprintf("scaled to %d through the API", replicas)}
-	f.at = time.Now()
-	t := provider.Target{Function: f.fn, Revision: f.rev, Replicas: n}
-	prov, d := f.prov, f.last
+	floor := min(max(replicas, 0), f.spec.Max)
 	s.mu.Unlock()
-	s.notify(key, d)
-	prov.Ensure(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.cluster.PutFloor(ctx, key, floor); err != nil {
+		s.o.Logger.Warn("could not record a scale", "function", key, "err", err)
+		return 0, false
+	}
+	now := s.o.Now()
+	s.mu.Lock()
+	r := s.recs[key]
+	if r == nil {
+		r = &record{}
+		s.recs[key] = r
+	}
+	r.floor = floor
+	f.st.LastActive = now // the grace to zero counts from here
+	n := s.desiredLocked(f)
+	t, prov := s.localTargetLocked(f, now), f.prov
+	s.mu.Unlock()
+	if t != nil {
+		prov.Ensure(*t)
+	}
 	return n, true
 }
 
 // Status reports a function's scaling state.
 func (s *Scaler) Status(namespace, name string) (Status, bool) {
 	s.mu.Lock()
-	f := s.fns[function.Key(namespace, name)]
+	key := function.Key(namespace, name)
+	f := s.fns[key]
 	if f == nil {
 		s.mu.Unlock()
 		return Status{}, false
 	}
-	st := Status{Desired: f.st.Desired, Floor: f.floor, Panic: f.last.Panic, Reason: f.last.Reason,
-		DecidedAt: f.at, Metric: f.spec.Metric}
+	now := s.o.Now()
+	st := Status{Desired: s.desiredLocked(f), Local: f.askedN, Floor: s.floorLocked(key), Metric: f.spec.Metric,
+		Gateways: len(s.membersLocked(now)), Gateway: s.cluster.ID(), Decider: s.leader}
+	if r := s.recs[key]; r != nil && r.dec != nil {
+		st.Panic, st.Reason, st.DecidedAt, st.DecidedBy = r.dec.Panic, r.dec.Reason, r.dec.DecidedAt, r.dec.By
+	}
+	if st.Floor > 0 && st.Floor >= st.Desired {
+		if st.Reason != "" {
+			st.Reason = "; the autoscaler asked: " + st.Reason
+		}
+		st.Reason = fmt.Sprintf("scaled to %d through the API", st.Floor) + st.Reason
+	}
 	prov, rev := f.prov, f.rev
 	s.mu.Unlock()
 	if ps, ok := prov.State(namespace, name); ok {
@@ -218,7 +421,14 @@ func (s *Scaler) Status(namespace, name string) (Status, bool) {
 	return st, true
 }
 
-// Run decides every Tick until ctx ends.
+// Leader reports whether this gateway made the last round of decisions.
+func (s *Scaler) Leader() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.leader
+}
+
+// Run publishes and decides every Tick until ctx ends.
 func (s *Scaler) Run(ctx context.Context) {
 	t := time.NewTicker(s.o.Tick)
 	defer t.Stop()
@@ -227,59 +437,114 @@ func (s *Scaler) Run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case now := <-t.C:
-			s.Step(now)
+			s.Step(ctx, now)
 		}
 	}
 }
 
-// Step takes the load and makes one round of decisions at now.
-func (s *Scaler) Step(now time.Time) {
+// Step takes this gateway's load, publishes it, adds it and the others'
+// to the windows and, holding the lease, makes one round of decisions.
+func (s *Scaler) Step(ctx context.Context, now time.Time) {
 	var load map[string]autoscaler.Sample
 	if s.o.Load != nil {
 		load = s.o.Load(now)
 	}
+	cpu := s.measureCPU()
+	out := Load{Gateway: s.cluster.ID(), At: now, Samples: map[string]autoscaler.Sample{}, Ready: map[string]int{}}
+	s.mu.Lock()
+	for key, f := range s.fns {
+		smp := load[key]
+		smp.CPU = cpu[key]
+		out.Samples[key] = smp
+		if ps, ok := f.prov.State(f.fn.Namespace, f.fn.Name); ok {
+			out.Ready[key] = ps.ReadyOf(f.rev)
+		}
+	}
+	s.mu.Unlock()
+	pubCtx, cancel := context.WithTimeout(ctx, s.o.Tick)
+	if err := s.cluster.PublishLoad(pubCtx, out); err != nil {
+		s.o.Logger.Debug("could not publish this gateway's load", "err", err)
+	}
+	lead, err := s.cluster.Lead(pubCtx)
+	cancel()
+	if err != nil {
+		s.o.Logger.Debug("could not take the decider's lease", "err", err)
+	}
+
+	var puts []struct {
+		key string
+		d   Decision
+	}
 	type ensure struct {
 		prov provider.Provider
 		t    provider.Target
-		key  string
-		d    autoscaler.Decision
 	}
-	cpu := s.measureCPU()
 	var todo []ensure
 	s.mu.Lock()
+	if lead != s.leader {
+		s.o.Logger.Info("scaling decisions", "decider", lead, "gateway", s.cluster.ID())
+	}
+	s.leader = lead
 	s.ticks++
 	bucket, end := time.Unix(s.ticks, 0), time.Unix(s.ticks+1, 0)
+	members := s.membersLocked(now)
 	for key, f := range s.fns {
-		sample := load[key]
-		sample.CPU = cpu[key]
-		f.win.Add(bucket, sample.Value(f.spec.Metric, s.o.Tick))
+		smp := out.Samples[key]
+		if smp.Concurrency > 0 || smp.Requests > 0 {
+			f.localActive = now
+		}
+		ready := out.Ready[key]
+		for _, id := range members {
+			if id != s.cluster.ID() {
+				ready += s.ready[id][key]
+			}
+		}
+		p := s.pending[key]
+		smp.Concurrency += p.Concurrency
+		smp.Requests += p.Requests
+		smp.CPU += p.CPU
+		f.win.Add(bucket, smp.Value(f.spec.Metric, s.o.Tick))
+		if !lead {
+			if t := s.localTargetLocked(f, now); t != nil {
+				todo = append(todo, ensure{f.prov, *t})
+			}
+			continue
+		}
 		stable, _ := f.win.Average(end, f.spec.StableWindow)
 		pan, _ := f.win.Average(end, f.spec.PanicWindow)
 		cur, _ := f.win.Average(end, time.Second)
-		ready := 0
-		if st, ok := f.prov.State(f.fn.Namespace, f.fn.Name); ok {
-			ready = st.ReadyOf(f.rev)
-		}
+		f.st.Desired = s.desiredLocked(f)
 		d, next := autoscaler.Decide(f.spec, autoscaler.Stats{Stable: stable, Panic: pan, Current: cur, Ready: ready}, f.st, now)
 		if _, measured := cpu[key]; f.spec.Metric == function.ScaleCPU && !measured && ready > 0 {
 			d.Reason += "; the CPU of its replicas cannot be measured here (process functions need nimbus as root with cgroup v2)"
 		}
-		if n := s.bound(f, d.Desired); n != d.Desired {
-			d.Desired = n
-			d.Reason += fmt.Sprintf("; held at %d, as scaled through the API", f.floor)
+		if floor := s.floorLocked(key); d.Desired < floor {
+			d.Desired = min(floor, f.spec.Max)
+			d.Reason += fmt.Sprintf("; held at %d, as scaled through the API", floor)
 		}
 		next.Desired = d.Desired
-		changed := d.Desired != f.st.Desired || d.Panic != f.last.Panic
+		prev := s.recs[key]
+		changed := prev == nil || prev.dec == nil || prev.dec.Desired != d.Desired || prev.dec.Panic != d.Panic
 		f.st = next
 		if changed {
-			f.last, f.at = d, now
-			todo = append(todo, ensure{f.prov, provider.Target{Function: f.fn, Revision: f.rev, Replicas: d.Desired}, key, d})
+			dec := Decision{Desired: d.Desired, Panic: d.Panic, Reason: d.Reason, DecidedAt: now, By: s.cluster.ID()}
+			s.recordLocked(key, dec)
+			puts = append(puts, struct {
+				key string
+				d   Decision
+			}{key, dec})
+		}
+		if t := s.localTargetLocked(f, now); t != nil {
+			todo = append(todo, ensure{f.prov, *t})
 		}
 	}
+	s.pending = map[string]autoscaler.Sample{}
 	s.mu.Unlock()
 	for _, e := range todo {
-		s.notify(e.key, e.d)
 		e.prov.Ensure(e.t)
+	}
+	for _, p := range puts {
+		s.publishDecision(p.key, p.d)
 	}
 }
 

@@ -2,10 +2,14 @@ package server
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
+	"unicode"
 
 	"nimbus/internal/backbone"
 	"nimbus/internal/calls"
@@ -126,4 +130,24 @@ func (s spaceSink) Append(ctx context.Context, batch []calls.Record) error {
 		return err
 	}
 	return s.Sink.Append(ctx, batch)
+}
+
+// gatewayID names this nimbus among the gateways sharing its NATS: the
+// host's name and a random suffix (a restart is a new gateway), as a NATS
+// subject token.
+func gatewayID() string {
+	host, _ := os.Hostname()
+	var b strings.Builder
+	for _, r := range host {
+		if r < 128 && (unicode.IsLetter(r) || unicode.IsDigit(r) || r == '-' || r == '_') {
+			b.WriteRune(r)
+		}
+	}
+	name := b.String()
+	if name == "" || len(name) > 40 {
+		name = "nimbus"
+	}
+	var rnd [4]byte
+	rand.Read(rnd[:])
+	return name + "-" + hex.EncodeToString(rnd[:])
 }

@@ -34,6 +34,7 @@ import (
 	"nimbus/internal/provider"
 	"nimbus/internal/queue/natsqueue"
 	"nimbus/internal/scaler"
+	"nimbus/internal/scaler/natscluster"
 	"nimbus/internal/store"
 	"nimbus/internal/store/natsstore"
 	"nimbus/internal/trigger"
@@ -187,7 +188,11 @@ func Run(ctx context.Context, cfg Config, started func(Started)) error {
 		providers[name] = p
 		down.push(p.Close) // after the gateway has failed what was queued
 	}
-	scale = scaler.New(scaler.Options{Providers: providers, Load: gw.TakeLoad, Logger: log})
+	cluster, err := natscluster.Open(ctx, bb.Conn, bb.JS, gatewayID(), 1)
+	if err != nil {
+		return err
+	}
+	scale = scaler.New(scaler.Options{Providers: providers, Load: gw.TakeLoad, Cluster: cluster, Logger: log})
 	reg.MustRegister(scale.Collector())
 	down.push(gw.Close)
 
@@ -214,6 +219,11 @@ func Run(ctx context.Context, cfg Config, started func(Started)) error {
 	var wg sync.WaitGroup
 	down.push(func(context.Context) { stopRun(); wg.Wait() })
 	synced := make(chan struct{})
+	// The scaling records first, so that functions applied next start at
+	// the count the cluster holds for them.
+	if err := scale.Start(runCtx); err != nil {
+		return fmt.Errorf("scaling records: %w", err)
+	}
 	ctl := &controller.Controller{Store: st, Target: controller.Targets{gw, disp, scale}, Logger: log}
 	wg.Go(func() { ctl.Run(runCtx, synced) })
 	wg.Go(func() { scale.Run(runCtx) })

@@ -40,18 +40,20 @@ func TestContainerExample(t *testing.T) {
 	waitContainers(t, "hello-container", 0, "after delete")
 
 	// kill -9 leaves the container; the next start removes it, and the
-	// function then runs in exactly one new container.
+	// function then runs in exactly one new container (its replica count
+	// is state, so it comes back).
 	n.mustCLI("deploy", copyExample(t, "hello-container"))
 	n.invoke("POST", "/function/hello-container", "x")
-	waitContainers(t, "hello-container", 1, "after a call")
+	old := waitContainers(t, "hello-container", 1, "after a call")
 	n.cmd.Process.Kill()
 	<-n.exited
 	n.launch()
-	waitContainers(t, "hello-container", 0, "after a restart that followed kill -9")
 	if code, _, _ := n.invoke("POST", "/function/hello-container", "y"); code != 200 {
 		t.Fatalf("after restart: %d", code)
 	}
-	waitContainers(t, "hello-container", 1, "after a call on the restarted nimbus")
+	if now := waitContainers(t, "hello-container", 1, "after a call on the restarted nimbus"); now[0] == old[0] {
+		t.Fatalf("the killed run's container %s still runs the function", old[0])
+	}
 	// SIGTERM removes the containers it runs.
 	if code := n.stop(); code != 0 {
 		t.Fatalf("exit %d after SIGTERM", code)
@@ -59,15 +61,16 @@ func TestContainerExample(t *testing.T) {
 	waitContainers(t, "hello-container", 0, "after SIGTERM")
 }
 
-// waitContainers waits until exactly want containers carry the function's label.
-func waitContainers(t *testing.T, fn string, want int, when string) {
+// waitContainers waits until exactly want containers carry the function's
+// label, and returns their ids.
+func waitContainers(t *testing.T, fn string, want int, when string) []string {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		out, _ := exec.Command("docker", "ps", "-a", "--filter", "label=io.nimbus.function="+fn, "--format", "{{.ID}}").Output()
 		ids := strings.Fields(string(out))
 		if len(ids) == want {
-			return
+			return ids
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("%d containers of %s %s, want %d", len(ids), fn, when, want)

@@ -17,7 +17,7 @@ import (
 const mod = "nimbus/"
 
 // backends are implementations; only internal/server may import them.
-var backends = []string{"nimbus/internal/store/natsstore", "nimbus/internal/queue/natsqueue", "nimbus/internal/calls/natscalls", "nimbus/internal/trigger/nattrigger", "nimbus/internal/events/natsevents", "nimbus/internal/driver/process", "nimbus/internal/driver/docker", "nimbus/internal/backbone"}
+var backends = []string{"nimbus/internal/scaler/natscluster", "nimbus/internal/store/natsstore", "nimbus/internal/queue/natsqueue", "nimbus/internal/calls/natscalls", "nimbus/internal/trigger/nattrigger", "nimbus/internal/events/natsevents", "nimbus/internal/driver/process", "nimbus/internal/driver/docker", "nimbus/internal/backbone"}
 
 // sdks are the libraries only backends (and the wiring) may touch.
 var sdks = []string{"github.com/nats-io/", "github.com/moby/", "github.com/containerd/"}
@@ -43,6 +43,8 @@ var rules = map[string][]string{
 	"nimbus/internal/provider":                 {"nimbus/internal/driver", "nimbus/internal/function", "nimbus/internal/store"},
 	"nimbus/internal/provider/providertest":    {"nimbus/internal/provider", "nimbus/internal/function", "nimbus/internal/driver/drivertest"},
 	"nimbus/internal/scaler":                   {"nimbus/internal/autoscaler", "nimbus/internal/provider", "nimbus/internal/function", "nimbus/internal/store"},
+	"nimbus/internal/scaler/natscluster":       {"nimbus/internal/scaler"},
+	"nimbus/internal/scaler/clustertest":       {"nimbus/internal/scaler", "nimbus/internal/autoscaler"},
 	"nimbus/internal/scaler/scalertest":        {"nimbus/internal/scaler", "nimbus/internal/gateway", "nimbus/internal/provider", "nimbus/internal/driver", "nimbus/internal/function", "nimbus/internal/store"},
 	"nimbus/internal/queue":                    {},
 	"nimbus/internal/calls":                    {},

@@ -7,6 +7,7 @@ package providertest
 import (
 	"context"
 	"io"
+	"math"
 	"net/http"
 	"strings"
 	"sync"
@@ -280,19 +281,30 @@ func testFailure(t *testing.T, fx Fixture) {
 	if s.LastError == "" || len(s.Ready) != 0 {
 		t.Fatalf("failure state: %+v", s)
 	}
-	// It keeps trying, with backoff: a few tries in three seconds, not a
-	// tight loop.
-	time.Sleep(3 * time.Second)
-	r.mu.Lock()
-	failures := 0
-	for _, st := range r.states {
-		if st.RetryAt.After(time.Time{}) {
-			failures++
+	// It keeps trying, with backoff (100 ms doubling): a second failure
+	// comes, and the failures are never more than the backoff allows.
+	began := time.Now()
+	failures := func() int {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		n := 0
+		for _, st := range r.states {
+			if !st.RetryAt.IsZero() {
+				n++
+			}
 		}
+		return n
 	}
-	r.mu.Unlock()
-	if failures < 2 || failures > 8 {
-		t.Fatalf("%d failed starts reported in 3 s: want a few, backing off (100 ms doubling)", failures)
+	deadline := time.Now().Add(30 * time.Second)
+	for failures() < 3 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	n, took := failures(), time.Since(began)
+	if n < 2 {
+		t.Fatalf("%d failed starts in %s: it does not retry", n, took)
+	}
+	if allowed := 2 + int(math.Log2(float64(took)/float64(100*time.Millisecond))); n > allowed {
+		t.Fatalf("%d failed starts in %s: more than backing off from 100 ms allows (%d)", n, took, allowed)
 	}
 	if st, _ := p.State("default", "broken"); st.RetryAt.IsZero() && st.Starting == 0 || !strings.Contains(st.LastError, "start") {
 		t.Fatalf("state does not say when it tries again or why: %+v", st)

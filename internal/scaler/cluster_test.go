@@ -1,0 +1,123 @@
+package scaler
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"nimbus/internal/autoscaler"
+	"nimbus/internal/function"
+	"nimbus/internal/provider"
+	"nimbus/internal/store"
+)
+
+// gatewayUnderTest is one scaler of a cluster with its own fake provider
+// and load.
+type gatewayUnderTest struct {
+	s    *Scaler
+	p    *fakeProvider
+	load map[string]autoscaler.Sample
+}
+
+func join(t *testing.T, hub *Hub, id string, fn function.Function, now func() time.Time) *gatewayUnderTest {
+	g := &gatewayUnderTest{p: &fakeProvider{ready: 100}, load: map[string]autoscaler.Sample{}}
+	g.s = New(Options{Providers: map[string]provider.Provider{"process": g.p}, Cluster: hub.Join(id),
+		Load: func(time.Time) map[string]autoscaler.Sample { return g.load }, Now: now})
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	if err := g.s.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.s.Apply(store.Record{Function: fn, Revision: 1}); err != nil {
+		t.Fatal(err)
+	}
+	return g
+}
+
+// TestOneDecisionAcrossGateways: two gateways on one cluster publish their
+// load; one decides, on the sum; both report the same count and each runs
+// its share; when the decider stops, the other takes over within the
+// lease's TTL and a tick; a floor set through either holds on both.
+func TestOneDecisionAcrossGateways(t *testing.T) {
+	clock := time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC)
+	now := func() time.Time { return clock }
+	hub := NewHub(now)
+	fn := function.Function{Name: "f", Command: []string{"x"}, Package: "sha256:" + strings.Repeat("a", 64),
+		Scale: function.Scale{MaxConcurrency: 10, Max: 20}}.WithDefaults()
+	a, b := join(t, hub, "gw-a", fn, now), join(t, hub, "gw-b", fn, now)
+	// 21 requests in flight at each gateway: 42 at target 7 → 6 replicas.
+	a.load["default/f"] = autoscaler.Sample{Concurrency: 21}
+	b.load["default/f"] = autoscaler.Sample{Concurrency: 21}
+	step := func(gs ...*gatewayUnderTest) {
+		for _, g := range gs {
+			g.s.Step(context.Background(), clock)
+		}
+		clock = clock.Add(time.Second)
+	}
+	for range 10 {
+		step(a, b)
+	}
+	if a.s.Leader() == b.s.Leader() {
+		t.Fatalf("leaders: a %v, b %v; want exactly one", a.s.Leader(), b.s.Leader())
+	}
+	sa, _ := a.s.Status("default", "f")
+	sb, _ := b.s.Status("default", "f")
+	if sa.Desired != 6 || sb.Desired != 6 {
+		t.Fatalf("desired: a %d, b %d; want 6 on both (the sum of their load)", sa.Desired, sb.Desired)
+	}
+	if sa.Local+sb.Local != 6 || sa.Local != 3 || sa.Gateways != 2 {
+		t.Fatalf("shares: a %+v, b %+v; want 3 each", sa, sb)
+	}
+	if sa.DecidedBy != "gw-a" || sb.DecidedBy != "gw-a" {
+		t.Fatalf("decided by %q and %q, want gw-a (the first to take the lease)", sa.DecidedBy, sb.DecidedBy)
+	}
+
+	// a stops (its process died): b takes over within the lease's TTL and
+	// a tick, and alone carries the count.
+	dead := clock
+	for !b.s.Leader() {
+		step(b)
+		if clock.Sub(dead) > LeaseTTL+2*time.Second {
+			t.Fatalf("b did not take over within %s", clock.Sub(dead))
+		}
+	}
+	t.Logf("b decides %s after a's last tick", clock.Sub(dead))
+	b.load["default/f"] = autoscaler.Sample{Concurrency: 42}
+	for range 5 {
+		step(b)
+	}
+	if sb, _ = b.s.Status("default", "f"); sb.Desired != 6 || sb.Local != 6 || sb.Gateways != 1 {
+		t.Fatalf("b alone: %+v, want all 6 replicas here", sb)
+	}
+
+	// A floor set through a (not deciding) holds on both.
+	if n, ok := a.s.Scale("default", "f", 9); !ok || n != 9 {
+		t.Fatalf("scale through a: %d %v", n, ok)
+	}
+	step(b)
+	sa, _ = a.s.Status("default", "f")
+	sb, _ = b.s.Status("default", "f")
+	if sa.Desired != 9 || sb.Desired != 9 || sb.Floor != 9 {
+		t.Fatalf("after a floor of 9: a %+v, b %+v", sa, sb)
+	}
+	if got := b.p.last().Replicas; got != 9 {
+		t.Fatalf("b's provider keeps %d, want 9", got)
+	}
+}
+
+func TestShare(t *testing.T) {
+	members := []string{"a", "b", "c"}
+	for _, c := range []struct {
+		n    int
+		self string
+		want int
+	}{{0, "a", 0}, {1, "a", 1}, {1, "b", 0}, {5, "a", 2}, {5, "b", 2}, {5, "c", 1}, {6, "c", 2}} {
+		if got := share(c.n, c.self, members); got != c.want {
+			t.Errorf("share(%d, %s): %d, want %d", c.n, c.self, got, c.want)
+		}
+	}
+	if got := share(4, "a", nil); got != 4 {
+		t.Errorf("no members: %d", got)
+	}
+}
