@@ -39,7 +39,7 @@ func rate(t time.Duration) float64 {
 	case t < rampUp+hold:
 		return peakRate
 	case t < rampUp+hold+rampDown:
-		return peakRate * (1 - (t - rampUp - hold).Seconds()/rampDown.Seconds())
+		return peakRate * (1 - (t-rampUp-hold).Seconds()/rampDown.Seconds())
 	}
 	return 0
 }

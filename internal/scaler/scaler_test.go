@@ -101,7 +101,7 @@ func TestApplyActivateAndScale(t *testing.T) {
 		t.Fatalf("scale: %d %v", n, ok)
 	}
 	for i := range 120 {
-		s.Step(context.Background(), time.Now().Add(time.Duration(i) * time.Second))
+		s.Step(context.Background(), time.Now().Add(time.Duration(i)*time.Second))
 	}
 	if got := p.last().Replicas; got != 3 {
 		t.Fatalf("after 2 idle minutes with a floor of 3: %d", got)
@@ -127,7 +127,7 @@ func TestStepFollowsLoad(t *testing.T) {
 	now := time.Now()
 	(*load)["default/f"] = autoscaler.Sample{Concurrency: 35} // 35 in flight, target 7 → 5
 	for i := range 10 {
-		s.Step(context.Background(), now.Add(time.Duration(i) * time.Second))
+		s.Step(context.Background(), now.Add(time.Duration(i)*time.Second))
 	}
 	if got := p.last().Replicas; got != 5 {
 		t.Fatalf("35 in flight at target 7: %d replicas", got)
@@ -138,7 +138,7 @@ func TestStepFollowsLoad(t *testing.T) {
 	}
 	(*load)["default/f"] = autoscaler.Sample{}
 	for i := range 100 {
-		s.Step(context.Background(), now.Add(time.Duration(10+i) * time.Second))
+		s.Step(context.Background(), now.Add(time.Duration(10+i)*time.Second))
 	}
 	if got := p.last().Replicas; got != 0 {
 		t.Fatalf("idle for 100 s with a 5 s grace: %d replicas", got)
@@ -153,7 +153,7 @@ func TestStepRPSAndCPU(t *testing.T) {
 	now := time.Now()
 	(*load)["default/f"] = autoscaler.Sample{Requests: 10} // 10 req/s at 5 each
 	for i := range 10 {
-		s.Step(context.Background(), now.Add(time.Duration(i) * time.Second))
+		s.Step(context.Background(), now.Add(time.Duration(i)*time.Second))
 	}
 	if got := p.last().Replicas; got != 2 {
 		t.Fatalf("10 req/s at target 5: %d replicas", got)
@@ -167,7 +167,7 @@ func TestStepRPSAndCPU(t *testing.T) {
 	s.Scale("default", "f", 1)
 	s.Scale("default", "f", 0) // leave it to the autoscaler, at 1 replica
 	for i := range 10 {
-		s.Step(context.Background(), now.Add(time.Duration(i) * time.Second))
+		s.Step(context.Background(), now.Add(time.Duration(i)*time.Second))
 	}
 	if got := p.last().Replicas; got != 4 {
 		t.Fatalf("1000m at 250m per replica: %d replicas", got)
