@@ -752,3 +752,31 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestStartFailureShowsAndBacksOff: a function whose instances cannot
+// start answers 503, and its status says why and when the next try is,
+// with the tries backing off rather than looping.
+func TestStartFailureShowsAndBacksOff(t *testing.T) {
+	e := newEnv(t)
+	digest := e.upload(t)
+	e.do(t, "PUT", "/v1/functions/broken", strings.NewReader(`{"command":["./testfn","fail"],"package":"`+digest+`","scale":{"min":1}}`), true)
+	var v apiserver.FunctionView
+	waitFor(t, "the start failure in the status", func() bool {
+		_, b, _ := e.do(t, "GET", "/v1/functions/broken", nil, true)
+		json.Unmarshal(b, &v)
+		return v.Scale != nil && v.Scale.StartError != "" && !v.Scale.RetryAt.IsZero()
+	})
+	if !strings.Contains(v.Scale.StartError, "refusing to start") || v.Status.LastError == "" || v.Scale.Ready != 0 {
+		t.Fatalf("status: %+v %+v", v.Scale, v.Status)
+	}
+	if code, b, _ := e.do(t, "POST", "/function/broken", nil, false); code != 503 || !strings.Contains(string(b), "start_failed") {
+		t.Fatalf("invoke: %d %s", code, b)
+	}
+	// Backing off: the next try is later than the last failure by more
+	// each time; two seconds hold at most five tries (100 ms doubling).
+	time.Sleep(2 * time.Second)
+	_, b, _ := e.do(t, "GET", "/v1/functions/broken/logs?since=1m", nil, true)
+	if n := strings.Count(string(b), "instance failed to start"); n < 2 || n > 6 {
+		t.Fatalf("%d failed starts logged in about 2 s:\n%s", n, b)
+	}
+}

@@ -175,6 +175,19 @@ func TestOpenFaaSThroughputScaling(t *testing.T) {
 	if !reached {
 		t.Fatalf("10 req/s at a target of 5 never reached 2 replicas in 30 s (peak desired %d)", peak)
 	}
+	// Prometheus sees the same, under nimbus's and OpenFaaS's names.
+	_, metrics, _ := n.invoke("GET", "/metrics", "")
+	for _, want := range []string{
+		`nimbus_function_desired_replicas{function="rps",namespace="default"}`,
+		`nimbus_function_ready_replicas{function="rps",namespace="default"}`,
+		`nimbus_autoscaler_panic_mode{function="rps",namespace="default"}`,
+		`gateway_service_target_load{function_name="rps.default",scaling_type="rps"} 5`,
+		`gateway_service_count{function_name="rps.default"}`,
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
 	t.Logf("2 replicas ready %s after the load began; %d calls, %d failed", time.Since(began).Round(100*time.Millisecond), sent.Load(), failed.Load())
 	if failed.Load() != 0 {
 		t.Fatalf("%d of %d calls failed", failed.Load(), sent.Load())
