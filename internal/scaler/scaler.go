@@ -52,8 +52,9 @@ type Scaler struct {
 	o       Options
 	cluster Cluster
 
-	mu  sync.Mutex
-	fns map[string]*fnScale
+	putMu sync.Mutex // serializes decision writes
+	mu    sync.Mutex
+	fns   map[string]*fnScale
 	// recs are the cluster's records, also of functions not applied here
 	// (yet).
 	recs map[string]*record
@@ -305,8 +306,11 @@ func (s *Scaler) Remove(namespace, name string) {
 }
 
 // Activate is the activator's poke: requests found nothing ready here. A
-// replica starts here at once; if this gateway decides, the count is
-// raised too (else the decider sees the load within a tick).
+// replica starts here at once (this gateway keeps one while it has
+// traffic); the decider records the count at its next tick, from the load
+// it sees (the decider's own activations are remembered for it, but the
+// record is not written on the request's path: a synced write beside a
+// starting process slows the start).
 func (s *Scaler) Activate(fn function.Function, active int) {
 	now := s.o.Now()
 	s.mu.Lock()
@@ -316,23 +320,13 @@ func (s *Scaler) Activate(fn function.Function, active int) {
 		return
 	}
 	f.localActive = now
-	var put *Decision
 	if s.leader {
-		d, next := autoscaler.Activate(f.spec, f.st, active, now)
-		next.Desired = min(max(next.Desired, f.spec.Min, s.floorLocked(f.key)), f.spec.Max)
-		if next.Desired != s.desiredLocked(f) {
-			put = &Decision{Desired: next.Desired, Reason: d.Reason, DecidedAt: now, By: s.cluster.ID()}
-			s.recordLocked(f.key, *put)
-		}
-		f.st = next
+		_, f.st = autoscaler.Activate(f.spec, f.st, active, now)
 	}
 	t, prov := s.localTargetLocked(f, now), f.prov
 	s.mu.Unlock()
 	if t != nil {
 		prov.Ensure(*t)
-	}
-	if put != nil {
-		s.publishDecision(fn.Key(), *put)
 	}
 }
 
@@ -347,6 +341,17 @@ func (s *Scaler) recordLocked(key string, d Decision) {
 }
 
 func (s *Scaler) publishDecision(key string, d Decision) {
+	// One write at a time, and only the latest decision: an activation's
+	// write, made in the background, must not land after a later one.
+	s.putMu.Lock()
+	defer s.putMu.Unlock()
+	s.mu.Lock()
+	r := s.recs[key]
+	latest := r != nil && r.dec != nil && r.dec.DecidedAt.Equal(d.DecidedAt) && r.dec.Desired == d.Desired
+	s.mu.Unlock()
+	if !latest {
+		return
+	}
 	s.notify(key, autoscaler.Decision{Desired: d.Desired, Panic: d.Panic, Reason: d.Reason})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
