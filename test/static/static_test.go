@@ -41,5 +41,5 @@ func TestRace(t *testing.T) {
 	}
 	run(t, "test", "-race", "-count=1", "./internal/gateway/...", "./internal/driver/...", "./internal/store/...",
 		"./internal/async/...", "./internal/queue/...", "./internal/calls/...", "./internal/trigger/...", "./internal/events/...",
-		"./internal/controller/...")
+		"./internal/controller/...", "./internal/provider/...", "./internal/scaler/...", "./internal/autoscaler/...")
 }

@@ -165,12 +165,20 @@ func main() {
 		case <-r.Context().Done():
 		}
 	})
-	// /spin?ms=N burns N ms of CPU (for scaling on CPU).
+	// /spin?ms=N burns N ms of CPU time (for scaling on CPU): it counts the
+	// process's own CPU, so a busy machine makes it take longer, not less.
 	mux.HandleFunc("/spin", func(w http.ResponseWriter, r *http.Request) {
 		ms, _ := strconv.Atoi(r.URL.Query().Get("ms"))
-		end, n := time.Now().Add(time.Duration(ms)*time.Millisecond), 0
-		for time.Now().Before(end) {
-			n++
+		cpu := func() time.Duration {
+			var ru syscall.Rusage
+			syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+			return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+		}
+		end, n := cpu()+time.Duration(ms)*time.Millisecond, 0
+		for cpu() < end {
+			for range 10000 {
+				n++
+			}
 		}
 		fmt.Fprint(w, n)
 	})
