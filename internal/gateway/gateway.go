@@ -154,7 +154,9 @@ func (g *Gateway) Remove(namespace, name string) {
 func (g *Gateway) SetState(namespace, name string, st provider.State) {
 	key := function.Key(namespace, name)
 	g.mu.Lock()
-	g.states[key] = st
+	if old, ok := g.states[key]; !ok || st.Seq > old.Seq {
+		g.states[key] = st
+	}
 	p := g.pools[key]
 	g.mu.Unlock()
 	if p != nil {

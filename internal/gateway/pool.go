@@ -27,8 +27,9 @@ type pool struct {
 	insts    []*instance // ready: the provider's endpoints
 	retiring []*instance // taken out of the provider's list: finishing in-flight work
 	waiters  []*waiter
-	starting int   // replicas the provider is starting for the current revision
-	failed   error // the provider's start failure, while nothing is ready or starting
+	seq      uint64 // of the provider's last State taken
+	starting int    // replicas the provider is starting for the current revision
+	failed   error  // the provider's start failure, while nothing is ready or starting
 	closed   bool
 
 	// Load for the autoscaler: requests in flight or waiting, integrated
@@ -132,9 +133,9 @@ func (p *pool) acquire(ctx context.Context) (inst *instance, cold bool, err erro
 	if p.failed != nil && p.starting == 0 && len(p.insts) == 0 {
 		// The provider is backing off after failed starts: say so now
 		// rather than hold the request; the autoscaler still hears of it.
-		active := p.active + 1
+		fn, active := p.fn, p.active+1
 		p.mu.Unlock()
-		p.g.activate(p.fn, active)
+		p.g.activate(fn, active)
 		return nil, true, ErrStartFailed
 	}
 	if len(p.waiters) >= p.g.opts.MaxPending {
@@ -171,13 +172,10 @@ func (p *pool) acquire(ctx context.Context) (inst *instance, cold bool, err erro
 		}
 	}
 	p.mu.Unlock()
-	// Granted while we gave up: give the slot back.
+	// Granted while we gave up: give the slot back. (A failure granted
+	// was counted out by whoever failed it.)
 	if g := <-w.ch; g.inst != nil {
 		p.release(g.inst)
-	} else {
-		p.mu.Lock()
-		p.loadLocked(-1)
-		p.mu.Unlock()
 	}
 	return nil, cold, ErrNoInstance
 }
@@ -195,27 +193,26 @@ func (p *pool) readyOfRevLocked() int {
 
 // pickLocked returns the ready instance with the fewest requests in flight
 // that has a free slot, or nil. Instances of the current revision are
-// preferred; older ones serve only while none of it is ready (a rollout).
+// preferred; during a rollout older ones take what the new ones cannot.
 func (p *pool) pickLocked() *instance {
-	var best *instance
+	var best, old *instance
 	limit := p.fn.Scale.MaxConcurrency
-	cur := false
 	for _, in := range p.insts {
-		isCur := in.Revision == p.rev
-		if isCur && !cur {
-			cur, best = true, nil // from here on, only the current revision
-		}
-		if cur && !isCur {
+		if in.inflight >= limit {
 			continue
 		}
-		if in.inflight < limit && (best == nil || in.inflight < best.inflight) {
-			best = in
+		if in.Revision == p.rev {
+			if best == nil || in.inflight < best.inflight {
+				best = in
+			}
+		} else if old == nil || in.inflight < old.inflight {
+			old = in
 		}
 	}
-	if best == nil && !cur {
-		return nil
+	if best != nil {
+		return best
 	}
-	return best
+	return old
 }
 
 // release gives a slot back and hands it to the oldest waiter.
@@ -233,7 +230,7 @@ func (p *pool) release(in *instance) {
 		}
 		return
 	}
-	if len(p.waiters) > 0 && (in.Revision == p.rev || p.readyOfRevLocked() == 0) {
+	if len(p.waiters) > 0 {
 		w := p.waiters[0]
 		p.waiters = p.waiters[1:]
 		in.inflight++
@@ -246,9 +243,10 @@ func (p *pool) release(in *instance) {
 func (p *pool) setState(st provider.State) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.closed {
-		return
+	if p.closed || st.Seq != 0 && st.Seq <= p.seq {
+		return // an older report arriving late
 	}
+	p.seq = st.Seq
 	had := len(p.insts)
 	seen := make(map[string]bool, len(st.Ready))
 	var added []*instance
@@ -273,10 +271,14 @@ func (p *pool) setState(st provider.State) {
 	}
 	p.insts = append(p.insts, added...)
 	sortByOrder(p.insts, order)
-	p.starting = st.Starting
-	p.failed = nil
-	if st.Failed != nil && st.ReadyOf(p.rev) == 0 {
-		p.failed = st.Failed
+	// Starting and failures are of the provider's target revision: they
+	// say nothing of this one until the provider has it too.
+	p.starting, p.failed = 0, nil
+	if st.Revision == p.rev {
+		p.starting = st.Starting
+		if st.Failed != nil && st.ReadyOf(p.rev) == 0 {
+			p.failed = st.Failed
+		}
 	}
 	if st.LastError != "" {
 		p.lastErr.Store(&lastError{At: st.LastErrorAt, Msg: st.LastError})
@@ -402,6 +404,7 @@ func (p *pool) close() {
 	for _, w := range p.waiters {
 		w.ch <- grant{err: ErrGone}
 	}
+	p.loadLocked(-len(p.waiters))
 	p.waiters = nil
 	for _, in := range append([]*instance(nil), p.insts...) {
 		p.retireLocked(in)

@@ -352,7 +352,9 @@ func (l *Local) stateLocked(f *fnState) State {
 
 func (l *Local) publishLocked(f *fnState) {
 	if l.o.Watch != nil && !f.removed {
-		l.o.Watch(f.ns, f.name, l.stateLocked(f))
+		st := l.stateLocked(f)
+		st.Seq = NextSeq()
+		l.o.Watch(f.ns, f.name, st)
 	}
 }
 
@@ -413,6 +415,9 @@ func (l *Local) Remove(ctx context.Context, namespace, name string) {
 	if f != nil {
 		f.removed = true
 		f.stopRetry()
+		if l.o.Watch != nil { // nothing of it is ready any more
+			l.o.Watch(namespace, name, State{Revision: f.target.Revision, Seq: NextSeq()})
+		}
 		for _, r := range f.reps {
 			if r.state == starting {
 				r.cancel()

@@ -13,6 +13,7 @@ package provider
 import (
 	"context"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"nimbus/internal/function"
@@ -40,6 +41,9 @@ type Endpoint struct {
 
 // State is a function's replicas as a provider sees them.
 type State struct {
+	// Seq orders a provider's reports: a watcher keeps the highest it has
+	// seen and drops older ones arriving late (NextSeq).
+	Seq uint64
 	// Revision and Desired are the current target's.
 	Revision uint64
 	Desired  int
@@ -58,6 +62,13 @@ type State struct {
 	// failures).
 	RetryAt time.Time
 }
+
+var seq atomic.Uint64
+
+// NextSeq numbers a State report; it grows across every provider of the
+// process, so a function that moves from one provider to another keeps
+// its order.
+func NextSeq() uint64 { return seq.Add(1) }
 
 // ReadyOf counts the ready replicas of revision rev.
 func (s State) ReadyOf(rev uint64) int {

@@ -23,9 +23,11 @@ type Cluster interface {
 	// until ctx ends. fn must not block.
 	SubscribeLoad(ctx context.Context, fn func(Load)) error
 	// Lead takes the decider's lease, or keeps it, and reports whether this
-	// gateway holds it. A holder that stops calling Lead loses the lease
-	// within LeaseTTL.
-	Lead(ctx context.Context) (bool, error)
+	// gateway holds it, with the lease's term: a number that grows with
+	// every renewal and every new holder, so that a later holder's term is
+	// above every earlier one's. A holder that stops calling Lead loses the
+	// lease within LeaseTTL.
+	Lead(ctx context.Context) (term uint64, ok bool, err error)
 	// PutDecision and PutFloor write a function's records; Delete removes
 	// both.
 	PutDecision(ctx context.Context, key string, d Decision) error
@@ -58,6 +60,8 @@ type Decision struct {
 	Reason    string    `json:"reason,omitempty"`
 	DecidedAt time.Time `json:"decidedAt"`
 	By        string    `json:"by"`
+	// Term is the decider's lease term when it decided.
+	Term uint64 `json:"term"`
 }
 
 // Change is a record as Watch delivers it: a decision, a floor, or the
@@ -75,6 +79,7 @@ type Hub struct {
 	mu        sync.Mutex
 	leader    string
 	renewed   time.Time
+	term      uint64
 	decisions map[string]Decision
 	floors    map[string]int
 	loads     map[string]func(Load) // by subscriber id
@@ -129,15 +134,16 @@ func (m *hubMember) SubscribeLoad(ctx context.Context, fn func(Load)) error {
 	return nil
 }
 
-func (m *hubMember) Lead(context.Context) (bool, error) {
+func (m *hubMember) Lead(context.Context) (uint64, bool, error) {
 	m.h.mu.Lock()
 	defer m.h.mu.Unlock()
 	now := m.h.now()
 	if m.h.leader == m.id || m.h.leader == "" || now.Sub(m.h.renewed) > LeaseTTL {
 		m.h.leader, m.h.renewed = m.id, now
-		return true, nil
+		m.h.term++
+		return m.h.term, true, nil
 	}
-	return false, nil
+	return 0, false, nil
 }
 
 func (m *hubMember) PutDecision(_ context.Context, key string, d Decision) error {

@@ -121,3 +121,45 @@ func TestShare(t *testing.T) {
 		t.Errorf("no members: %d", got)
 	}
 }
+
+// TestStaleDecisionsIgnored: a decision from a decider that lost its lease
+// (a lower term), or older than the one held, does not replace it.
+func TestStaleDecisionsIgnored(t *testing.T) {
+	s, _, _ := setup(t, nil)
+	now := time.Now()
+	s.change(Change{Key: "default/f", Decision: &Decision{Desired: 3, DecidedAt: now, Term: 10, By: "new"}})
+	s.change(Change{Key: "default/f", Decision: &Decision{Desired: 1, DecidedAt: now.Add(time.Second), Term: 9, By: "old"}})
+	if st, _ := s.Status("default", "f"); st.Desired != 3 || st.DecidedBy != "new" {
+		t.Fatalf("a lower term's decision replaced the held one: %+v", st)
+	}
+	s.change(Change{Key: "default/f", Decision: &Decision{Desired: 2, DecidedAt: now.Add(-time.Second), Term: 10, By: "echo"}})
+	if st, _ := s.Status("default", "f"); st.Desired != 3 {
+		t.Fatalf("an older decision's late echo replaced the held one: %+v", st)
+	}
+	s.change(Change{Key: "default/f", Decision: &Decision{Desired: 4, DecidedAt: now.Add(time.Second), Term: 11, By: "new"}})
+	if st, _ := s.Status("default", "f"); st.Desired != 4 {
+		t.Fatalf("a newer decision was not taken: %+v", st)
+	}
+}
+
+// TestActivationStartsWhatTheQueueNeeds: a burst at zero starts as many
+// replicas as it needs at once, not one per tick; an activation that
+// comes before the scaler has the function is kept for it.
+func TestActivationStartsWhatTheQueueNeeds(t *testing.T) {
+	s, p, _ := setup(t, func(f *function.Function) { f.Scale.MaxConcurrency, f.Scale.Max = 10, 20 })
+	s.Activate(p.last().Function, 30) // 30 waiting at target 7 → 5
+	if got := p.last().Replicas; got != 5 {
+		t.Fatalf("a burst of 30 at zero: %d replicas at once, want 5", got)
+	}
+
+	s2, p2, _ := setup(t, nil)
+	fn := p2.last().Function
+	s2.Remove("default", "f")
+	s2.Activate(fn, 1) // the gateway has it, the scaler not yet
+	if err := s2.Apply(store.Record{Function: fn, Revision: 2}); err != nil {
+		t.Fatal(err)
+	}
+	if got := p2.last().Replicas; got != 1 {
+		t.Fatalf("an activation before Apply was lost: %d replicas", got)
+	}
+}

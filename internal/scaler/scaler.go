@@ -67,6 +67,11 @@ type Scaler struct {
 	ready   map[string]map[string]int
 	pending map[string]autoscaler.Sample
 	leader  bool
+	// term is the highest decider's term seen: decisions of an earlier one
+	// (which lost its lease while writing) are ignored.
+	term uint64
+	// early are activations of functions the gateway had before the scaler.
+	early map[string]time.Time
 }
 
 type record struct {
@@ -84,8 +89,12 @@ type fnScale struct {
 	// st is the decider's memory (kept by whichever gateway decides; the
 	// others keep only its Desired in step with the records).
 	st autoscaler.State
-	// localActive is when this gateway last saw load of its own.
+	// localActive is when this gateway last saw load of its own; boost is
+	// what its last activation asked for, kept until boostUntil (a panic
+	// window, by when the decider has seen that load).
 	localActive time.Time
+	boost       int
+	boostUntil  time.Time
 	// asked is what this gateway last gave its provider.
 	asked, askedRev uint64
 	askedN          int
@@ -135,7 +144,8 @@ func New(o Options) *Scaler {
 		o.Now = time.Now
 	}
 	s := &Scaler{o: o, cluster: o.Cluster, fns: map[string]*fnScale{}, recs: map[string]*record{},
-		seen: map[string]time.Time{}, ready: map[string]map[string]int{}, pending: map[string]autoscaler.Sample{}}
+		seen: map[string]time.Time{}, ready: map[string]map[string]int{}, pending: map[string]autoscaler.Sample{},
+		early: map[string]time.Time{}}
 	if s.cluster == nil {
 		s.cluster = NewHub(o.Now).Join("local")
 	}
@@ -177,23 +187,23 @@ func (s *Scaler) change(c Change) {
 		delete(s.recs, c.Key)
 		r = &record{}
 	case c.Decision != nil:
-		r.dec = c.Decision
+		d := c.Decision
+		if d.Term < s.term || r.dec != nil && d.DecidedAt.Before(r.dec.DecidedAt) {
+			s.mu.Unlock() // from a decider that lost its lease, or older than what is held
+			return
+		}
+		s.term = d.Term
+		r.dec = d
 	case c.Floor != nil:
 		r.floor = *c.Floor
 	}
-	f := s.fns[c.Key]
-	var t *provider.Target
-	var prov provider.Provider
-	if f != nil {
+	if f := s.fns[c.Key]; f != nil {
 		if c.Decision != nil && !s.leader {
 			f.st.Desired = c.Decision.Desired
 		}
-		t, prov = s.localTargetLocked(f, s.o.Now()), f.prov
+		s.ensureLocked(f, s.o.Now())
 	}
 	s.mu.Unlock()
-	if t != nil {
-		prov.Ensure(*t)
-	}
 }
 
 // desiredLocked is the cluster's count: the decision, raised to the floor,
@@ -229,20 +239,25 @@ func (s *Scaler) membersLocked(now time.Time) []string {
 	return out
 }
 
-// localTargetLocked is what this gateway's provider should keep: its share
-// of the count, and one while it has traffic of its own. It returns nil
-// when that is what the provider was last given.
-func (s *Scaler) localTargetLocked(f *fnScale, now time.Time) *provider.Target {
+// ensureLocked gives this gateway's provider what it should keep, if that
+// changed: its share of the count; one while it has traffic of its own;
+// and, for the panic window after an activation, what the activation
+// asked for. It runs under s.mu, so targets reach the provider in the order
+// they were decided (Ensure does not block).
+func (s *Scaler) ensureLocked(f *fnScale, now time.Time) {
 	n := share(s.desiredLocked(f), s.cluster.ID(), s.membersLocked(now))
 	if now.Sub(f.localActive) < f.spec.ZeroGrace {
 		n = max(n, 1)
 	}
+	if now.Before(f.boostUntil) {
+		n = max(n, f.boost)
+	}
 	n = min(n, f.spec.Max)
 	if n == f.askedN && f.rev == f.askedRev && f.asked > 0 {
-		return nil
+		return
 	}
 	f.askedN, f.askedRev, f.asked = n, f.rev, f.asked+1
-	return &provider.Target{Function: f.fn, Revision: f.rev, Replicas: n}
+	f.prov.Ensure(provider.Target{Function: f.fn, Revision: f.rev, Replicas: n})
 }
 
 // Apply implements controller.Target: a new function starts at its min, a
@@ -278,11 +293,12 @@ func (s *Scaler) Apply(rec store.Record) error {
 	}
 	f.fn, f.rev, f.prov, f.spec = fn, rec.Revision, prov, spec
 	f.st.Desired = s.desiredLocked(f)
-	t := s.localTargetLocked(f, s.o.Now())
-	s.mu.Unlock()
-	if t != nil {
-		prov.Ensure(*t)
+	if at, ok := s.early[fn.Key()]; ok { // requests came before the function did
+		f.localActive = at
+		delete(s.early, fn.Key())
 	}
+	s.ensureLocked(f, s.o.Now())
+	s.mu.Unlock()
 	return nil
 }
 
@@ -293,6 +309,7 @@ func (s *Scaler) Remove(namespace, name string) {
 	s.mu.Lock()
 	f := s.fns[key]
 	delete(s.fns, key)
+	delete(s.early, key)
 	s.mu.Unlock()
 	if f == nil {
 		return
@@ -305,29 +322,28 @@ func (s *Scaler) Remove(namespace, name string) {
 	}
 }
 
-// Activate is the activator's poke: requests found nothing ready here. A
-// replica starts here at once (this gateway keeps one while it has
-// traffic); the decider records the count at its next tick, from the load
-// it sees (the decider's own activations are remembered for it, but the
-// record is not written on the request's path: a synced write beside a
-// starting process slows the start).
+// Activate is the activator's poke: requests found nothing ready here.
+// Replicas start here at once — what autoscaler.Activate asks for, held
+// for a panic window, and one while this gateway has traffic — and the
+// decider records the count at its next tick from the load it then sees
+// (not on the request's path: a synced write beside a starting process
+// slows the start).
 func (s *Scaler) Activate(fn function.Function, active int) {
 	now := s.o.Now()
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	f := s.fns[fn.Key()]
 	if f == nil {
-		s.mu.Unlock()
+		s.early[fn.Key()] = now // the gateway has it and the scaler not yet
 		return
 	}
 	f.localActive = now
+	d, next := autoscaler.Activate(f.spec, f.st, active, now)
 	if s.leader {
-		_, f.st = autoscaler.Activate(f.spec, f.st, active, now)
+		f.st = next
 	}
-	t, prov := s.localTargetLocked(f, now), f.prov
-	s.mu.Unlock()
-	if t != nil {
-		prov.Ensure(*t)
-	}
+	f.boost, f.boostUntil = d.Desired, now.Add(min(f.spec.PanicWindow, f.spec.ZeroGrace))
+	s.ensureLocked(f, now)
 }
 
 // recordLocked keeps a decision this gateway made before its echo comes.
@@ -353,7 +369,9 @@ func (s *Scaler) publishDecision(key string, d Decision) {
 		return
 	}
 	s.notify(key, autoscaler.Decision{Desired: d.Desired, Panic: d.Panic, Reason: d.Reason})
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	// Within a tick: a decider slower than that may have lost its lease
+	// (whose writes the others then ignore by their term).
+	ctx, cancel := context.WithTimeout(context.Background(), s.o.Tick)
 	defer cancel()
 	if err := s.cluster.PutDecision(ctx, key, d); err != nil {
 		s.o.Logger.Warn("could not record a scaling decision", "function", key, "err", err)
@@ -373,6 +391,8 @@ func (s *Scaler) Scale(namespace, name string, replicas int) (int, bool) {
 	}
 	floor := min(max(replicas, 0), f.spec.Max)
 	s.mu.Unlock()
+	// The API's write waits for the store; the function may be removed
+	// meanwhile (checked again below).
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := s.cluster.PutFloor(ctx, key, floor); err != nil {
@@ -381,6 +401,10 @@ func (s *Scaler) Scale(namespace, name string, replicas int) (int, bool) {
 	}
 	now := s.o.Now()
 	s.mu.Lock()
+	if f = s.fns[key]; f == nil {
+		s.mu.Unlock()
+		return 0, false
+	}
 	r := s.recs[key]
 	if r == nil {
 		r = &record{}
@@ -389,11 +413,8 @@ func (s *Scaler) Scale(namespace, name string, replicas int) (int, bool) {
 	r.floor = floor
 	f.st.LastActive = now // the grace to zero counts from here
 	n := s.desiredLocked(f)
-	t, prov := s.localTargetLocked(f, now), f.prov
+	s.ensureLocked(f, now)
 	s.mu.Unlock()
-	if t != nil {
-		prov.Ensure(*t)
-	}
 	return n, true
 }
 
@@ -470,26 +491,22 @@ func (s *Scaler) Step(ctx context.Context, now time.Time) {
 	if err := s.cluster.PublishLoad(pubCtx, out); err != nil {
 		s.o.Logger.Debug("could not publish this gateway's load", "err", err)
 	}
-	lead, err := s.cluster.Lead(pubCtx)
+	term, lead, err := s.cluster.Lead(pubCtx)
 	cancel()
 	if err != nil {
 		s.o.Logger.Debug("could not take the decider's lease", "err", err)
 	}
 
-	var puts []struct {
-		key string
-		d   Decision
-	}
-	type ensure struct {
-		prov provider.Provider
-		t    provider.Target
-	}
-	var todo []ensure
+	var puts []Decision
+	var putKeys []string
 	s.mu.Lock()
 	if lead != s.leader {
 		s.o.Logger.Info("scaling decisions", "decider", lead, "gateway", s.cluster.ID())
 	}
 	s.leader = lead
+	if lead {
+		s.term = max(s.term, term)
+	}
 	s.ticks++
 	bucket, end := time.Unix(s.ticks, 0), time.Unix(s.ticks+1, 0)
 	members := s.membersLocked(now)
@@ -509,10 +526,13 @@ func (s *Scaler) Step(ctx context.Context, now time.Time) {
 		smp.Requests += p.Requests
 		smp.CPU += p.CPU
 		f.win.Add(bucket, smp.Value(f.spec.Metric, s.o.Tick))
+		// Every gateway knows when the cluster last had load, so that a
+		// new decider does not take a busy function for an idle one.
+		if cur, _ := f.win.Average(end, time.Second); cur > 0 {
+			f.st.LastActive = now
+		}
 		if !lead {
-			if t := s.localTargetLocked(f, now); t != nil {
-				todo = append(todo, ensure{f.prov, *t})
-			}
+			s.ensureLocked(f, now)
 			continue
 		}
 		stable, _ := f.win.Average(end, f.spec.StableWindow)
@@ -532,24 +552,16 @@ func (s *Scaler) Step(ctx context.Context, now time.Time) {
 		changed := prev == nil || prev.dec == nil || prev.dec.Desired != d.Desired || prev.dec.Panic != d.Panic
 		f.st = next
 		if changed {
-			dec := Decision{Desired: d.Desired, Panic: d.Panic, Reason: d.Reason, DecidedAt: now, By: s.cluster.ID()}
+			dec := Decision{Desired: d.Desired, Panic: d.Panic, Reason: d.Reason, DecidedAt: now, By: s.cluster.ID(), Term: s.term}
 			s.recordLocked(key, dec)
-			puts = append(puts, struct {
-				key string
-				d   Decision
-			}{key, dec})
+			puts, putKeys = append(puts, dec), append(putKeys, key)
 		}
-		if t := s.localTargetLocked(f, now); t != nil {
-			todo = append(todo, ensure{f.prov, *t})
-		}
+		s.ensureLocked(f, now)
 	}
 	s.pending = map[string]autoscaler.Sample{}
 	s.mu.Unlock()
-	for _, e := range todo {
-		e.prov.Ensure(e.t)
-	}
-	for _, p := range puts {
-		s.publishDecision(p.key, p.d)
+	for i, d := range puts {
+		s.publishDecision(putKeys[i], d)
 	}
 }
 

@@ -108,16 +108,23 @@ func testRecords(t *testing.T, join func(string) scaler.Cluster) {
 func testLease(t *testing.T, join func(string) scaler.Cluster) {
 	a, b := join("gw-a"), join("gw-b")
 	ctx := context.Background()
-	if ok, err := a.Lead(ctx); !ok || err != nil {
+	first, ok, err := a.Lead(ctx)
+	if !ok || err != nil {
 		t.Fatalf("a, first: %v %v", ok, err)
 	}
+	last := first
 	// a renews every half second for two TTLs: b never holds it.
 	end := time.Now().Add(2 * scaler.LeaseTTL)
 	for time.Now().Before(end) {
-		if ok, err := a.Lead(ctx); !ok || err != nil {
+		term, ok, err := a.Lead(ctx)
+		if !ok || err != nil {
 			t.Fatalf("a lost its lease while renewing: %v %v", ok, err)
 		}
-		if ok, _ := b.Lead(ctx); ok {
+		if term < last {
+			t.Fatalf("a's term went down: %d after %d", term, last)
+		}
+		last = term
+		if _, ok, _ := b.Lead(ctx); ok {
 			t.Fatal("b took a lease a renews")
 		}
 		time.Sleep(500 * time.Millisecond)
@@ -125,11 +132,14 @@ func testLease(t *testing.T, join func(string) scaler.Cluster) {
 	// a stops: b holds it within the TTL and a second.
 	stopped := time.Now()
 	for {
-		ok, err := b.Lead(ctx)
+		term, ok, err := b.Lead(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if ok {
+			if term <= last {
+				t.Fatalf("b's term %d is not above a's last %d: a late write of a's would pass", term, last)
+			}
 			break
 		}
 		if time.Since(stopped) > scaler.LeaseTTL+time.Second {
@@ -138,7 +148,7 @@ func testLease(t *testing.T, join func(string) scaler.Cluster) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Logf("b took over %s after a's last renewal", time.Since(stopped).Round(10*time.Millisecond))
-	if ok, _ := a.Lead(ctx); ok {
+	if _, ok, _ := a.Lead(ctx); ok {
 		t.Fatal("a still leads after b took over")
 	}
 }

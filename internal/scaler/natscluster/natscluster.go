@@ -89,38 +89,39 @@ func (c *Cluster) SubscribeLoad(ctx context.Context, fn func(scaler.Load)) error
 	return nil
 }
 
-// Lead implements scaler.Cluster.
-func (c *Cluster) Lead(ctx context.Context) (bool, error) {
+// Lead implements scaler.Cluster; the term is the lease entry's revision
+// (the bucket's sequence, which only grows).
+func (c *Cluster) Lead(ctx context.Context) (uint64, bool, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.leaseRev != 0 {
 		rev, err := c.leases.Update(ctx, leaseKey, []byte(c.id), c.leaseRev)
 		if err == nil {
 			c.leaseRev = rev
-			return true, nil
+			return rev, true, nil
 		}
 		c.leaseRev = 0 // expired (this gateway stalled), or taken
 	}
 	rev, err := c.leases.Create(ctx, leaseKey, []byte(c.id))
 	if err == nil {
 		c.leaseRev = rev
-		return true, nil
+		return rev, true, nil
 	}
 	if !errors.Is(err, jetstream.ErrKeyExists) {
-		return false, err
+		return 0, false, err
 	}
 	e, err := c.leases.Get(ctx, leaseKey)
 	if err != nil {
 		if errors.Is(err, jetstream.ErrKeyNotFound) {
-			return false, nil // expired between the two calls: try again next tick
+			return 0, false, nil // expired between the two calls: try again next tick
 		}
-		return false, err
+		return 0, false, err
 	}
 	if string(e.Value()) == c.id { // ours, from before a reconnect
 		c.leaseRev = e.Revision()
-		return true, nil
+		return c.leaseRev, true, nil
 	}
-	return false, nil
+	return 0, false, nil
 }
 
 func kvKey(prefix, key string) string { return prefix + "." + strings.ReplaceAll(key, "/", ".") }
