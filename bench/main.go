@@ -82,7 +82,7 @@ type target struct {
 }
 
 func main() {
-	rounds := flag.Int("rounds", 3, "interleaved repetitions of the throughput runs (medians are reported)")
+	rounds := flag.Int("rounds", 3, "interleaved repetitions of the throughput runs, or of the scaling scenario (medians are reported)")
 	dur := flag.Duration("duration", 3*time.Second, "measured time per throughput run")
 	warm := flag.Duration("warmup", time.Second, "unmeasured time before each throughput run")
 	coldRuns := flag.Int("cold-runs", 20, "cold starts to time")
@@ -95,7 +95,7 @@ func main() {
 		if *out == "" {
 			*out = "bench/scale.json"
 		}
-		if err := runScale(*out); err != nil {
+		if err := runScale(*out, *rounds); err != nil {
 			fmt.Fprintln(os.Stderr, "bench:", err)
 			os.Exit(1)
 		}

@@ -93,7 +93,7 @@ type call struct {
 }
 
 // runScale runs the scenario and prints its table.
-func runScale(out string) error {
+func runScale(out string, rounds int) error {
 	tmp, err := os.MkdirTemp("", "nimbus-bench-")
 	if err != nil {
 		return err
@@ -175,19 +175,36 @@ func runScale(out string) error {
 	if err := nb.waitInstances("fixed", fixed, 60*time.Second); err != nil {
 		return err
 	}
-	var results []scaleResult
-	for _, s := range []struct{ name, settings string }{
+	setups := []struct{ name, settings string }{
 		{"fixed", fmt.Sprintf("%d replicas, always", fixed)},
 		{"scaled", fmt.Sprintf("from 0, concurrency target 1 × %.1f, stable window 10s, zero after %s", util, zeroGrace)},
 		{"scaled-rps", fmt.Sprintf("from 0, rps target %.0f × %.1f, stable window 10s, zero after %s", perReplica, rpsUtil, zeroGrace)},
-	} {
-		fmt.Fprintf(os.Stderr, "%s: %s of load…\n", s.name, rampUp+hold+rampDown)
-		r, err := scaleRun(nb, s.name, peakNeed, slot)
-		if err != nil {
-			return err
+	}
+	runs := map[string][]scaleResult{}
+	for round := range rounds {
+		for _, s := range setups {
+			fmt.Fprintf(os.Stderr, "round %d/%d, %s: %s of load…\n", round+1, rounds, s.name, rampUp+hold+rampDown)
+			r, err := scaleRun(nb, s.name, peakNeed, slot)
+			if err != nil {
+				return err
+			}
+			r.Settings = s.settings
+			runs[s.name] = append(runs[s.name], r)
 		}
-		r.Settings = s.settings
-		results = append(results, r)
+	}
+	var results []scaleResult
+	for _, s := range setups {
+		results = append(results, medianResult(runs[s.name]))
+	}
+	if rounds > 1 {
+		fmt.Printf("\nper round (ramp p99 ms, replica-seconds ÷ ideal₂):\n")
+		for _, s := range setups {
+			fmt.Printf("  %-10s", s.name)
+			for _, r := range runs[s.name] {
+				fmt.Printf("  %.1f, %.2f", float64(r.RampP99)/1e6, r.ReplicaSeconds/max(r.IdealMeasured, 1e-9))
+			}
+			fmt.Println()
+		}
 	}
 	printScale(results, peakNeed, slot)
 	b, _ := json.MarshalIndent(results, "", "  ")
@@ -196,6 +213,39 @@ func runScale(out string) error {
 	}
 	fmt.Printf("\nJSON written to %s\n", out)
 	return nil
+}
+
+// medianResult is the median of each figure over the rounds (errors and
+// requests summed); its timeline is the first round's.
+func medianResult(rs []scaleResult) scaleResult {
+	m := rs[0]
+	med := func(f func(scaleResult) float64) float64 {
+		v := make([]float64, len(rs))
+		for i, r := range rs {
+			v[i] = f(r)
+		}
+		return median(v)
+	}
+	dur := func(f func(scaleResult) time.Duration) time.Duration {
+		return time.Duration(med(func(r scaleResult) float64 { return float64(f(r)) }))
+	}
+	m.Requests, m.Errors = 0, 0
+	for _, r := range rs {
+		m.Requests += r.Requests
+		m.Errors += r.Errors
+	}
+	m.ToNeeded = dur(func(r scaleResult) time.Duration { return r.ToNeeded })
+	m.WaitedP99 = dur(func(r scaleResult) time.Duration { return r.WaitedP99 })
+	m.RampP99 = dur(func(r scaleResult) time.Duration { return r.RampP99 })
+	m.P99 = dur(func(r scaleResult) time.Duration { return r.P99 })
+	m.ToZero = dur(func(r scaleResult) time.Duration { return r.ToZero })
+	m.Waited = int(med(func(r scaleResult) float64 { return float64(r.Waited) }))
+	m.Peak = int(med(func(r scaleResult) float64 { return float64(r.Peak) }))
+	m.ReplicaSeconds = med(func(r scaleResult) float64 { return r.ReplicaSeconds })
+	m.Ideal = med(func(r scaleResult) float64 { return r.Ideal })
+	m.IdealMeasured = med(func(r scaleResult) float64 { return r.IdealMeasured })
+	m.Over = m.ReplicaSeconds - m.IdealMeasured
+	return m
 }
 
 // scaleRun sends the load to one function, sampling its instances.
