@@ -119,16 +119,11 @@ func main() {
 }
 
 func run(rounds int, dur, warm time.Duration, coldRuns, stdioRuns int, out string) error {
-	tmp, err := os.MkdirTemp("", "nimbus-bench-")
+	tmp, err := workDir()
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	// As root, functions run as users of their own, who must pass through
-	// to their directories under nimbus's data dir here.
-	if err := os.Chmod(tmp, 0o711); err != nil {
-		return err
-	}
 	fmt.Fprintln(os.Stderr, "building fn, rproxy and nimbus…")
 	fnBin, rpBin, nimbusBin, err := buildAll(tmp)
 	if err != nil {

@@ -85,3 +85,18 @@ func stopProc(cmd *exec.Cmd) {
 		}
 	}
 }
+
+// workDir makes the run's temporary directory. As root, functions run as
+// users of their own, who must pass through it to their directories under
+// nimbus's data dir: it is 0711.
+func workDir() (string, error) {
+	tmp, err := os.MkdirTemp("", "nimbus-bench-")
+	if err != nil {
+		return "", err
+	}
+	if err := os.Chmod(tmp, 0o711); err != nil {
+		os.RemoveAll(tmp)
+		return "", err
+	}
+	return tmp, nil
+}

@@ -74,11 +74,10 @@ type scaleResult struct {
 	// Ideal the fewest whole replicas that carry the load if a request held
 	// an instance for the service time alone, IdealMeasured if it holds one
 	// for the time measured through nimbus on an idle instance (the hop
-	// included); Over the excess over the latter.
+	// included).
 	ReplicaSeconds float64 `json:"replica_seconds"`
 	Ideal          float64 `json:"ideal_replica_seconds"`
 	IdealMeasured  float64 `json:"ideal_measured_replica_seconds"`
-	Over           float64 `json:"over_provisioned_replica_seconds"`
 	// ToZero is from the end of the load until no instance ran.
 	ToZero time.Duration `json:"to_zero_ns"`
 	Peak   int           `json:"peak_replicas"`
@@ -94,14 +93,11 @@ type call struct {
 
 // runScale runs the scenario and prints its table.
 func runScale(out string, rounds int) error {
-	tmp, err := os.MkdirTemp("", "nimbus-bench-")
+	tmp, err := workDir()
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	if err := os.Chmod(tmp, 0o711); err != nil {
-		return err
-	}
 	fmt.Fprintln(os.Stderr, "building fn and nimbus…")
 	fnBin, _, nimbusBin, err := buildAll(tmp)
 	if err != nil {
@@ -244,7 +240,6 @@ func medianResult(rs []scaleResult) scaleResult {
 	m.ReplicaSeconds = med(func(r scaleResult) float64 { return r.ReplicaSeconds })
 	m.Ideal = med(func(r scaleResult) float64 { return r.Ideal })
 	m.IdealMeasured = med(func(r scaleResult) float64 { return r.IdealMeasured })
-	m.Over = m.ReplicaSeconds - m.IdealMeasured
 	return m
 }
 
@@ -349,7 +344,6 @@ func scaleRun(nb *nimbusProc, name string, peakNeed int, slot time.Duration) (sc
 			r.ToZero = s.at - total
 		}
 	}
-	r.Over = r.ReplicaSeconds - r.IdealMeasured
 	return r, nil
 }
 

@@ -132,12 +132,12 @@ func Decide(s Spec, st Stats, prev State, now time.Time) (Decision, State) {
 	if !next.PanicSince.IsZero() {
 		next.PanicDesired = max(next.PanicDesired, panicN)
 		d = Decision{Desired: next.PanicDesired, Panic: true,
-			Reason: fmt.Sprintf("panic: %s over %s asks for %d (%d ready); no scale-down until %s calm", s.load(st.Panic), s.PanicWindow, panicN, st.Ready, s.StableWindow)}
+			Reason: fmt.Sprintf("panic: %s over %s asks for %d (%d ready); no scale-down until %s calm", s.unit(st.Panic), s.PanicWindow, panicN, st.Ready, s.StableWindow)}
 	} else if panicN > stable {
 		// Up on the quicker window: the stable one lags a rising load.
-		d = Decision{Desired: panicN, Reason: fmt.Sprintf("%s over %s at %s per replica", s.load(st.Panic), s.PanicWindow, s.unit(s.Target))}
+		d = Decision{Desired: panicN, Reason: fmt.Sprintf("%s over %s at %s per replica", s.unit(st.Panic), s.PanicWindow, s.unit(s.Target))}
 	} else {
-		d = Decision{Desired: stable, Reason: fmt.Sprintf("%s over %s at %s per replica", s.load(st.Stable), s.StableWindow, s.unit(s.Target))}
+		d = Decision{Desired: stable, Reason: fmt.Sprintf("%s over %s at %s per replica", s.unit(st.Stable), s.StableWindow, s.unit(s.Target))}
 	}
 
 	if s.ScaleDownDelay > 0 {
@@ -204,7 +204,5 @@ func (s Spec) unit(v float64) string {
 	}
 	return fmt.Sprintf("%.3g in flight", v)
 }
-
-func (s Spec) load(v float64) string { return s.unit(v) }
 
 func clamp(v, lo, hi int) int { return min(max(v, lo), hi) }

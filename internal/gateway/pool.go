@@ -88,8 +88,9 @@ func (p *pool) setError(msg string) {
 }
 
 // loadLocked adds delta to the requests in flight or waiting.
-func (p *pool) loadLocked(delta int) {
-	now := time.Now()
+func (p *pool) loadLocked(delta int) { p.loadAtLocked(delta, time.Now()) }
+
+func (p *pool) loadAtLocked(delta int, now time.Time) {
 	p.area += float64(p.active) * now.Sub(p.lastLoad).Seconds()
 	p.lastLoad = now
 	p.active += delta
@@ -219,10 +220,11 @@ func (p *pool) pickLocked() *instance {
 func (p *pool) release(in *instance) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.loadLocked(-1) // this request is done; a waiter given the slot was counted when it queued
+	now := time.Now()
+	p.loadAtLocked(-1, now) // this request is done; a waiter given the slot was counted when it queued
 	in.inflight--
 	in.served++
-	in.lastUsed = time.Now()
+	in.lastUsed = now
 	if in.stopping {
 		if in.inflight == 0 {
 			p.retiring = remove(p.retiring, in)

@@ -100,9 +100,6 @@ func NewLocal(o LocalOptions) *Local {
 // Name is the driver's.
 func (l *Local) Name() string { return l.o.Driver.Name() }
 
-// Driver is the driver replicas run on.
-func (l *Local) Driver() driver.Driver { return l.o.Driver }
-
 // Ensure implements Provider.
 func (l *Local) Ensure(t Target) {
 	key := t.Function.Key()

@@ -2,7 +2,6 @@ package scaler
 
 import (
 	"context"
-	"errors"
 	"slices"
 	"sync"
 	"time"
@@ -147,35 +146,33 @@ func (m *hubMember) Lead(context.Context) (uint64, bool, error) {
 }
 
 func (m *hubMember) PutDecision(_ context.Context, key string, d Decision) error {
-	m.h.mu.Lock()
-	m.h.decisions[key] = d
-	fns := m.h.watcherList()
-	m.h.mu.Unlock()
-	for _, fn := range fns {
-		fn(Change{Key: key, Decision: &d})
-	}
-	return nil
+	return m.h.apply(Change{Key: key, Decision: &d})
 }
 
 func (m *hubMember) PutFloor(_ context.Context, key string, n int) error {
-	m.h.mu.Lock()
-	m.h.floors[key] = n
-	fns := m.h.watcherList()
-	m.h.mu.Unlock()
-	for _, fn := range fns {
-		fn(Change{Key: key, Floor: &n})
-	}
-	return nil
+	return m.h.apply(Change{Key: key, Floor: &n})
 }
 
 func (m *hubMember) Delete(_ context.Context, key string) error {
-	m.h.mu.Lock()
-	delete(m.h.decisions, key)
-	delete(m.h.floors, key)
-	fns := m.h.watcherList()
-	m.h.mu.Unlock()
+	return m.h.apply(Change{Key: key, Deleted: true})
+}
+
+// apply records a change and tells every watcher of it.
+func (h *Hub) apply(c Change) error {
+	h.mu.Lock()
+	switch {
+	case c.Deleted:
+		delete(h.decisions, c.Key)
+		delete(h.floors, c.Key)
+	case c.Decision != nil:
+		h.decisions[c.Key] = *c.Decision
+	case c.Floor != nil:
+		h.floors[c.Key] = *c.Floor
+	}
+	fns := h.watcherList()
+	h.mu.Unlock()
 	for _, fn := range fns {
-		fn(Change{Key: key, Deleted: true})
+		fn(c)
 	}
 	return nil
 }
@@ -216,9 +213,6 @@ func (h *Hub) watcherList() []func(Change) {
 	}
 	return out
 }
-
-// ErrUnavailable is a cluster backend's failure to answer.
-var ErrUnavailable = errors.New("the cluster's records are unavailable")
 
 // share is gateway self's part of n replicas among members: n split as
 // evenly as it goes, the first (by id) taking the remainder's ones.

@@ -40,11 +40,8 @@ type Options struct {
 	// Tick is how often load is published and decisions are made (1s).
 	Tick time.Duration
 	// Now is the clock (time.Now by default; tests pass a fake one).
-	Now func() time.Time
-	// OnDecision, if set, is told of every decision this gateway makes
-	// that changes the count or the panic mode. It must not block.
-	OnDecision func(key string, d autoscaler.Decision)
-	Logger     *slog.Logger
+	Now    func() time.Time
+	Logger *slog.Logger
 }
 
 // Scaler decides and keeps the replica counts of every function.
@@ -368,7 +365,7 @@ func (s *Scaler) publishDecision(key string, d Decision) {
 	if !latest {
 		return
 	}
-	s.notify(key, autoscaler.Decision{Desired: d.Desired, Panic: d.Panic, Reason: d.Reason})
+	s.o.Logger.Debug("scale", "function", key, "desired", d.Desired, "panic", d.Panic, "reason", d.Reason)
 	// Within a tick: a decider slower than that may have lost its lease
 	// (whose writes the others then ignore by their term).
 	ctx, cancel := context.WithTimeout(context.Background(), s.o.Tick)
@@ -593,11 +590,4 @@ func (s *Scaler) measureCPU() map[string]float64 {
 		cancel()
 	}
 	return out
-}
-
-func (s *Scaler) notify(key string, d autoscaler.Decision) {
-	s.o.Logger.Debug("scale", "function", key, "desired", d.Desired, "panic", d.Panic, "reason", d.Reason)
-	if s.o.OnDecision != nil {
-		s.o.OnDecision(key, d)
-	}
 }

@@ -75,16 +75,18 @@ type buildError struct {
 
 func (e *buildError) Error() string { return "build " + e.pkg + ": " + e.err.Error() + "\n" + e.out }
 
-func TestConformance(t *testing.T) {
-	d := newTestDriver(t, "conformance-"+time.Now().Format("150405.000"))
-	drivertest.Run(t, drivertest.Fixture{
-		Driver: d,
+// fixture runs testfn in containers of a driver of its own.
+func fixture(t *testing.T, prefix string) drivertest.Fixture {
+	return drivertest.Fixture{
+		Driver: newTestDriver(t, prefix+"-"+time.Now().Format("150405.000")),
 		Function: func(protocol string, args ...string) function.Function {
 			return function.Function{Runtime: function.RuntimeDocker, Image: TestImage, Protocol: protocol,
 				Command: append([]string{"/testfn"}, args...)}
 		},
-	})
+	}
 }
+
+func TestConformance(t *testing.T) { drivertest.Run(t, fixture(t, "conformance")) }
 
 func spec(name string, mod func(*function.Function)) driver.Spec {
 	fn := function.Function{Name: name, Runtime: function.RuntimeDocker, Image: TestImage, Command: []string{"/testfn"}}
@@ -169,13 +171,4 @@ func TestMissingImageFailsWithRegistryMessage(t *testing.T) {
 }
 
 // TestProviderConformance runs the provider suite on containers.
-func TestProviderConformance(t *testing.T) {
-	d := newTestDriver(t, "provider-"+time.Now().Format("150405.000"))
-	providertest.RunLocal(t, drivertest.Fixture{
-		Driver: d,
-		Function: func(protocol string, args ...string) function.Function {
-			return function.Function{Runtime: function.RuntimeDocker, Image: TestImage, Protocol: protocol,
-				Command: append([]string{"/testfn"}, args...)}
-		},
-	})
-}
+func TestProviderConformance(t *testing.T) { providertest.RunLocal(t, fixture(t, "provider")) }

@@ -28,17 +28,19 @@ func newDriver(t *testing.T, stateDir string) *Driver {
 	return d
 }
 
-func TestConformance(t *testing.T) {
+// fixture runs testfn's package as local processes of a driver of its own.
+func fixture(t *testing.T) drivertest.Fixture {
 	digest, open := drivertest.TestPackage(t)
-	d := newDriver(t, drivertest.StateDir(t))
-	drivertest.Run(t, drivertest.Fixture{
-		Driver: d,
+	return drivertest.Fixture{
+		Driver: newDriver(t, drivertest.StateDir(t)),
 		Function: func(protocol string, args ...string) function.Function {
 			return function.Function{Protocol: protocol, Command: append([]string{"./testfn"}, args...), Package: digest}
 		},
 		OpenPackage: open,
-	})
+	}
 }
+
+func TestConformance(t *testing.T) { drivertest.Run(t, fixture(t)) }
 
 func testSpec(t *testing.T, name string) driver.Spec {
 	digest, open := drivertest.TestPackage(t)
@@ -166,13 +168,4 @@ func TestStdioLargeOutputStreams(t *testing.T) {
 }
 
 // TestProviderConformance runs the provider suite on local processes.
-func TestProviderConformance(t *testing.T) {
-	digest, open := drivertest.TestPackage(t)
-	providertest.RunLocal(t, drivertest.Fixture{
-		Driver: newDriver(t, drivertest.StateDir(t)),
-		Function: func(protocol string, args ...string) function.Function {
-			return function.Function{Protocol: protocol, Command: append([]string{"./testfn"}, args...), Package: digest}
-		},
-		OpenPackage: open,
-	})
-}
+func TestProviderConformance(t *testing.T) { providertest.RunLocal(t, fixture(t)) }
