@@ -387,3 +387,21 @@ func TestWindowAverage(t *testing.T) {
 
 func strconvF(v float64) string { return strconv.FormatFloat(v, 'f', 2, 64) }
 func itoa(v int) string         { return strconv.Itoa(v) }
+
+func TestBurst(t *testing.T) {
+	spec := spec10()
+	spec.Max = 20
+	for _, c := range []struct{ decided, want, keep int }{
+		{0, 1, 1},   // nothing decided yet: one
+		{1, 2, 2},   // one more
+		{1, 5, 2},   // at most one more than one
+		{4, 5, 5},   // within half again
+		{4, 9, 6},   // half again 4
+		{10, 15, 15},
+		{16, 30, 20}, // max
+	} {
+		if got := Burst(spec, c.decided, c.want); got != c.keep {
+			t.Errorf("Burst(decided %d, want %d) = %d, want %d", c.decided, c.want, got, c.keep)
+		}
+	}
+}

@@ -7,7 +7,9 @@
 // provider reports, enforces each one's maxConcurrency and keeps a bounded
 // queue of waiting requests; past it the answer is 429 with Retry-After.
 // When requests queue beyond what is starting — a function at zero — it
-// tells the autoscaler at once (Options.Activate). It measures the load the
+// tells the autoscaler at once (Options.Activate); when a request waits
+// behind busy replicas for half a request's mean hold, it asks for one
+// replica more (Options.Burst). It measures the load the
 // autoscaler decides on (TakeLoad) and drains an instance before its
 // provider stops it (Drain). It never starts or stops an instance. The
 // function's timeout bounds the whole call (504); an instance that dies
@@ -50,6 +52,10 @@ type Options struct {
 	// It must not block (the autoscaler decides at once and acts in the
 	// background).
 	Activate func(fn function.Function, active int)
+	// Burst is told, without waiting, when a request has queued for half a
+	// request's mean hold of a slot behind busy replicas: want is one more
+	// than are ready and starting. It must not block.
+	Burst func(fn function.Function, want int)
 	// Log receives the gateway's own lines about a function's calls.
 	Log func(store.LogLine)
 	// Metrics, from NewMetrics. Required.
@@ -362,6 +368,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 
 	in, _, err := p.acquire(ctx)
+	got := time.Now()
 	if err != nil {
 		msg := err.Error()
 		switch err {
@@ -384,7 +391,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Deferred: the proxy panics with http.ErrAbortHandler when the caller
 	// goes away mid-response, and the slot and the record must survive that.
 	defer func() {
-		p.release(in)
+		p.release(in, time.Since(got))
 		if sw.status == 0 {
 			sw.status = http.StatusOK
 		}

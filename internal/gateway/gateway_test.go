@@ -61,6 +61,7 @@ func newHarness(t *testing.T, mod func(*Options)) *harness {
 	o := Options{
 		Runtimes: map[string]bool{"process": true},
 		Activate: func(fn function.Function, active int) { h.sc.Activate(fn, active) },
+		Burst:    func(fn function.Function, want int) { h.sc.Burst(fn, want) },
 		Log:      h.logs.add,
 		Metrics:  NewMetrics(prometheus.NewRegistry()),
 	}

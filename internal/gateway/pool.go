@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -15,7 +16,8 @@ import (
 // endpoints (from its provider) with their in-flight counts, hands each
 // request the least-loaded one with a free slot, and queues requests
 // (bounded) while none has one, telling the autoscaler at once so that a
-// function at zero starts without waiting for a window. It never starts or
+// function at zero starts without waiting for a window, and asking for one
+// replica more when a request waits behind busy ones. It never starts or
 // stops a replica itself. All fields under mu; the counters are atomic.
 type pool struct {
 	g   *Gateway
@@ -39,6 +41,9 @@ type pool struct {
 	lastLoad time.Time
 	lastTake time.Time
 	begun    atomic.Int64 // requests that reached the pool
+	// hold is the mean time a request holds a slot, in seconds (an
+	// exponentially weighted average; 0 until one was released).
+	hold float64
 
 	spec atomic.Pointer[function.Function] // current spec, read without mu on the request path
 
@@ -153,15 +158,30 @@ func (p *pool) acquire(ctx context.Context) (inst *instance, cold bool, err erro
 	// is not worth a replica.
 	poke := cold && len(p.waiters) > p.starting*p.fn.Scale.MaxConcurrency
 	fn, active := p.fn, p.active
+	// With replicas busy, a request that waits longer than half a
+	// request's hold asks for one more replica (burst) rather than wait for
+	// the next tick's window.
+	var burst <-chan time.Time
+	if !cold && p.g.opts.Burst != nil {
+		t := time.NewTimer(p.burstAfterLocked())
+		defer t.Stop()
+		burst = t.C
+	}
 	p.mu.Unlock()
 	if poke {
 		p.g.activate(fn, active)
 	}
 
-	select {
-	case g := <-w.ch:
-		return g.inst, cold, g.err
-	case <-ctx.Done():
+	for waiting := true; waiting; {
+		select {
+		case g := <-w.ch:
+			return g.inst, cold, g.err
+		case <-burst:
+			burst = nil
+			p.burst(w)
+		case <-ctx.Done():
+			waiting = false
+		}
 	}
 	p.mu.Lock()
 	for i, x := range p.waiters {
@@ -176,9 +196,41 @@ func (p *pool) acquire(ctx context.Context) (inst *instance, cold bool, err erro
 	// Granted while we gave up: give the slot back. (A failure granted
 	// was counted out by whoever failed it.)
 	if g := <-w.ch; g.inst != nil {
-		p.release(g.inst)
+		p.release(g.inst, 0)
 	}
 	return nil, cold, ErrNoInstance
+}
+
+// Bounds of the wait before a burst.
+const (
+	minBurstAfter     = 2 * time.Millisecond
+	unknownBurstAfter = 10 * time.Millisecond
+	maxBurstAfter     = time.Second // the autoscaler's tick sees the queue by then
+)
+
+// burstAfterLocked is how long a queued request waits before it asks for
+// a replica more: half the mean hold of a slot, within bounds.
+func (p *pool) burstAfterLocked() time.Duration {
+	if p.hold == 0 {
+		return unknownBurstAfter
+	}
+	return min(max(time.Duration(p.hold*float64(time.Second)/2), minBurstAfter), maxBurstAfter)
+}
+
+// burst asks the autoscaler for one replica more than are ready and
+// starting, if the waiter w is still queued behind busy replicas. The
+// count asked for depends only on the provider's last report, so requests
+// that wait together ask for the same count: a stall of the machine, which
+// queues everything, adds one replica at a time, not one per request.
+func (p *pool) burst(w *waiter) {
+	p.mu.Lock()
+	queued := slices.Contains(p.waiters, w)
+	want := p.readyOfRevLocked() + p.starting + 1
+	fn, failed := p.fn, p.failed != nil
+	p.mu.Unlock()
+	if queued && !failed && want <= fn.Scale.Max {
+		p.g.opts.Burst(fn, want)
+	}
 }
 
 // readyOfRevLocked counts the ready instances of the current revision.
@@ -216,11 +268,20 @@ func (p *pool) pickLocked() *instance {
 	return old
 }
 
-// release gives a slot back and hands it to the oldest waiter.
-func (p *pool) release(in *instance) {
+// release gives a slot back, held for held (0: not measured), and hands
+// it to the oldest waiter.
+func (p *pool) release(in *instance, held time.Duration) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	now := time.Now()
+	if held > 0 {
+		const alpha = 0.2
+		if p.hold == 0 {
+			p.hold = held.Seconds()
+		} else {
+			p.hold += alpha * (held.Seconds() - p.hold)
+		}
+	}
 	p.loadAtLocked(-1, now) // this request is done; a waiter given the slot was counted when it queued
 	in.inflight--
 	in.served++

@@ -5,7 +5,8 @@
 // autoscaler.Decide and records the decision, which every gateway watches
 // and gives to its provider (provider.Ensure). Between ticks, the
 // activator's Activate starts a replica at once for requests that found
-// nothing ready, so a cold start never waits for a window or the decider.
+// nothing ready, so a cold start never waits for a window or the decider,
+// and its Burst one more for requests that waited behind busy replicas.
 //
 // Desired replicas are state, not spec: Scale (the API, OpenFaaS's
 // /system/scale-function and /system/alert) records a floor the decider
@@ -340,6 +341,31 @@ func (s *Scaler) Activate(fn function.Function, active int) {
 		f.st = next
 	}
 	f.boost, f.boostUntil = d.Desired, now.Add(min(f.spec.PanicWindow, f.spec.ZeroGrace))
+	s.ensureLocked(f, now)
+}
+
+// Burst is the activator's ask for one replica more: a request waited
+// behind busy replicas, and want is one more than this gateway's provider
+// has ready and starting. Like an activation it acts here at once and is
+// held for a panic window (each burst renews it); the decider's windows
+// see the load at the next tick. Asks made together ask for the same
+// count, so they add one replica, not one each, and all the asks held
+// stay within half again this gateway's share (autoscaler.Burst).
+func (s *Scaler) Burst(fn function.Function, want int) {
+	now := s.o.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f := s.fns[fn.Key()]
+	if f == nil {
+		return
+	}
+	f.localActive = now
+	if !now.Before(f.boostUntil) {
+		f.boost = 0
+	}
+	decided := share(s.desiredLocked(f), s.cluster.ID(), s.membersLocked(now))
+	f.boost = max(f.boost, autoscaler.Burst(f.spec, max(decided, 1), want))
+	f.boostUntil = now.Add(min(f.spec.PanicWindow, f.spec.ZeroGrace))
 	s.ensureLocked(f, now)
 }
 

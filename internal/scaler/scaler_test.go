@@ -173,3 +173,51 @@ func TestStepRPSAndCPU(t *testing.T) {
 		t.Fatalf("1000m at 250m per replica: %d replicas", got)
 	}
 }
+
+// TestBurst: the activator's ask for one replica more acts at once, asks
+// made together add one replica, the asks held stay within half again the
+// decided count, and they lapse a panic window after the last one, back to
+// what the decider holds.
+func TestBurst(t *testing.T) {
+	now := time.Unix(1_000_000, 0)
+	p := &fakeProvider{ready: 100}
+	s := New(Options{Providers: map[string]provider.Provider{"process": p}, Now: func() time.Time { return now }})
+	fn := function.Function{Name: "f", Command: []string{"x"}, Package: "sha256:" + strings.Repeat("a", 64),
+		Scale: function.Scale{Min: 4, Max: 8, MaxConcurrency: 1}}
+	fn = fn.WithDefaults()
+	if err := fn.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Apply(store.Record{Function: fn, Revision: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if got := p.last().Replicas; got != 4 {
+		t.Fatalf("at min: %d", got)
+	}
+	n := len(p.targets)
+	for range 5 { // five queued requests, the same report: one replica more
+		s.Burst(fn, 5)
+	}
+	if got := p.last().Replicas; got != 5 || len(p.targets) != n+1 {
+		t.Fatalf("five asks for 5: target %d after %d changes", got, len(p.targets)-n)
+	}
+	s.Burst(fn, 3) // an ask below what is held changes nothing
+	s.Burst(fn, 9) // beyond half again the 4 decided: 6
+	if got := p.last().Replicas; got != 6 {
+		t.Fatalf("an ask for 9 with 4 decided: %d, want 6", got)
+	}
+	panicWindow := autoscaler.SpecFor(fn.Scale).PanicWindow
+	now = now.Add(panicWindow - time.Millisecond)
+	s.Burst(fn, 6) // renewed
+	now = now.Add(panicWindow - time.Millisecond)
+	s.Step(context.Background(), now)
+	if got := p.last().Replicas; got != 6 {
+		t.Fatalf("within a panic window of the last ask: %d", got)
+	}
+	now = now.Add(time.Millisecond)
+	s.Step(context.Background(), now)
+	if got := p.last().Replicas; got != 4 {
+		t.Fatalf("a panic window after the last ask, with no load: %d, want min 4", got)
+	}
+	s.Burst(function.Function{Name: "nope", Namespace: "default"}, 3) // unknown: ignored
+}

@@ -175,6 +175,7 @@ func Run(ctx context.Context, cfg Config, started func(Started)) error {
 		OnCall:          rec.recorder.Record,
 		Runtimes:        rt.names(),
 		Activate:        func(fn function.Function, active int) { scale.Activate(fn, active) },
+		Burst:           func(fn function.Function, want int) { scale.Burst(fn, want) },
 		Log:             appendLog,
 		Metrics:         gateway.NewMetrics(reg),
 		MaxBodyBytes:    cfg.MaxBodyBytes,

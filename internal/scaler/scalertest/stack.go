@@ -23,14 +23,15 @@ type Stack struct {
 	Providers map[string]provider.Provider
 }
 
-// New builds a stack on drivers; go (the gateway's options) gets Runtimes
-// and Activate, lo (each provider's) its Driver, Watch and Drain. The
+// New builds a stack on drivers; go (the gateway's options) gets Runtimes,
+// Activate and Burst, lo (each provider's) its Driver, Watch and Drain. The
 // scaler runs until the test ends, when everything is closed.
 func New(t testing.TB, drivers map[string]driver.Driver, gopts gateway.Options, lo provider.LocalOptions) *Stack {
 	t.Helper()
 	s := &Stack{Providers: map[string]provider.Provider{}}
 	gopts.Runtimes = map[string]bool{}
 	gopts.Activate = func(fn function.Function, active int) { s.Scaler.Activate(fn, active) }
+	gopts.Burst = func(fn function.Function, want int) { s.Scaler.Burst(fn, want) }
 	for name := range drivers {
 		gopts.Runtimes[name] = true
 	}
