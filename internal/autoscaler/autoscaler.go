@@ -195,12 +195,12 @@ func Activate(s Spec, prev State, active int, now time.Time) (Decision, State) {
 	return Decision{Desired: n, Reason: fmt.Sprintf("requests found no free replica (%d in flight or waiting)", active)}, next
 }
 
-// MaxBurstShare bounds a burst: half again the replicas decided.
-const MaxBurstShare = 0.5
+// MaxBurstShare bounds a burst: a quarter again the replicas decided.
+const MaxBurstShare = 0.25
 
 // Burst is how many replicas to keep when a request waited behind busy
 // ones and want (one more than are ready and starting) is asked for:
-// want, but at most half again the decided count (at least one more), and
+// want, but at most a quarter again the decided count (at least one more), and
 // within max. The decider sees the load at its next tick; the bound keeps
 // a stall of the machine, which queues everything while replicas start
 // in a few milliseconds each, from chaining asks up to max.

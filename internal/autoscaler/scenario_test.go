@@ -392,13 +392,14 @@ func TestBurst(t *testing.T) {
 	spec := spec10()
 	spec.Max = 20
 	for _, c := range []struct{ decided, want, keep int }{
-		{0, 1, 1},   // nothing decided yet: one
-		{1, 2, 2},   // one more
-		{1, 5, 2},   // at most one more than one
-		{4, 5, 5},   // within half again
-		{4, 9, 6},   // half again 4
-		{10, 15, 15},
-		{16, 30, 20}, // max
+		{0, 1, 1}, // nothing decided yet: one
+		{1, 2, 2}, // one more
+		{1, 5, 2}, // at most one more than one
+		{4, 5, 5}, // one more than 4
+		{4, 9, 5}, // a quarter again 4, at least one
+		{10, 12, 12},
+		{10, 15, 13}, // a quarter again 10
+		{18, 30, 20}, // max
 	} {
 		if got := Burst(spec, c.decided, c.want); got != c.keep {
 			t.Errorf("Burst(decided %d, want %d) = %d, want %d", c.decided, c.want, got, c.keep)

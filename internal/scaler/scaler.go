@@ -346,9 +346,9 @@ func (s *Scaler) Activate(fn function.Function, active int) {
 
 // Burst is the activator's ask for one replica more: a request waited
 // behind busy replicas, and want is one more than this gateway's provider
-// has ready and starting. Like an activation it acts here at once and is
-// held for a panic window (each burst renews it); the decider's windows
-// see the load at the next tick. Asks made together ask for the same
+// has ready and starting. Like an activation it acts here at once; it is
+// held for a tick after the last ask, by when the decider's windows have
+// seen the load (or not: a stall of a moment is not worth a replica). Asks made together ask for the same
 // count, so they add one replica, not one each, and all the asks held
 // stay within half again this gateway's share (autoscaler.Burst).
 func (s *Scaler) Burst(fn function.Function, want int) {
@@ -365,8 +365,15 @@ func (s *Scaler) Burst(fn function.Function, want int) {
 	}
 	decided := share(s.desiredLocked(f), s.cluster.ID(), s.membersLocked(now))
 	f.boost = max(f.boost, autoscaler.Burst(f.spec, max(decided, 1), want))
-	f.boostUntil = now.Add(min(f.spec.PanicWindow, f.spec.ZeroGrace))
+	f.boostUntil = latest(f.boostUntil, now.Add(min(s.o.Tick, f.spec.ZeroGrace)))
 	s.ensureLocked(f, now)
+}
+
+func latest(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // recordLocked keeps a decision this gateway made before its echo comes.

@@ -175,15 +175,15 @@ func TestStepRPSAndCPU(t *testing.T) {
 }
 
 // TestBurst: the activator's ask for one replica more acts at once, asks
-// made together add one replica, the asks held stay within half again the
-// decided count, and they lapse a panic window after the last one, back to
-// what the decider holds.
+// made together add one replica, the asks held stay within a quarter again
+// the decided count, and they lapse a tick after the last one, back to what
+// the decider holds.
 func TestBurst(t *testing.T) {
 	now := time.Unix(1_000_000, 0)
 	p := &fakeProvider{ready: 100}
 	s := New(Options{Providers: map[string]provider.Provider{"process": p}, Now: func() time.Time { return now }})
 	fn := function.Function{Name: "f", Command: []string{"x"}, Package: "sha256:" + strings.Repeat("a", 64),
-		Scale: function.Scale{Min: 4, Max: 8, MaxConcurrency: 1}}
+		Scale: function.Scale{Min: 8, Max: 16, MaxConcurrency: 1}}
 	fn = fn.WithDefaults()
 	if err := fn.Validate(); err != nil {
 		t.Fatal(err)
@@ -191,33 +191,33 @@ func TestBurst(t *testing.T) {
 	if err := s.Apply(store.Record{Function: fn, Revision: 1}); err != nil {
 		t.Fatal(err)
 	}
-	if got := p.last().Replicas; got != 4 {
+	if got := p.last().Replicas; got != 8 {
 		t.Fatalf("at min: %d", got)
 	}
 	n := len(p.targets)
 	for range 5 { // five queued requests, the same report: one replica more
-		s.Burst(fn, 5)
+		s.Burst(fn, 9)
 	}
-	if got := p.last().Replicas; got != 5 || len(p.targets) != n+1 {
-		t.Fatalf("five asks for 5: target %d after %d changes", got, len(p.targets)-n)
+	if got := p.last().Replicas; got != 9 || len(p.targets) != n+1 {
+		t.Fatalf("five asks for 9: target %d after %d changes", got, len(p.targets)-n)
 	}
-	s.Burst(fn, 3) // an ask below what is held changes nothing
-	s.Burst(fn, 9) // beyond half again the 4 decided: 6
-	if got := p.last().Replicas; got != 6 {
-		t.Fatalf("an ask for 9 with 4 decided: %d, want 6", got)
+	s.Burst(fn, 3)  // an ask below what is held changes nothing
+	s.Burst(fn, 16) // beyond a quarter again the 8 decided: 10
+	if got := p.last().Replicas; got != 10 {
+		t.Fatalf("an ask for 16 with 8 decided: %d, want 10", got)
 	}
-	panicWindow := autoscaler.SpecFor(fn.Scale).PanicWindow
-	now = now.Add(panicWindow - time.Millisecond)
-	s.Burst(fn, 6) // renewed
-	now = now.Add(panicWindow - time.Millisecond)
+	tick := time.Second // the default
+	now = now.Add(tick - time.Millisecond)
+	s.Burst(fn, 10) // renewed
+	now = now.Add(tick - time.Millisecond)
 	s.Step(context.Background(), now)
-	if got := p.last().Replicas; got != 6 {
-		t.Fatalf("within a panic window of the last ask: %d", got)
+	if got := p.last().Replicas; got != 10 {
+		t.Fatalf("within a tick of the last ask: %d", got)
 	}
 	now = now.Add(time.Millisecond)
 	s.Step(context.Background(), now)
-	if got := p.last().Replicas; got != 4 {
-		t.Fatalf("a panic window after the last ask, with no load: %d, want min 4", got)
+	if got := p.last().Replicas; got != 8 {
+		t.Fatalf("a tick after the last ask, with no load: %d, want min 8", got)
 	}
 	s.Burst(function.Function{Name: "nope", Namespace: "default"}, 3) // unknown: ignored
 }
