@@ -58,6 +58,10 @@ type Functions interface {
 	Update(ctx context.Context, fn function.Function, rev uint64) (Record, error)
 	// Get returns the current record, or ErrNotFound.
 	Get(ctx context.Context, namespace, name string) (Record, error)
+	// Revisions returns the function's stored revisions since it was last
+	// created, newest first: the current one and as many before it as the
+	// store keeps. A missing function is ErrNotFound.
+	Revisions(ctx context.Context, namespace, name string) ([]Record, error)
 	// List returns the functions of a namespace ("" for all), sorted by key.
 	List(ctx context.Context, namespace string) ([]Record, error)
 	// Delete removes a function. rev 0 deletes unconditionally; otherwise the

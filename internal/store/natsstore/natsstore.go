@@ -173,6 +173,31 @@ func (s *Store) Get(ctx context.Context, namespace, name string) (store.Record, 
 	return decode(e)
 }
 
+// Revisions returns the bucket's history of the function since its last
+// delete, newest first (the bucket keeps 10 entries a key).
+func (s *Store) Revisions(ctx context.Context, namespace, name string) ([]store.Record, error) {
+	hist, err := s.kv.History(ctx, kvKey(namespace, name))
+	if err != nil {
+		return nil, wrap(err)
+	}
+	var out []store.Record
+	for i := len(hist) - 1; i >= 0; i-- {
+		e := hist[i]
+		if e.Operation() != jetstream.KeyValuePut {
+			break // a delete or purge: what is before it is another function
+		}
+		r, err := decode(e)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%w: function %s.%s", store.ErrNotFound, namespace, name)
+	}
+	return out, nil
+}
+
 // List returns the functions of a namespace, or all for "".
 func (s *Store) List(ctx context.Context, namespace string) ([]store.Record, error) {
 	var out []store.Record

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"testing"
 	"time"
 
@@ -24,6 +25,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		"UpdateCAS":        testUpdateCAS,
 		"List":             testList,
 		"Delete":           testDelete,
+		"Revisions":        testRevisions,
 		"Watch":            testWatch,
 		"Packages":         testPackages,
 		"LogsReadAndSince": testLogs,
@@ -136,6 +138,55 @@ func testDelete(t *testing.T, s store.Store) {
 	}
 	if _, err := s.Create(c, fn("default", "d")); err != nil {
 		t.Fatalf("re-Create after Delete: %v", err)
+	}
+}
+
+func testRevisions(t *testing.T, s store.Store) {
+	c := ctx(t)
+	if _, err := s.Revisions(c, "default", "nope"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("Revisions of a missing function: want ErrNotFound, got %v", err)
+	}
+	f := fn("default", "r")
+	r1, err := s.Create(c, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Env = map[string]string{"V": "2"}
+	r2, err := s.Update(c, f, r1.Revision)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Create(c, fn("default", "other")) // another key's writes are not its history
+	f.Env = map[string]string{"V": "3"}
+	r3, err := s.Update(c, f, r2.Revision)
+	if err != nil {
+		t.Fatal(err)
+	}
+	revs, err := s.Revisions(c, "default", "r")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range revs {
+		got = append(got, fmt.Sprintf("%d:%s", r.Revision, r.Function.Env["V"]))
+	}
+	want := []string{fmt.Sprintf("%d:3", r3.Revision), fmt.Sprintf("%d:2", r2.Revision), fmt.Sprintf("%d:", r1.Revision)}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Fatalf("revisions %v, want %v (newest first)", got, want)
+	}
+	// Deleted, it has none; created again, only the new one's.
+	if err := s.Delete(c, "default", "r", 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Revisions(c, "default", "r"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("Revisions after delete: want ErrNotFound, got %v", err)
+	}
+	r4, err := s.Create(c, fn("default", "r"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if revs, err := s.Revisions(c, "default", "r"); err != nil || len(revs) != 1 || revs[0].Revision != r4.Revision {
+		t.Fatalf("Revisions after re-create: %v %v", revs, err)
 	}
 }
 
