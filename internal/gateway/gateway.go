@@ -40,6 +40,7 @@ import (
 	"nimbus/internal/function"
 	"nimbus/internal/provider"
 	"nimbus/internal/reqbody"
+	"nimbus/internal/series"
 	"nimbus/internal/store"
 )
 
@@ -211,6 +212,20 @@ func (g *Gateway) Status(namespace, name string) (Status, []InstanceStatus, bool
 	}
 	s, list := p.status()
 	return s, list, true
+}
+
+// Series returns a function's recent series on this gateway (the last
+// RecentSteps steps of RecentStep), or false for a function it does not
+// serve.
+func (g *Gateway) Series(namespace, name string) ([]series.Point, bool) {
+	key := function.Key(namespace, name)
+	g.mu.RLock()
+	_, ok := g.pools[key]
+	g.mu.RUnlock()
+	if !ok {
+		return nil, false
+	}
+	return g.metrics.recent.Series(key, time.Now()), true
 }
 
 // Close fails queued requests and stops serving.

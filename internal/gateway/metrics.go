@@ -8,6 +8,15 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"nimbus/internal/function"
+	"nimbus/internal/series"
+)
+
+// The recent series kept in memory (for the web UI): 15 minutes in steps
+// of 10 s; a function's summary covers its last 5 minutes.
+const (
+	RecentStep    = 10 * time.Second
+	RecentSteps   = 90
+	SummaryWindow = 5 * time.Minute
 )
 
 // Metrics are the gateway's Prometheus collectors.
@@ -23,12 +32,15 @@ type Metrics struct {
 	ofSeconds     *prometheus.HistogramVec
 	ofStarted     *prometheus.CounterVec
 	ofReplicas    *prometheus.GaugeVec
+	// recent is the same events' last minutes, per function.
+	recent *series.Ring
 }
 
 // NewMetrics registers the gateway's metrics with reg.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	labels := []string{"namespace", "function"}
 	m := &Metrics{
+		recent: series.New(RecentStep, RecentSteps),
 		invocations: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "nimbus_invocations_total", Help: "Function invocations by status code.",
 		}, append(labels, "code")),
@@ -68,6 +80,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 type fnMetrics struct {
 	parent           *Metrics
 	ns, name         string
+	recent           *series.Fn
 	duration         prometheus.Observer
 	coldStarts       prometheus.Counter
 	coldStartSeconds prometheus.Observer
@@ -86,7 +99,7 @@ type codeMetrics struct {
 func (m *Metrics) forFunction(fn function.Function) *fnMetrics {
 	of := fn.Name + "." + fn.Namespace
 	return &fnMetrics{
-		parent: m, ns: fn.Namespace, name: fn.Name, ofName: of,
+		parent: m, ns: fn.Namespace, name: fn.Name, recent: m.recent.For(fn.Key()), ofName: of,
 		duration:         m.duration.WithLabelValues(fn.Namespace, fn.Name),
 		coldStarts:       m.coldStarts.WithLabelValues(fn.Namespace, fn.Name),
 		coldStartSeconds: m.coldStartSeconds.WithLabelValues(fn.Namespace, fn.Name),
@@ -100,6 +113,14 @@ func (m *Metrics) forFunction(fn function.Function) *fnMetrics {
 func (f *fnMetrics) setInstances(n int) {
 	f.instances.Set(float64(n))
 	f.ofReplicas.Set(float64(n))
+	f.recent.Ready(n, time.Now())
+}
+
+// coldStart counts a start requests waited for, which took took.
+func (f *fnMetrics) coldStart(took time.Duration) {
+	f.coldStarts.Inc()
+	f.coldStartSeconds.Observe(took.Seconds())
+	f.recent.ColdStart(time.Now())
 }
 
 func (f *fnMetrics) observe(status int, took time.Duration) {
@@ -118,11 +139,13 @@ func (f *fnMetrics) observe(status int, took time.Duration) {
 	c.of.Inc()
 	c.ofSeconds.Observe(secs)
 	f.duration.Observe(secs)
+	f.recent.Observe(status, took, time.Now())
 }
 
 // forget drops a deleted function's series.
 func (f *fnMetrics) forget() {
 	m := f.parent
+	m.recent.Forget(function.Key(f.ns, f.name))
 	for _, v := range []interface {
 		DeletePartialMatch(prometheus.Labels) int
 	}{m.invocations, m.duration, m.coldStarts, m.coldStartSeconds, m.instances} {

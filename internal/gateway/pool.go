@@ -10,6 +10,7 @@ import (
 	"nimbus/internal/autoscaler"
 	"nimbus/internal/function"
 	"nimbus/internal/provider"
+	"nimbus/internal/series"
 )
 
 // pool is the activator of one function: it holds the function's ready
@@ -349,8 +350,7 @@ func (p *pool) setState(st provider.State) {
 	p.m.setInstances(len(p.insts))
 	if had == 0 && len(added) > 0 && len(p.waiters) > 0 {
 		p.coldStarts.Add(1)
-		p.m.coldStarts.Inc()
-		p.m.coldStartSeconds.Observe(added[0].StartTook.Seconds())
+		p.m.coldStart(added[0].StartTook)
 	}
 	p.grantLocked()
 	if p.failed != nil && p.starting == 0 && len(p.insts) == 0 {
@@ -486,13 +486,15 @@ func (p *pool) record(status int, took time.Duration) {
 
 // Status is a function's live state on this gateway.
 type Status struct {
-	ReadyInstances int        `json:"readyInstances"`
-	TotalInstances int        `json:"totalInstances"`
-	Invocations    int64      `json:"invocations"`
-	Failures       int64      `json:"failures"`
-	ColdStarts     int64      `json:"coldStarts"`
-	LastError      string     `json:"lastError,omitempty"`
-	LastErrorAt    *time.Time `json:"lastErrorAt,omitempty"`
+	// Recent sums the function's last SummaryWindow on this gateway.
+	Recent         series.Summary `json:"recent"`
+	ReadyInstances int            `json:"readyInstances"`
+	TotalInstances int            `json:"totalInstances"`
+	Invocations    int64          `json:"invocations"`
+	Failures       int64          `json:"failures"`
+	ColdStarts     int64          `json:"coldStarts"`
+	LastError      string         `json:"lastError,omitempty"`
+	LastErrorAt    *time.Time     `json:"lastErrorAt,omitempty"`
 }
 
 // InstanceStatus describes one instance.
@@ -511,7 +513,8 @@ func (p *pool) status() (Status, []InstanceStatus) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	s := Status{ReadyInstances: len(p.insts), TotalInstances: len(p.insts) + len(p.retiring) + p.starting,
-		Invocations: p.invocations.Load(), Failures: p.failures.Load(), ColdStarts: p.coldStarts.Load()}
+		Invocations: p.invocations.Load(), Failures: p.failures.Load(), ColdStarts: p.coldStarts.Load(),
+		Recent: p.g.metrics.recent.Summary(p.key, SummaryWindow, time.Now())}
 	if le := p.lastErr.Load(); le != nil {
 		at := le.At
 		s.LastError, s.LastErrorAt = le.Msg, &at
