@@ -23,6 +23,7 @@ import (
 	"nimbus/internal/openfaas"
 	"nimbus/internal/queue"
 	"nimbus/internal/scaler"
+	"nimbus/internal/series"
 	"nimbus/internal/store"
 	"nimbus/internal/trigger"
 )
@@ -34,6 +35,8 @@ type Invoker interface {
 	// WaitApplied waits until the data plane serves revision rev of a
 	// function (rev 0: serves it no more).
 	WaitApplied(ctx context.Context, namespace, name string, rev uint64) error
+	// Series is a function's recent series (false: not served here).
+	Series(namespace, name string) ([]series.Point, bool)
 }
 
 // Scaling is the autoscaler as the API sees it.
@@ -89,6 +92,10 @@ type Options struct {
 	// /v1/status); CloudEvents accepts POST /events. Both optional.
 	EventConfig *events.ConfigAPI
 	CloudEvents http.Handler
+	// UI serves the web UI under /ui/ (its files are open; what it shows
+	// comes from /v1 with the token); / redirects a browser to it.
+	// Optional.
+	UI http.Handler
 	// Version is reported by /v1/info.
 	Version string
 	Logger  *slog.Logger
@@ -131,6 +138,8 @@ func New(o Options) *Server {
 		{"GET", "/v1/functions/{name}/logs", true, s.functionLogs},
 		{"GET", "/v1/functions/{name}/instances", true, s.functionInstances},
 		{"POST", "/v1/functions/{name}/scale", true, s.scaleFunction},
+		{"GET", "/v1/functions/{name}/series", true, s.functionSeries},
+		{"GET", "/v1/functions/{name}/revisions", true, s.functionRevisions},
 		{"GET", "/v1/secrets", true, s.listSecrets},
 		{"PUT", "/v1/secrets/{name}", true, s.putSecret},
 		{"DELETE", "/v1/secrets/{name}", true, s.deleteSecret},
@@ -224,6 +233,18 @@ func New(o Options) *Server {
 	}
 	if o.Async != nil {
 		s.mux.Handle("/async-function/", o.Async)
+	}
+	if o.UI != nil {
+		s.mux.Handle("GET /ui/", o.UI)
+		s.mux.Handle("GET /ui", http.RedirectHandler("/ui/", http.StatusMovedPermanently))
+		s.mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+			if !strings.Contains(r.Header.Get("Accept"), "text/html") {
+				writeError(w, errNoRoute, "nothing is served at /: the API is under /v1 (see api/openapi.yaml), functions under /function/, the web UI at /ui/")
+				return
+			}
+			http.Redirect(w, r, "/ui/", http.StatusFound)
+		})
+		s.routes = append(s.routes, Route{Method: "GET", Pattern: "/ui/"}, Route{Method: "GET", Pattern: "/{$}"})
 	}
 	// Invocations: any method, the function's own path below.
 	s.mux.Handle(gateway.Prefix, o.Invoker)

@@ -17,6 +17,7 @@ import (
 	"nimbus/internal/gateway"
 	"nimbus/internal/reqbody"
 	"nimbus/internal/scaler"
+	"nimbus/internal/series"
 	"nimbus/internal/store"
 )
 
@@ -258,6 +259,47 @@ func (s *Server) functionInstances(w http.ResponseWriter, r *http.Request) {
 		list = []gateway.InstanceStatus{}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"instances": list})
+}
+
+// functionRevisions answers a function's stored revisions, newest first.
+func (s *Server) functionRevisions(w http.ResponseWriter, r *http.Request) {
+	ns, name, ok := target(w, r)
+	if !ok {
+		return
+	}
+	revs, err := s.opts.Store.Revisions(r.Context(), ns, name)
+	if err != nil {
+		writeStoreError(w, err, "function "+function.Key(ns, name))
+		return
+	}
+	type revision struct {
+		Revision uint64            `json:"revision"`
+		Updated  time.Time         `json:"updated"`
+		Function function.Function `json:"function"`
+	}
+	out := make([]revision, len(revs))
+	for i, rec := range revs {
+		out[i] = revision{rec.Revision, rec.Updated, rec.Function}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"revisions": out})
+}
+
+// functionSeries answers a function's recent series on this gateway: one
+// point per step (gateway.RecentStep) over the last gateway.RecentSteps.
+func (s *Server) functionSeries(w http.ResponseWriter, r *http.Request) {
+	ns, name, ok := target(w, r)
+	if !ok {
+		return
+	}
+	if _, err := s.opts.Store.Get(r.Context(), ns, name); err != nil {
+		writeStoreError(w, err, "function "+function.Key(ns, name))
+		return
+	}
+	points, ok := s.opts.Invoker.Series(ns, name)
+	if !ok {
+		points = []series.Point{} // stored, not yet served here
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"step": gateway.RecentStep.Seconds(), "points": points})
 }
 
 // uploadPackage takes a package: it is spooled to a file, read through once

@@ -39,6 +39,7 @@ import (
 	"nimbus/internal/store/natsstore"
 	"nimbus/internal/trigger"
 	"nimbus/internal/trigger/nattrigger"
+	"nimbus/internal/ui"
 )
 
 // Config is everything `nimbus up` can be told.
@@ -249,6 +250,7 @@ func Run(ctx context.Context, cfg Config, started func(Started)) error {
 	api := apiserver.New(apiserver.Options{
 		SpoolDir: spool, PackageLimits: cfg.PackageLimits,
 		Store: st, Invoker: gw, Scaling: scale, Token: token, Runtimes: rt.names(), Prepare: rt.prepare, Version: cfg.Version,
+		UI:          ui.Handler(),
 		Metrics:     promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
 		MetricsAuth: cfg.MetricsAuth,
 		Ready: func(ctx context.Context) error {
