@@ -522,7 +522,9 @@
       pkgBox.hidden = i.source.value !== 'package';
       dirBox.hidden = i.source.value !== 'dir';
       imgBox.hidden = !image;
-      if (image && [...i.runtime.options].some((o) => o.value === 'docker')) i.runtime.value = 'docker';
+      // An image runs on the docker runtime, a package as processes.
+      const want = image ? 'docker' : 'process';
+      if ([...i.runtime.options].some((o) => o.value === want)) i.runtime.value = want;
     };
     i.source.addEventListener('change', sync);
     sync();
