@@ -237,8 +237,9 @@ func TestWebUI(t *testing.T) {
 	run("wrong token", chromedp.SendKeys(css(`input[type=password]`), "not-the-token"), chromedp.Click(css(`main form button[type=submit]`)))
 	waitText("main", "That token was refused", 5*time.Second)
 	shot("01-signin-wrong-token")
+	// The right one, from the keyboard alone: typed, then Enter.
 	run("right token", clear(`input[type=password]`),
-		chromedp.SendKeys(css(`input[type=password]`), strings.TrimSpace(string(token))), chromedp.Click(css(`main form button[type=submit]`)))
+		chromedp.SendKeys(css(`input[type=password]`), strings.TrimSpace(string(token))+"\r"))
 	waitText("main", "shout", 10*time.Second)
 	var stored, cookies string
 	eval("where the token is", `sessionStorage.getItem('nimbus.token') || ''`, &stored)
