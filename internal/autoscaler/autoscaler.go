@@ -19,6 +19,10 @@
 //     scale-to-zero grace (the function's idleTimeout);
 //   - min and max bound the result.
 //
+// Between decisions, Activate is the count for requests to a function at
+// zero, and Burst bounds what the activator may add when requests wait
+// behind busy replicas.
+//
 // Load is kept in a Window of one-second buckets, into which every gateway
 // adds what it saw. Nothing here reads a clock, starts a goroutine or
 // touches a replica: the caller passes the time in and acts on the result.
@@ -199,11 +203,11 @@ func Activate(s Spec, prev State, active int, now time.Time) (Decision, State) {
 const MaxBurstShare = 0.25
 
 // Burst is how many replicas to keep when a request waited behind busy
-// ones and want (one more than are ready and starting) is asked for:
-// want, but at most a quarter again the decided count (at least one more), and
+// ones and want (one more than are ready and starting) is asked for: want,
+// but at most a quarter again the decided count (at least one more), and
 // within max. The decider sees the load at its next tick; the bound keeps
-// a stall of the machine, which queues everything while replicas start
-// in a few milliseconds each, from chaining asks up to max.
+// a stall of the machine, which queues everything while replicas start in
+// a few milliseconds each, from chaining asks up to max.
 func Burst(s Spec, decided, want int) int {
 	limit := decided + max(1, int(math.Ceil(float64(decided)*MaxBurstShare)))
 	return min(want, limit, s.Max)

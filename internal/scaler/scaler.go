@@ -348,9 +348,10 @@ func (s *Scaler) Activate(fn function.Function, active int) {
 // behind busy replicas, and want is one more than this gateway's provider
 // has ready and starting. Like an activation it acts here at once; it is
 // held for a tick after the last ask, by when the decider's windows have
-// seen the load (or not: a stall of a moment is not worth a replica). Asks made together ask for the same
-// count, so they add one replica, not one each, and all the asks held
-// stay within half again this gateway's share (autoscaler.Burst).
+// seen the load (or not: a stall of a moment is not worth a replica).
+// Asks made together ask for the same count, so they add one replica, not
+// one each, and the asks held stay within a quarter again this gateway's
+// share (autoscaler.Burst).
 func (s *Scaler) Burst(fn function.Function, want int) {
 	now := s.o.Now()
 	s.mu.Lock()
