@@ -53,6 +53,21 @@ func target(w http.ResponseWriter, r *http.Request) (ns, name string, ok bool) {
 	return ns, name, true
 }
 
+// stored reads {name} and ?namespace= and the function's record; when it
+// reports false it has answered (400 or the store's error).
+func (s *Server) stored(w http.ResponseWriter, r *http.Request) (store.Record, bool) {
+	ns, name, ok := target(w, r)
+	if !ok {
+		return store.Record{}, false
+	}
+	rec, err := s.opts.Store.Get(r.Context(), ns, name)
+	if err != nil {
+		writeStoreError(w, err, "function "+function.Key(ns, name))
+		return store.Record{}, false
+	}
+	return rec, true
+}
+
 func (s *Server) view(rec store.Record) FunctionView {
 	st, _, _ := s.opts.Invoker.Status(rec.Function.Namespace, rec.Function.Name)
 	v := FunctionView{Function: rec.Function, Revision: rec.Revision, Updated: rec.Updated, Status: st}
@@ -147,16 +162,9 @@ func (s *Server) listFunctions(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) getFunction(w http.ResponseWriter, r *http.Request) {
-	ns, name, ok := target(w, r)
-	if !ok {
-		return
+	if rec, ok := s.stored(w, r); ok {
+		writeJSON(w, http.StatusOK, s.view(rec))
 	}
-	rec, err := s.opts.Store.Get(r.Context(), ns, name)
-	if err != nil {
-		writeStoreError(w, err, "function "+function.Key(ns, name))
-		return
-	}
-	writeJSON(w, http.StatusOK, s.view(rec))
 }
 
 // DecodeSpec reads a function spec from JSON, refusing unknown fields.
@@ -246,15 +254,11 @@ func (s *Server) deleteFunction(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) functionInstances(w http.ResponseWriter, r *http.Request) {
-	ns, name, ok := target(w, r)
+	rec, ok := s.stored(w, r)
 	if !ok {
 		return
 	}
-	if _, err := s.opts.Store.Get(r.Context(), ns, name); err != nil {
-		writeStoreError(w, err, "function "+function.Key(ns, name))
-		return
-	}
-	_, list, _ := s.opts.Invoker.Status(ns, name)
+	_, list, _ := s.opts.Invoker.Status(rec.Function.Namespace, rec.Function.Name)
 	if list == nil {
 		list = []gateway.InstanceStatus{}
 	}
@@ -287,15 +291,11 @@ func (s *Server) functionRevisions(w http.ResponseWriter, r *http.Request) {
 // functionSeries answers a function's recent series on this gateway: one
 // point per step (gateway.RecentStep) over the last gateway.RecentSteps.
 func (s *Server) functionSeries(w http.ResponseWriter, r *http.Request) {
-	ns, name, ok := target(w, r)
+	rec, ok := s.stored(w, r)
 	if !ok {
 		return
 	}
-	if _, err := s.opts.Store.Get(r.Context(), ns, name); err != nil {
-		writeStoreError(w, err, "function "+function.Key(ns, name))
-		return
-	}
-	points, ok := s.opts.Invoker.Series(ns, name)
+	points, ok := s.opts.Invoker.Series(rec.Function.Namespace, rec.Function.Name)
 	if !ok {
 		points = []series.Point{} // stored, not yet served here
 	}
