@@ -39,6 +39,9 @@ const (
 	ProtocolHTTP = "http"
 	// ProtocolStdio: one process per request, body on stdin, response on stdout.
 	ProtocolStdio = "stdio"
+	// ProtocolLambda: the program is an AWS Lambda handler (a bootstrap)
+	// that asks the Lambda Runtime API for invocations, one at a time.
+	ProtocolLambda = "lambda"
 )
 
 // Runtimes (drivers) that run instances.
@@ -222,8 +225,11 @@ func (f Function) WithDefaults() Function {
 	}
 	if f.Scale.MaxConcurrency == 0 {
 		f.Scale.MaxConcurrency = DefaultMaxConcurrency
-		if f.Protocol == ProtocolStdio {
+		switch f.Protocol {
+		case ProtocolStdio:
 			f.Scale.MaxConcurrency = 16
+		case ProtocolLambda:
+			f.Scale.MaxConcurrency = 1 // one invocation at a time, as Lambda
 		}
 	}
 	if f.Scale.IdleTimeout == 0 {
@@ -291,8 +297,17 @@ func (f Function) Validate() error {
 	if f.Runtime != RuntimeProcess && f.Runtime != RuntimeDocker {
 		return fieldErr("runtime", "%q is not supported: use %q or %q", f.Runtime, RuntimeProcess, RuntimeDocker)
 	}
-	if f.Protocol != ProtocolHTTP && f.Protocol != ProtocolStdio {
-		return fieldErr("protocol", "%q is not supported: use %q or %q", f.Protocol, ProtocolHTTP, ProtocolStdio)
+	switch f.Protocol {
+	case ProtocolHTTP, ProtocolStdio:
+	case ProtocolLambda:
+		if f.Runtime != RuntimeProcess {
+			return fieldErr("protocol", "%q runs on runtime %q so far: set runtime: %s", ProtocolLambda, RuntimeProcess, RuntimeProcess)
+		}
+		if f.Scale.MaxConcurrency > 1 {
+			return fieldErr("scale.maxConcurrency", "%d: a %q instance takes one invocation at a time, as Lambda: use 1", f.Scale.MaxConcurrency, ProtocolLambda)
+		}
+	default:
+		return fieldErr("protocol", "%q is not supported: use %q, %q or %q", f.Protocol, ProtocolHTTP, ProtocolStdio, ProtocolLambda)
 	}
 	if f.Runtime == RuntimeDocker {
 		if err := validateImage(f.Image); err != nil {

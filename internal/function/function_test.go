@@ -195,3 +195,27 @@ func TestDockerSpecs(t *testing.T) {
 		t.Errorf("250m = %d", n)
 	}
 }
+
+// TestLambdaProtocol: a lambda function takes one invocation at a time and
+// runs as processes; anything else is refused naming the field.
+func TestLambdaProtocol(t *testing.T) {
+	f := valid()
+	f.Protocol, f.Scale.MaxConcurrency = ProtocolLambda, 0
+	f = f.WithDefaults()
+	if err := f.Validate(); err != nil || f.Scale.MaxConcurrency != 1 {
+		t.Fatalf("a lambda function: %v, maxConcurrency %d", err, f.Scale.MaxConcurrency)
+	}
+	for field, mutate := range map[string]func(*Function){
+		"scale.maxConcurrency": func(f *Function) { f.Scale.MaxConcurrency = 2 },
+		"protocol": func(f *Function) {
+			f.Runtime, f.Image, f.Package, f.Command = RuntimeDocker, "ghcr.io/you/fn:1.0", "", nil
+		},
+	} {
+		g := f
+		mutate(&g)
+		var fe *FieldError
+		if err := g.Validate(); !errors.As(err, &fe) || fe.Field != field {
+			t.Errorf("%s: got %v", field, err)
+		}
+	}
+}

@@ -48,8 +48,9 @@ func TestBinary(t *testing.T) string {
 	return binPath
 }
 
-// TestPackage builds testfn and packs it as a function package; it returns
-// the package digest and a function that serves its bytes.
+// TestPackage builds testfn, and lambdafn as "bootstrap", and packs them as
+// a function package; it returns the package digest and a function that
+// serves its bytes.
 func TestPackage(t *testing.T) (string, func(context.Context, string) (io.ReadCloser, error)) {
 	t.Helper()
 	buildOnce.Do(func() {
@@ -64,6 +65,13 @@ func TestPackage(t *testing.T) (string, func(context.Context, string) (io.ReadCl
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			buildErr = fmt.Errorf("build testfn: %v\n%s", err, out)
+			return
+		}
+		// Beside it, an unmodified Lambda handler, as provided.al2023 names it.
+		cmd = exec.Command("go", "build", "-o", filepath.Join(dir, "bootstrap"), "nimbus/internal/driver/drivertest/lambdafn")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("build lambdafn: %v\n%s", err, out)
 			return
 		}
 		var buf bytes.Buffer

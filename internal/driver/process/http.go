@@ -60,12 +60,28 @@ func freePort() (int, error) {
 }
 
 func startHTTP(ctx context.Context, d *Driver, l *launch, spec driver.Spec) (*httpInstance, error) {
-	fn := spec.Function
-	id := l.id
 	port, err := freePort()
 	if err != nil {
 		return nil, fmt.Errorf("%w: no free port: %w", driver.ErrStartFailed, err)
 	}
+	inst, err := startProcess(d, l, spec, "127.0.0.1:"+strconv.Itoa(port), []string{"PORT=" + strconv.Itoa(port)}, nil)
+	if err != nil {
+		return nil, err
+	}
+	if err := inst.waitReady(ctx, spec.Function.HealthPath); err != nil {
+		inst.Stop(context.Background())
+		return nil, err
+	}
+	inst.started = time.Now()
+	return inst, nil
+}
+
+// startProcess starts the function's program with env added to the
+// launch's; addr is what the instance reports, exited (if set) runs when
+// the process has ended.
+func startProcess(d *Driver, l *launch, spec driver.Spec, addr string, env []string, exited func()) (*httpInstance, error) {
+	fn := spec.Function
+	id := l.id
 	log := func(stream string) func(string) {
 		return func(s string) {
 			if spec.Log != nil {
@@ -73,7 +89,7 @@ func startHTTP(ctx context.Context, d *Driver, l *launch, spec driver.Spec) (*ht
 			}
 		}
 	}
-	l.env = append(l.env, "PORT="+strconv.Itoa(port))
+	l.env = append(l.env, env...)
 	cmd, err := d.command(spec, l)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", driver.ErrStartFailed, err)
@@ -81,7 +97,7 @@ func startHTTP(ctx context.Context, d *Driver, l *launch, spec driver.Spec) (*ht
 	stdout := watchdog.NewLineWriter(log("stdout"))
 	stderr := watchdog.NewLineWriter(log("stderr"))
 	cmd.Stdout, cmd.Stderr = stdout, stderr
-	inst := &httpInstance{id: id, addr: "127.0.0.1:" + strconv.Itoa(port), cmd: cmd, cgroup: l.cgroupPath(),
+	inst := &httpInstance{id: id, addr: addr, cmd: cmd, cgroup: l.cgroupPath(),
 		record: d.recordPath(id), done: make(chan struct{}), stderr: stderr}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("%w: run %q in the package: %w", driver.ErrStartFailed, fn.Command[0], err)
@@ -105,13 +121,11 @@ func startHTTP(ctx context.Context, d *Driver, l *launch, spec driver.Spec) (*ht
 			}
 		}
 		inst.mu.Unlock()
+		if exited != nil {
+			exited()
+		}
 		close(inst.done)
 	}()
-	if err := inst.waitReady(ctx, fn.HealthPath); err != nil {
-		inst.Stop(context.Background())
-		return nil, err
-	}
-	inst.started = time.Now()
 	return inst, nil
 }
 

@@ -331,6 +331,12 @@ func (d *Driver) Start(ctx context.Context, spec driver.Spec) (driver.Instance, 
 			return nil, fmt.Errorf("%w: %w", driver.ErrStartFailed, err)
 		}
 		inst = newStdio(d, l, spec, path)
+	case function.ProtocolLambda:
+		inst, err = startLambda(ctx, d, l, spec)
+		if err != nil {
+			d.release(l)
+			return nil, err
+		}
 	default:
 		inst, err = startHTTP(ctx, d, l, spec)
 		if err != nil {

@@ -1,0 +1,104 @@
+package process
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"path"
+	"strconv"
+	"time"
+
+	"nimbus/internal/driver"
+	"nimbus/internal/function"
+	"nimbus/internal/watchdog"
+)
+
+// LambdaRegion is the region a Lambda handler is told it runs in.
+const LambdaRegion = "us-east-1"
+
+// LambdaARN is the ARN a function answers to, with nimbus's account
+// (twelve zeros).
+func LambdaARN(region, name string) string {
+	return "arn:aws:lambda:" + region + ":000000000000:function:" + name
+}
+
+// lambdaInstance is a handler process that speaks the Lambda Runtime API
+// to a watchdog.Lambda, which is its transport.
+type lambdaInstance struct {
+	*httpInstance
+	api *watchdog.Lambda
+}
+
+func (i *lambdaInstance) Addr() string                 { return "" }
+func (i *lambdaInstance) Transport() http.RoundTripper { return i.api }
+
+// Stop ends the process, then the Runtime API it was served.
+func (i *lambdaInstance) Stop(ctx context.Context) error {
+	err := i.httpInstance.Stop(ctx)
+	i.api.Close()
+	return err
+}
+
+// startLambda starts a Lambda handler (a bootstrap program, as the
+// provided.al2023 runtime runs) with the environment Lambda documents, and
+// waits until it asks for its first invocation.
+func startLambda(ctx context.Context, d *Driver, l *launch, spec driver.Spec) (*lambdaInstance, error) {
+	fn := spec.Function
+	api, err := watchdog.NewLambda(LambdaARN(LambdaRegion, fn.Name), time.Duration(fn.Timeout))
+	if err != nil {
+		return nil, fmt.Errorf("%w: the Runtime API: %w", driver.ErrStartFailed, err)
+	}
+	inst := &lambdaInstance{api: api}
+	proc, err := startProcess(d, l, spec, "", lambdaEnv(fn, spec.Revision, l, api.RuntimeAPI()), api.Close)
+	if err != nil {
+		api.Close()
+		return nil, err
+	}
+	inst.httpInstance = proc
+	// A handler still at an invocation its caller gave up on is replaced,
+	// as Lambda resets the sandbox after a timeout.
+	api.Stuck = func() { go proc.Stop(context.Background()) }
+	switch err := watchdog.WaitLambdaReady(ctx, api, proc.done); {
+	case err == nil:
+	case errors.Is(err, watchdog.ErrExited):
+		inst.Stop(context.Background())
+		return nil, fmt.Errorf("%w: the handler exited before asking for an invocation: %w", driver.ErrStartFailed, proc.Err())
+	default:
+		inst.Stop(context.Background())
+		return nil, fmt.Errorf("%w: %w", driver.ErrStartFailed, err)
+	}
+	proc.started = time.Now()
+	return inst, nil
+}
+
+// lambdaEnv is what Lambda sets for a handler; a function's own env cannot
+// change these (they come last).
+func lambdaEnv(fn function.Function, revision uint64, l *launch, runtimeAPI string) []string {
+	memory := int64(128)
+	if fn.Limits.Memory != "" {
+		if b, err := function.ParseMemory(fn.Limits.Memory); err == nil {
+			memory = max(b>>20, 1)
+		}
+	}
+	handler := fn.Env["_HANDLER"]
+	if handler == "" {
+		handler = path.Base(fn.Command[0])
+	}
+	return []string{
+		"AWS_LAMBDA_RUNTIME_API=" + runtimeAPI,
+		"AWS_LAMBDA_FUNCTION_NAME=" + fn.Name,
+		"AWS_LAMBDA_FUNCTION_VERSION=$LATEST",
+		"AWS_LAMBDA_FUNCTION_MEMORY_SIZE=" + strconv.FormatInt(memory, 10),
+		"AWS_LAMBDA_LOG_GROUP_NAME=/aws/lambda/" + fn.Name,
+		"AWS_LAMBDA_LOG_STREAM_NAME=" + l.id,
+		"AWS_LAMBDA_INITIALIZATION_TYPE=on-demand",
+		"AWS_REGION=" + LambdaRegion,
+		"AWS_DEFAULT_REGION=" + LambdaRegion,
+		"AWS_EXECUTION_ENV=AWS_Lambda_nimbus",
+		"LAMBDA_TASK_ROOT=" + l.dir,
+		"LAMBDA_RUNTIME_DIR=" + l.dir,
+		"_HANDLER=" + handler,
+		"NIMBUS_FUNCTION_REVISION=" + strconv.FormatUint(revision, 10),
+	}
+}

@@ -1,0 +1,144 @@
+package process
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"nimbus/internal/driver"
+	"nimbus/internal/driver/drivertest"
+	"nimbus/internal/function"
+)
+
+// TestLambdaHandler runs an unmodified aws-lambda-go handler (lambda.Start,
+// built as bootstrap) through the Runtime API: the event in, the answer
+// out, Lambda's environment and context, errors and panics in Lambda's
+// shape, a timeout that replaces the instance, an exit at init.
+func TestLambdaHandler(t *testing.T) {
+	digest, open := drivertest.TestPackage(t)
+	d := newDriver(t, drivertest.StateDir(t))
+	fn := function.Function{Name: "lam", Protocol: function.ProtocolLambda, Command: []string{"./bootstrap"}, Package: digest,
+		Env: map[string]string{"GREETING": "hi"}, Timeout: function.Duration(5 * time.Second)}.WithDefaults()
+	if err := fn.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if fn.Scale.MaxConcurrency != 1 {
+		t.Fatalf("a lambda function defaults to maxConcurrency %d, want 1", fn.Scale.MaxConcurrency)
+	}
+	var mu sync.Mutex
+	var logs []string
+	start := func(f function.Function) (driver.Instance, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		return d.Start(ctx, driver.Spec{Function: f, Revision: 7, OpenPackage: open, Log: func(_, stream, text string) {
+			mu.Lock()
+			defer mu.Unlock()
+			logs = append(logs, stream+": "+text)
+		}})
+	}
+	inst, err := start(fn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer inst.Stop(context.Background())
+	if inst.Addr() != "" || inst.Transport() == nil {
+		t.Fatalf("a lambda instance is reached through its transport: addr %q", inst.Addr())
+	}
+	call := func(ctx context.Context, body string) (*http.Response, string, error) {
+		req, _ := http.NewRequestWithContext(ctx, "POST", "http://lam/", strings.NewReader(body))
+		resp, err := inst.Transport().RoundTrip(req)
+		if err != nil {
+			return nil, "", err
+		}
+		b, _ := io.ReadAll(resp.Body)
+		return resp, string(b), nil
+	}
+	resp, body, err := call(context.Background(), `{"name":"nimbus"}`)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("invoke: %v %v %s", err, resp, body)
+	}
+	var r struct {
+		Hello, RequestID, ARN string
+		RemainingMs           int64
+		PID                   int
+		Env                   map[string]string
+	}
+	if err := json.Unmarshal([]byte(body), &r); err != nil {
+		t.Fatalf("answer %q: %v", body, err)
+	}
+	uuid := regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
+	if r.Hello != "nimbus" || !uuid.MatchString(r.RequestID) || r.ARN != "arn:aws:lambda:us-east-1:000000000000:function:lam" ||
+		r.RemainingMs <= 3000 || r.RemainingMs > 5000 {
+		t.Fatalf("the handler saw %+v", r)
+	}
+	for k, want := range map[string]string{"AWS_LAMBDA_FUNCTION_NAME": "lam", "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+		"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "128", "_HANDLER": "bootstrap", "AWS_REGION": "us-east-1", "GREETING": "hi"} {
+		if r.Env[k] != want {
+			t.Errorf("%s=%q, want %q", k, r.Env[k], want)
+		}
+	}
+	if r.Env["LAMBDA_TASK_ROOT"] == "" || !strings.HasPrefix(r.Env["AWS_LAMBDA_RUNTIME_API"], "127.0.0.1:") {
+		t.Errorf("task root %q, runtime API %q", r.Env["LAMBDA_TASK_ROOT"], r.Env["AWS_LAMBDA_RUNTIME_API"])
+	}
+	if _, ok := r.Env[drivertest.Canary]; ok {
+		t.Error("the handler sees nimbus's environment")
+	}
+	// Another request id each time; an empty body is the event {}.
+	_, body2, _ := call(context.Background(), "")
+	if !strings.Contains(body2, `"hello":""`) || strings.Contains(body2, r.RequestID) {
+		t.Fatalf("second invocation: %s", body2)
+	}
+	// A handler error: 500, Lambda's error JSON, X-Amz-Function-Error.
+	resp, body, _ = call(context.Background(), `{"op":"fail","name":"x"}`)
+	if resp.StatusCode != 500 || resp.Header.Get("X-Amz-Function-Error") != "Unhandled" ||
+		!strings.Contains(body, `"errorMessage":"asked to fail: x"`) || !strings.Contains(body, `"errorType"`) {
+		t.Fatalf("handler error: %d %v %s", resp.StatusCode, resp.Header, body)
+	}
+	// The runtime keeps serving after an error.
+	if resp, _, _ = call(context.Background(), `{"name":"again"}`); resp.StatusCode != 200 {
+		t.Fatalf("after an error: %d", resp.StatusCode)
+	}
+	// The caller goes away mid-invocation (no deadline of its own: the
+	// handler's is the function's timeout): the instance is replaced.
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(200*time.Millisecond, cancel)
+	_, _, err = call(ctx, `{"op":"sleep","ms":3000}`)
+	if err == nil {
+		t.Fatal("an abandoned invocation answered")
+	}
+	select {
+	case <-inst.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the instance still runs after its invocation was abandoned")
+	}
+
+	// A panic: Lambda's error shape; the process ends.
+	inst, err = start(fn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, body, _ = call(context.Background(), `{"op":"panic"}`)
+	if resp.StatusCode != 500 || !strings.Contains(body, "asked to panic") {
+		t.Fatalf("panic: %d %s", resp.StatusCode, body)
+	}
+	inst.Stop(context.Background())
+
+	// A handler that exits at init never becomes ready: the start fails
+	// with its output.
+	bad := fn
+	bad.Env = map[string]string{"LAMBDAFN_EXIT_AT_INIT": "1"}
+	if _, err := start(bad); err == nil || !strings.Contains(err.Error(), "giving up") {
+		t.Fatalf("a handler exiting at init: %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if all := strings.Join(logs, "\n"); !strings.Contains(all, "stdout: handled  nimbus") {
+		t.Errorf("the handler's output is not in the logs:\n%s", all)
+	}
+}

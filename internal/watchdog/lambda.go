@@ -1,0 +1,384 @@
+package watchdog
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// LambdaAPIVersion is the Runtime API version served.
+const LambdaAPIVersion = "2018-06-01"
+
+// MaxLambdaPayload bounds an invocation's event and its response, as
+// Lambda's synchronous invocations (6 MB).
+const MaxLambdaPayload = 6 << 20
+
+// Lambda runs a handler that speaks the AWS Lambda Runtime API: it serves
+// the API to one process on a loopback port (under a random path prefix, so
+// that another process on the machine cannot take its invocations) and
+// turns each HTTP request it is given (RoundTrip) into one invocation. The
+// request body is the event; the handler's response is the answer's body,
+// and a handler error is a 500 carrying Lambda's error JSON and
+// X-Amz-Function-Error: Unhandled. One invocation runs at a time, as in
+// Lambda.
+type Lambda struct {
+	// ARN is reported to the handler as the invoked function's.
+	ARN string
+	// Timeout is the invocation's deadline (Lambda-Runtime-Deadline-Ms).
+	Timeout time.Duration
+	// Stuck is called when an invocation the handler took is abandoned
+	// (the caller went away or its deadline passed): the process is still
+	// working on it and must be replaced, as Lambda resets the sandbox.
+	Stuck func()
+
+	prefix string
+	ln     net.Listener
+	srv    *http.Server
+	invoke chan *invocation // handed to /next
+	ready  chan struct{}    // closed at the first /next
+	closed chan struct{}
+
+	mu       sync.Mutex
+	current  *invocation // taken by the handler, not answered
+	initErr  error
+	once     sync.Once
+	readyOne sync.Once
+}
+
+type invocation struct {
+	id       string
+	event    []byte
+	deadline time.Time
+	trace    string
+	client   string // Lambda-Runtime-Client-Context
+	identity string // Lambda-Runtime-Cognito-Identity
+	result   chan lambdaResult // buffered 1
+}
+
+type lambdaResult struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+// NewLambda listens on a loopback port; RuntimeAPI is what the handler's
+// AWS_LAMBDA_RUNTIME_API must be.
+func NewLambda(arn string, timeout time.Duration) (*Lambda, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	l := &Lambda{ARN: arn, Timeout: timeout, prefix: "/" + randomHex(16), ln: ln,
+		invoke: make(chan *invocation), ready: make(chan struct{}), closed: make(chan struct{})}
+	l.srv = &http.Server{Handler: http.HandlerFunc(l.serveAPI), ReadHeaderTimeout: 10 * time.Second}
+	go l.srv.Serve(ln)
+	return l, nil
+}
+
+// RuntimeAPI is the value of AWS_LAMBDA_RUNTIME_API: host:port and the
+// path prefix the API is served under (runtime clients join it with
+// "/2018-06-01/runtime/...").
+func (l *Lambda) RuntimeAPI() string { return l.ln.Addr().String() + l.prefix }
+
+// Ready is closed when the handler first asks for an invocation.
+func (l *Lambda) Ready() <-chan struct{} { return l.ready }
+
+// InitError is what the handler reported to /runtime/init/error, if it did.
+func (l *Lambda) InitError() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.initErr
+}
+
+// Close stops serving the API; an invocation in flight fails.
+func (l *Lambda) Close() {
+	l.once.Do(func() {
+		close(l.closed)
+		l.srv.Close()
+		l.mu.Lock()
+		cur := l.current
+		l.current = nil
+		l.mu.Unlock()
+		if cur != nil {
+			cur.finish(lambdaError(http.StatusBadGateway, "Runtime.ExitError", "the handler's process ended before it answered"))
+		}
+	})
+}
+
+// RoundTrip runs one invocation: it waits until the handler takes the
+// event, then for its answer, or until req's context ends.
+func (l *Lambda) RoundTrip(req *http.Request) (*http.Response, error) {
+	var event []byte
+	if req.Body != nil {
+		b, err := io.ReadAll(io.LimitReader(req.Body, MaxLambdaPayload+1))
+		req.Body.Close()
+		if err != nil {
+			return nil, err
+		}
+		if len(b) > MaxLambdaPayload {
+			return lambdaError(http.StatusRequestEntityTooLarge, "RequestEntityTooLargeException",
+				fmt.Sprintf("the event is over %d bytes, Lambda's limit for a synchronous invocation", MaxLambdaPayload)).response(req), nil
+		}
+		event = b
+	}
+	if len(event) == 0 {
+		event = []byte("{}") // Lambda's event when the payload is empty
+	}
+	inv := &invocation{id: newRequestID(), event: event, deadline: time.Now().Add(l.Timeout),
+		trace: traceHeader(req.Header.Get("X-Amzn-Trace-Id")), result: make(chan lambdaResult, 1)}
+	if dl, ok := req.Context().Deadline(); ok && dl.Before(inv.deadline) {
+		inv.deadline = dl
+	}
+	if cc := req.Header.Get("X-Amz-Client-Context"); cc != "" {
+		if b, err := base64.StdEncoding.DecodeString(cc); err == nil {
+			inv.client = string(b)
+		}
+	}
+	inv.identity = req.Header.Get("X-Amz-Cognito-Identity")
+	if err := l.InitError(); err != nil {
+		return lambdaError(http.StatusBadGateway, "Runtime.InitError", err.Error()).response(req), nil
+	}
+	select {
+	case l.invoke <- inv:
+	case <-l.closed:
+		return lambdaError(http.StatusBadGateway, "Runtime.ExitError", "the handler's process has ended").response(req), nil
+	case <-req.Context().Done():
+		return nil, req.Context().Err()
+	}
+	select {
+	case r := <-inv.result:
+		return r.response(req), nil
+	case <-req.Context().Done():
+		// The handler has the event and is still at it: Lambda resets
+		// the sandbox; here the instance is replaced.
+		l.mu.Lock()
+		if l.current == inv {
+			l.current = nil
+		}
+		l.mu.Unlock()
+		if l.Stuck != nil {
+			l.Stuck()
+		}
+		return nil, req.Context().Err()
+	}
+}
+
+func (inv *invocation) finish(r lambdaResult) {
+	select {
+	case inv.result <- r:
+	default: // answered already
+	}
+}
+
+func (r lambdaResult) response(req *http.Request) *http.Response {
+	h := r.header
+	if h == nil {
+		h = http.Header{}
+	}
+	h.Set("Content-Length", strconv.Itoa(len(r.body)))
+	return &http.Response{StatusCode: r.status, Status: fmt.Sprintf("%d %s", r.status, http.StatusText(r.status)),
+		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1, Header: h, Body: io.NopCloser(bytes.NewReader(r.body)),
+		ContentLength: int64(len(r.body)), Request: req}
+}
+
+// lambdaError is an answer carrying Lambda's error JSON.
+func lambdaError(status int, typ, msg string) lambdaResult {
+	b, _ := json.Marshal(map[string]string{"errorMessage": msg, "errorType": typ})
+	h := http.Header{"Content-Type": {"application/json"}, "X-Amz-Function-Error": {"Unhandled"}}
+	return lambdaResult{status: status, header: h, body: b}
+}
+
+// apiError answers the handler's process in the Runtime API's error shape.
+func apiError(w http.ResponseWriter, status int, typ, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(map[string]string{"errorMessage": msg, "errorType": typ})
+}
+
+// serveAPI is the Runtime API, for the handler's process only.
+func (l *Lambda) serveAPI(w http.ResponseWriter, r *http.Request) {
+	rest, ok := strings.CutPrefix(r.URL.Path, l.prefix+"/"+LambdaAPIVersion+"/runtime/")
+	if !ok {
+		apiError(w, http.StatusNotFound, "NotFound", "no such Runtime API path: "+r.URL.Path)
+		return
+	}
+	switch {
+	case rest == "invocation/next" && r.Method == http.MethodGet:
+		l.next(w, r)
+	case rest == "init/error" && r.Method == http.MethodPost:
+		body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+		msg := errorMessage(body, r.Header.Get("Lambda-Runtime-Function-Error-Type"))
+		l.mu.Lock()
+		if l.initErr == nil {
+			l.initErr = fmt.Errorf("the handler failed to initialize: %s", msg)
+		}
+		l.mu.Unlock()
+		w.WriteHeader(http.StatusAccepted)
+		io.WriteString(w, `{"status":"OK"}`)
+	case strings.HasPrefix(rest, "invocation/") && r.Method == http.MethodPost:
+		id, what, _ := strings.Cut(strings.TrimPrefix(rest, "invocation/"), "/")
+		if what != "response" && what != "error" {
+			apiError(w, http.StatusNotFound, "NotFound", "no such Runtime API path: "+r.URL.Path)
+			return
+		}
+		l.answer(w, r, id, what == "error")
+	default:
+		apiError(w, http.StatusNotFound, "NotFound", "no such Runtime API route: "+r.Method+" "+r.URL.Path)
+	}
+}
+
+// next hands the handler the next invocation, waiting for one.
+func (l *Lambda) next(w http.ResponseWriter, r *http.Request) {
+	l.readyOne.Do(func() { close(l.ready) })
+	l.mu.Lock()
+	if cur := l.current; cur != nil {
+		// Asking for the next one answers nothing: Lambda takes it as the
+		// end of the invocation without a response.
+		l.current = nil
+		cur.finish(lambdaError(http.StatusBadGateway, "Runtime.NoResponse", "the handler asked for the next invocation without answering this one"))
+	}
+	l.mu.Unlock()
+	var inv *invocation
+	select {
+	case inv = <-l.invoke:
+	case <-l.closed:
+		apiError(w, http.StatusGone, "Runtime.Closed", "the function instance is stopping")
+		return
+	case <-r.Context().Done():
+		return
+	}
+	l.mu.Lock()
+	l.current = inv
+	l.mu.Unlock()
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Lambda-Runtime-Aws-Request-Id", inv.id)
+	h.Set("Lambda-Runtime-Deadline-Ms", strconv.FormatInt(inv.deadline.UnixMilli(), 10))
+	h.Set("Lambda-Runtime-Invoked-Function-Arn", l.ARN)
+	h.Set("Lambda-Runtime-Trace-Id", inv.trace)
+	if inv.client != "" {
+		h.Set("Lambda-Runtime-Client-Context", inv.client)
+	}
+	if inv.identity != "" {
+		h.Set("Lambda-Runtime-Cognito-Identity", inv.identity)
+	}
+	w.WriteHeader(http.StatusOK)
+	w.Write(inv.event)
+}
+
+// answer takes the handler's response or error for invocation id.
+func (l *Lambda) answer(w http.ResponseWriter, r *http.Request, id string, failed bool) {
+	l.mu.Lock()
+	inv := l.current
+	if inv == nil || inv.id != id {
+		l.mu.Unlock()
+		apiError(w, http.StatusBadRequest, "InvalidRequestID", fmt.Sprintf("%q is not the invocation in progress", id))
+		return
+	}
+	l.current = nil
+	l.mu.Unlock()
+	body, err := io.ReadAll(io.LimitReader(r.Body, MaxLambdaPayload+1))
+	switch {
+	case err != nil:
+		inv.finish(lambdaError(http.StatusBadGateway, "Runtime.ResponseError", "reading the handler's answer: "+err.Error()))
+		apiError(w, http.StatusBadRequest, "InvalidRequest", err.Error())
+		return
+	case len(body) > MaxLambdaPayload:
+		inv.finish(lambdaError(http.StatusBadGateway, "Function.ResponseSizeTooLarge", fmt.Sprintf("the response is over %d bytes", MaxLambdaPayload)))
+		apiError(w, http.StatusRequestEntityTooLarge, "RequestEntityTooLarge", fmt.Sprintf("the response is over %d bytes", MaxLambdaPayload))
+		return
+	}
+	if failed {
+		res := lambdaError(http.StatusInternalServerError, "", "")
+		if !json.Valid(body) {
+			b, _ := json.Marshal(map[string]string{"errorMessage": string(body), "errorType": r.Header.Get("Lambda-Runtime-Function-Error-Type")})
+			body = b
+		}
+		res.body = body
+		inv.finish(res)
+	} else {
+		ct := r.Header.Get("Content-Type")
+		if ct == "" {
+			ct = "application/json"
+		}
+		inv.finish(lambdaResult{status: http.StatusOK, header: http.Header{"Content-Type": {ct}}, body: body})
+	}
+	w.WriteHeader(http.StatusAccepted)
+	io.WriteString(w, `{"status":"OK"}`)
+}
+
+// errorMessage reads the message of an error body in Lambda's shape.
+func errorMessage(body []byte, typ string) string {
+	var e struct{ ErrorMessage, ErrorType string }
+	if json.Unmarshal(body, &e) == nil && e.ErrorMessage != "" {
+		if e.ErrorType != "" {
+			return e.ErrorType + ": " + e.ErrorMessage
+		}
+		return e.ErrorMessage
+	}
+	if s := strings.TrimSpace(string(body)); s != "" {
+		return s
+	}
+	if typ != "" {
+		return typ
+	}
+	return "no reason given"
+}
+
+// ErrLambdaInit is wrapped by a start that failed in the handler's init.
+var ErrLambdaInit = errors.New("lambda init failed")
+
+// WaitLambdaReady waits until the handler asks for its first invocation,
+// reports an init error, or exited (done closed), or ctx ends.
+func WaitLambdaReady(ctx context.Context, l *Lambda, exited <-chan struct{}) error {
+	select {
+	case <-l.Ready():
+		if err := l.InitError(); err != nil {
+			return fmt.Errorf("%w: %w", ErrLambdaInit, err)
+		}
+		return nil
+	case <-exited:
+		if err := l.InitError(); err != nil {
+			return fmt.Errorf("%w: %w", ErrLambdaInit, err)
+		}
+		return ErrExited
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// newRequestID is a version 4 UUID, as Lambda's request ids.
+func newRequestID() string {
+	b := make([]byte, 16)
+	rand.Read(b)
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	h := hex.EncodeToString(b)
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}
+
+// traceHeader keeps a caller's X-Ray trace header, or makes a root one.
+func traceHeader(given string) string {
+	if given != "" {
+		return given
+	}
+	return fmt.Sprintf("Root=1-%08x-%s;Sampled=0", time.Now().Unix(), randomHex(12))
+}

@@ -1,0 +1,156 @@
+package watchdog
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// runtimeCall is a request the handler's side makes to the Runtime API.
+func runtimeCall(t *testing.T, l *Lambda, method, path, body string) (*http.Response, string) {
+	t.Helper()
+	req, _ := http.NewRequest(method, "http://"+l.RuntimeAPI()+"/"+LambdaAPIVersion+"/runtime/"+path, strings.NewReader(body))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, string(b)
+}
+
+type result struct {
+	resp *http.Response
+	body string
+	err  error
+}
+
+func invoke(l *Lambda, body string, hdr ...string) chan result {
+	ch := make(chan result, 1)
+	go func() {
+		req, _ := http.NewRequest("POST", "http://fn/", strings.NewReader(body))
+		for i := 0; i+1 < len(hdr); i += 2 {
+			req.Header.Set(hdr[i], hdr[i+1])
+		}
+		resp, err := l.RoundTrip(req)
+		r := result{resp: resp, err: err}
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			r.body = string(b)
+		}
+		ch <- r
+	}()
+	return ch
+}
+
+// TestLambdaRuntimeAPI plays the handler's side by hand: the documented
+// headers, answers by request id, wrong ids and paths refused without
+// changing anything, an init error, limits.
+func TestLambdaRuntimeAPI(t *testing.T) {
+	l, err := NewLambda("arn:aws:lambda:us-east-1:000000000000:function:f", 3*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	// Without the instance's prefix nothing is served.
+	host := strings.SplitN(l.RuntimeAPI(), "/", 2)[0]
+	if resp, err := http.Get("http://" + host + "/" + LambdaAPIVersion + "/runtime/invocation/next"); err != nil || resp.StatusCode != 404 {
+		t.Fatalf("the API without its prefix: %v %v", resp, err)
+	}
+
+	got := invoke(l, `{"a":1}`, "X-Amz-Client-Context", "eyJjdXN0b20iOnsiayI6InYifX0=", "X-Amzn-Trace-Id", "Root=1-5e1b4151-5ac6c58f5b5daa6532e4a1e2")
+	resp, event := runtimeCall(t, l, "GET", "invocation/next", "")
+	id := resp.Header.Get("Lambda-Runtime-Aws-Request-Id")
+	deadline := resp.Header.Get("Lambda-Runtime-Deadline-Ms")
+	if resp.StatusCode != 200 || event != `{"a":1}` || id == "" || deadline == "" ||
+		resp.Header.Get("Lambda-Runtime-Invoked-Function-Arn") != "arn:aws:lambda:us-east-1:000000000000:function:f" ||
+		resp.Header.Get("Lambda-Runtime-Trace-Id") != "Root=1-5e1b4151-5ac6c58f5b5daa6532e4a1e2" ||
+		resp.Header.Get("Lambda-Runtime-Client-Context") != `{"custom":{"k":"v"}}` {
+		t.Fatalf("next: %d %q %v", resp.StatusCode, event, resp.Header)
+	}
+	select {
+	case <-l.Ready():
+	default:
+		t.Fatal("not ready after the first next")
+	}
+	// A wrong id, a wrong verb: refused, the invocation still waits.
+	if resp, body := runtimeCall(t, l, "POST", "invocation/not-"+id+"/response", "x"); resp.StatusCode != 400 || !strings.Contains(body, "InvalidRequestID") {
+		t.Fatalf("answer to a wrong id: %d %s", resp.StatusCode, body)
+	}
+	if resp, _ := runtimeCall(t, l, "POST", "invocation/"+id+"/bogus", "x"); resp.StatusCode != 404 {
+		t.Fatalf("a bogus path: %d", resp.StatusCode)
+	}
+	select {
+	case r := <-got:
+		t.Fatalf("a refused answer answered the caller: %+v", r)
+	case <-time.After(50 * time.Millisecond):
+	}
+	if resp, _ := runtimeCall(t, l, "POST", "invocation/"+id+"/response", `{"ok":true}`); resp.StatusCode != 202 {
+		t.Fatalf("response: %d", resp.StatusCode)
+	}
+	r := <-got
+	if r.err != nil || r.resp.StatusCode != 200 || r.body != `{"ok":true}` {
+		t.Fatalf("the caller got %+v", r)
+	}
+	// The same id again: it is over.
+	if resp, _ := runtimeCall(t, l, "POST", "invocation/"+id+"/response", "again"); resp.StatusCode != 400 {
+		t.Fatalf("a second answer: %d", resp.StatusCode)
+	}
+
+	// An error that is not JSON is wrapped in Lambda's shape.
+	got = invoke(l, "")
+	resp, event = runtimeCall(t, l, "GET", "invocation/next", "")
+	if event != "{}" {
+		t.Fatalf("an empty payload's event: %q", event)
+	}
+	id = resp.Header.Get("Lambda-Runtime-Aws-Request-Id")
+	req, _ := http.NewRequest("POST", "http://"+l.RuntimeAPI()+"/"+LambdaAPIVersion+"/runtime/invocation/"+id+"/error", strings.NewReader("boom"))
+	req.Header.Set("Lambda-Runtime-Function-Error-Type", "Runtime.Crash")
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 202 {
+		t.Fatalf("error: %v %v", resp, err)
+	}
+	if r := <-got; r.resp.StatusCode != 500 || r.resp.Header.Get("X-Amz-Function-Error") != "Unhandled" ||
+		!strings.Contains(r.body, `"errorMessage":"boom"`) || !strings.Contains(r.body, `"errorType":"Runtime.Crash"`) {
+		t.Fatalf("an error answer: %d %s", r.resp.StatusCode, r.body)
+	}
+
+	// An event over the limit never reaches the handler.
+	r = <-invoke(l, strings.Repeat("x", MaxLambdaPayload+1))
+	if r.resp.StatusCode != 413 || !strings.Contains(r.body, "RequestEntityTooLargeException") {
+		t.Fatalf("a huge event: %d %s", r.resp.StatusCode, r.body)
+	}
+
+	// An init error fails what comes next, in words.
+	if resp, _ := runtimeCall(t, l, "POST", "init/error", `{"errorMessage":"no config","errorType":"Runtime.ConfigError"}`); resp.StatusCode != 202 {
+		t.Fatalf("init error: %d", resp.StatusCode)
+	}
+	r = <-invoke(l, "{}")
+	if r.resp.StatusCode != 502 || !strings.Contains(r.body, "Runtime.ConfigError: no config") {
+		t.Fatalf("after an init error: %d %s", r.resp.StatusCode, r.body)
+	}
+	if err := WaitLambdaReady(context.Background(), l, nil); err == nil || !strings.Contains(err.Error(), "no config") {
+		t.Fatalf("ready after an init error: %v", err)
+	}
+}
+
+// TestLambdaCloseFailsInFlight: an instance that stops answers its
+// invocation in flight with a 502, and a handler waiting for the next one
+// is told the instance is stopping.
+func TestLambdaCloseFailsInFlight(t *testing.T) {
+	l, err := NewLambda("arn", time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := invoke(l, "{}")
+	runtimeCall(t, l, "GET", "invocation/next", "")
+	l.Close()
+	if r := <-got; r.err != nil || r.resp.StatusCode != 502 || !strings.Contains(r.body, "Runtime.ExitError") {
+		t.Fatalf("in flight at close: %+v", r)
+	}
+	if r := <-invoke(l, "{}"); r.resp.StatusCode != 502 {
+		t.Fatalf("after close: %+v", r)
+	}
+}
