@@ -143,6 +143,9 @@ func New(o Options) *Server {
 		{"GET", "/v1/secrets", true, s.listSecrets},
 		{"PUT", "/v1/secrets/{name}", true, s.putSecret},
 		{"DELETE", "/v1/secrets/{name}", true, s.deleteSecret},
+		{"GET", "/v1/keys", true, s.listKeys},
+		{"POST", "/v1/keys", true, s.createKey},
+		{"DELETE", "/v1/keys/{id}", true, s.deleteKey},
 	}
 	for _, r := range s.routes {
 		h := http.Handler(r.handler)

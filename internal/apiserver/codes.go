@@ -39,6 +39,7 @@ var (
 	errMissingSecret      = &apiError{http.StatusBadRequest, "secret_not_found"}
 	errCallNotFound       = &apiError{http.StatusNotFound, "call_not_found"}
 	errTriggerNotFound    = &apiError{http.StatusNotFound, "trigger_not_found"}
+	errKeyNotFound        = &apiError{http.StatusNotFound, "key_not_found"}
 	errBodyTimeout        = &apiError{http.StatusRequestTimeout, "body_timeout"}
 	errBadPackage         = &apiError{http.StatusBadRequest, "invalid_package"}
 	errNoSpace            = &apiError{http.StatusInsufficientStorage, "insufficient_storage"}

@@ -59,7 +59,7 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	pf.StringVarP(&g.namespace, "namespace", "n", "", "function namespace (default \"default\")")
 
 	root.AddCommand(upCmd(g), newCmd(g), deployCmd(g), listCmd(g), describeCmd(g), invokeCmd(g),
-		logsCmd(g), scaleCmd(g), deleteCmd(g), versionCmd(g), watchdogCmd(g), dlqCmd(g), callsCmd(g), triggerCmd(g))
+		logsCmd(g), scaleCmd(g), deleteCmd(g), versionCmd(g), watchdogCmd(g), dlqCmd(g), callsCmd(g), triggerCmd(g), keysCmd(g))
 	for _, c := range root.Commands() {
 		wrapArgs(c)
 	}

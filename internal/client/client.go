@@ -335,3 +335,35 @@ func (c *Client) DeleteTrigger(ctx context.Context, ns, name string) error {
 	}
 	return resp.Body.Close()
 }
+
+// CreateKey makes an access key for the AWS-shaped APIs; the secret is in
+// the answer only.
+func (c *Client) CreateKey(ctx context.Context, namespaces []string, description string) (store.AccessKey, error) {
+	b, err := json.Marshal(apiserver.KeyRequest{Namespaces: namespaces, Description: description})
+	if err != nil {
+		return store.AccessKey{}, err
+	}
+	resp, err := c.do(ctx, "POST", "/v1/keys", nil, bytes.NewReader(b), http.Header{"Content-Type": {"application/json"}})
+	if err != nil {
+		return store.AccessKey{}, err
+	}
+	defer resp.Body.Close()
+	var k store.AccessKey
+	return k, json.NewDecoder(resp.Body).Decode(&k)
+}
+
+// Keys lists the access keys, without their secrets.
+func (c *Client) Keys(ctx context.Context) ([]store.AccessKey, error) {
+	var out struct{ Keys []store.AccessKey }
+	err := c.getJSON(ctx, "/v1/keys", nil, &out)
+	return out.Keys, err
+}
+
+// DeleteKey removes an access key.
+func (c *Client) DeleteKey(ctx context.Context, id string) error {
+	resp, err := c.do(ctx, "DELETE", "/v1/keys/"+url.PathEscape(id), nil, nil, nil)
+	if err != nil {
+		return err
+	}
+	return resp.Body.Close()
+}

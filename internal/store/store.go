@@ -132,12 +132,36 @@ type Secrets interface {
 	DeleteSecret(ctx context.Context, namespace, name string) error
 }
 
+// AccessKey is a key for nimbus's AWS-shaped APIs (signed with AWS
+// Signature Version 4): its id, its secret, and the namespaces it may act
+// in ("*": every one).
+type AccessKey struct {
+	ID          string    `json:"id"`
+	Secret      string    `json:"secret,omitempty"`
+	Namespaces  []string  `json:"namespaces"`
+	Description string    `json:"description,omitempty"`
+	Created     time.Time `json:"created"`
+}
+
+// Keys keeps access keys. Their secrets leave only to verify signatures.
+type Keys interface {
+	// CreateKey stores a new key, or returns ErrExists for a taken id.
+	CreateKey(ctx context.Context, k AccessKey) error
+	// Key returns a key with its secret, or ErrNotFound.
+	Key(ctx context.Context, id string) (AccessKey, error)
+	// ListKeys returns every key without its secret, sorted by id.
+	ListKeys(ctx context.Context) ([]AccessKey, error)
+	// DeleteKey removes a key, or returns ErrNotFound.
+	DeleteKey(ctx context.Context, id string) error
+}
+
 // Store is everything nimbus keeps.
 type Store interface {
 	Functions
 	Packages
 	Logs
 	Secrets
+	Keys
 	// Ping reports whether the backend answers.
 	Ping(ctx context.Context) error
 }

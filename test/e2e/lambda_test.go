@@ -65,3 +65,36 @@ func TestLambdaHandlerThroughNimbus(t *testing.T) {
 		t.Fatalf("the handler's output is not in its logs:\n%s", logs)
 	}
 }
+
+// TestKeysCLI: nimbus keys create shows the secret once; list never does;
+// delete, and delete again is an error in words.
+func TestKeysCLI(t *testing.T) {
+	n := start(t, dataDir(t))
+	out := n.mustCLI("keys", "create", "--namespaces", "default,team-a", "--description", "e2e")
+	var id, secret string
+	for _, line := range strings.Split(out, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "AWS_ACCESS_KEY_ID="); ok {
+			id = v
+		}
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "AWS_SECRET_ACCESS_KEY="); ok {
+			secret = v
+		}
+	}
+	if !strings.HasPrefix(id, "AKIA") || len(secret) != 40 || !strings.Contains(out, "default, team-a") {
+		t.Fatalf("keys create:\n%s", out)
+	}
+	list := n.mustCLI("keys", "list")
+	if !strings.Contains(list, id) || !strings.Contains(list, "default,team-a") || strings.Contains(list, secret) {
+		t.Fatalf("keys list:\n%s", list)
+	}
+	if _, errOut, code := n.cli("keys", "create", "--namespaces", "Bad_NS"); code == 0 || !strings.Contains(errOut, "namespaces[0]") {
+		t.Fatalf("a bad namespace: %d %s", code, errOut)
+	}
+	n.mustCLI("keys", "delete", id)
+	if list := n.mustCLI("keys", "list", "-o", "json"); strings.Contains(list, id) {
+		t.Fatalf("after delete:\n%s", list)
+	}
+	if _, errOut, code := n.cli("keys", "delete", id); code == 0 || !strings.Contains(errOut, "not found") {
+		t.Fatalf("delete again: %d %s", code, errOut)
+	}
+}

@@ -44,6 +44,7 @@ type Store struct {
 	obs     jetstream.ObjectStore
 	log     jetstream.Stream
 	secrets jetstream.KeyValue
+	keys    jetstream.KeyValue
 }
 
 // Open creates or binds the buckets and stream nimbus uses.
@@ -86,7 +87,14 @@ func Open(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, o Options)
 	if err != nil {
 		return nil, fmt.Errorf("secrets bucket: %w", err)
 	}
-	return &Store{nc: nc, js: js, kv: kv, obs: obs, log: ls, secrets: sec}, nil
+	keys, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket: keysBucket, Description: "nimbus access keys for the AWS-shaped APIs",
+		History: 1, Storage: jetstream.FileStorage, Replicas: o.Replicas,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("keys bucket: %w", err)
+	}
+	return &Store{nc: nc, js: js, kv: kv, obs: obs, log: ls, secrets: sec, keys: keys}, nil
 }
 
 // Ping reports whether JetStream answers.

@@ -26,6 +26,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		"List":             testList,
 		"Delete":           testDelete,
 		"Revisions":        testRevisions,
+		"Keys":             testKeys,
 		"Watch":            testWatch,
 		"Packages":         testPackages,
 		"LogsReadAndSince": testLogs,
@@ -187,6 +188,38 @@ func testRevisions(t *testing.T, s store.Store) {
 	}
 	if revs, err := s.Revisions(c, "default", "r"); err != nil || len(revs) != 1 || revs[0].Revision != r4.Revision {
 		t.Fatalf("Revisions after re-create: %v %v", revs, err)
+	}
+}
+
+func testKeys(t *testing.T, s store.Store) {
+	c := ctx(t)
+	if list, err := s.ListKeys(c); err != nil || len(list) != 0 {
+		t.Fatalf("no keys yet: %v %v", list, err)
+	}
+	k := store.AccessKey{ID: "AKIATEST000000000002", Secret: "s3cret", Namespaces: []string{"default"}, Created: time.Now().UTC().Truncate(time.Second)}
+	if err := s.CreateKey(c, k); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateKey(c, store.AccessKey{ID: k.ID, Secret: "other"}); !errors.Is(err, store.ErrExists) {
+		t.Fatalf("a taken id: want ErrExists, got %v", err)
+	}
+	s.CreateKey(c, store.AccessKey{ID: "AKIATEST000000000001", Secret: "x", Namespaces: []string{"*"}})
+	got, err := s.Key(c, k.ID)
+	if err != nil || got.Secret != "s3cret" || got.Namespaces[0] != "default" || !got.Created.Equal(k.Created) {
+		t.Fatalf("Key: %+v %v", got, err)
+	}
+	list, err := s.ListKeys(c)
+	if err != nil || len(list) != 2 || list[0].ID != "AKIATEST000000000001" || list[0].Secret != "" || list[1].Secret != "" {
+		t.Fatalf("ListKeys (sorted, no secrets): %+v %v", list, err)
+	}
+	if err := s.DeleteKey(c, k.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Key(c, k.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("Key after delete: %v", err)
+	}
+	if err := s.DeleteKey(c, k.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("DeleteKey of a missing key: %v", err)
 	}
 }
 
