@@ -96,6 +96,9 @@ type Options struct {
 	// comes from /v1 with the token); / redirects a browser to it.
 	// Optional.
 	UI http.Handler
+	// Lambda serves the AWS Lambda API under /2015-03-31/ (signed with
+	// access keys, not the admin token). Optional.
+	Lambda http.Handler
 	// Version is reported by /v1/info.
 	Version string
 	Logger  *slog.Logger
@@ -236,6 +239,10 @@ func New(o Options) *Server {
 	}
 	if o.Async != nil {
 		s.mux.Handle("/async-function/", o.Async)
+	}
+	if o.Lambda != nil {
+		s.mux.Handle("/2015-03-31/", o.Lambda)
+		s.routes = append(s.routes, Route{Method: "POST", Pattern: "/2015-03-31/functions/{name}/invocations"})
 	}
 	if o.UI != nil {
 		s.mux.Handle("GET /ui/", o.UI)

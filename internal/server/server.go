@@ -30,6 +30,7 @@ import (
 	"nimbus/internal/events/natsevents"
 	"nimbus/internal/function"
 	"nimbus/internal/gateway"
+	"nimbus/internal/lambdaapi"
 	"nimbus/internal/outbound"
 	"nimbus/internal/provider"
 	"nimbus/internal/queue/natsqueue"
@@ -247,10 +248,13 @@ func Run(ctx context.Context, cfg Config, started func(Started)) error {
 	if err := os.MkdirAll(spool, 0o700); err != nil {
 		return err
 	}
+	asyncIn := &async.Handler{Queue: q, Spec: gw.Spec, MaxBodyBytes: cfg.MaxBodyBytes, Space: disk.check,
+		CheckCallback: guard.CheckURL, Record: rec.recorder.Record}
 	api := apiserver.New(apiserver.Options{
 		SpoolDir: spool, PackageLimits: cfg.PackageLimits,
 		Store: st, Invoker: gw, Scaling: scale, Token: token, Runtimes: rt.names(), Prepare: rt.prepare, Version: cfg.Version,
 		UI:          ui.Handler(),
+		Lambda:      lambdaapi.New(lambdaapi.Options{Store: st, Invoke: gw, Async: asyncIn, Logger: log}),
 		Metrics:     promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
 		MetricsAuth: cfg.MetricsAuth,
 		Ready: func(ctx context.Context) error {
@@ -259,10 +263,9 @@ func Run(ctx context.Context, cfg Config, started func(Started)) error {
 			}
 			return st.Ping(ctx)
 		},
-		Space: disk.check,
-		Queue: q,
-		Async: &async.Handler{Queue: q, Spec: gw.Spec, MaxBodyBytes: cfg.MaxBodyBytes, Space: disk.check,
-			CheckCallback: guard.CheckURL, Record: rec.recorder.Record},
+		Space:       disk.check,
+		Queue:       q,
+		Async:       asyncIn,
 		Calls:       rec.index,
 		Triggers:    triggers,
 		EventConfig: &events.ConfigAPI{Store: evStore, CheckURL: guard.CheckURL},
