@@ -242,6 +242,7 @@ func New(o Options) *Server {
 	}
 	if o.Lambda != nil {
 		s.mux.Handle("/2015-03-31/", o.Lambda)
+		s.mux.Handle("/2019-09-25/", o.Lambda)
 		s.routes = append(s.routes, Route{Method: "POST", Pattern: "/2015-03-31/functions/{name}/invocations"})
 	}
 	if o.UI != nil {

@@ -2,6 +2,7 @@ package apiserver
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -244,13 +245,41 @@ func (s *Server) deleteFunction(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if err := s.opts.Store.Delete(r.Context(), ns, name, 0); err != nil {
+	if err := s.DeleteFunction(r.Context(), ns, name); err != nil {
 		writeStoreError(w, err, "function "+function.Key(ns, name))
 		return
 	}
-	s.opts.Logger.Info("function deleted", "function", function.Key(ns, name))
-	s.awaitApplied(r.Context(), ns, name, 0)
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// DeleteFunction removes a function and waits (briefly) for the data plane
+// to stop serving it; store errors are the caller's to map.
+func (s *Server) DeleteFunction(ctx context.Context, ns, name string) error {
+	if err := s.opts.Store.Delete(ctx, ns, name, 0); err != nil {
+		return err
+	}
+	s.opts.Logger.Info("function deleted", "function", function.Key(ns, name))
+	s.awaitApplied(ctx, ns, name, 0)
+	return nil
+}
+
+// StorePackage checks a package (a gzipped tar) against the package
+// limits, then stores it; a package refused by the checks is an
+// archive.IsRefused error.
+func (s *Server) StorePackage(ctx context.Context, tgz []byte) (string, error) {
+	if s.opts.Space != nil {
+		if err := s.opts.Space(); err != nil {
+			return "", err
+		}
+	}
+	if int64(len(tgz)) > s.opts.MaxPackageBytes {
+		return "", fmt.Errorf("a package may be at most %d bytes", s.opts.MaxPackageBytes)
+	}
+	if _, err := archive.Check(bytes.NewReader(tgz), s.opts.PackageLimits); err != nil {
+		return "", err
+	}
+	info, err := s.opts.Store.PutPackage(ctx, bytes.NewReader(tgz))
+	return info.Digest, err
 }
 
 func (s *Server) functionInstances(w http.ResponseWriter, r *http.Request) {

@@ -50,6 +50,13 @@ type Options struct {
 	// Invoke serves /function/NAME.NS (the gateway); Async serves
 	// /async-function/NAME.NS (the durable queue).
 	Invoke, Async http.Handler
+	// Deploy stores a function through nimbus's one deploy path (create:
+	// fail if it exists; else it must exist); StorePackage checks and
+	// stores a package (a gzipped tar) and returns its digest; Delete
+	// removes a function. Without them only Invoke is served.
+	Deploy       func(ctx context.Context, fn function.Function, create bool) (store.Record, error)
+	StorePackage func(ctx context.Context, tgz []byte) (string, error)
+	Delete       func(ctx context.Context, namespace, name string) error
 	// Now is the clock signatures are checked against (time.Now).
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -71,6 +78,23 @@ func New(o Options) *Handler {
 	}
 	h := &Handler{o: o, mux: http.NewServeMux()}
 	h.mux.HandleFunc("POST /2015-03-31/functions/{name}/invocations", h.invoke)
+	if o.Deploy != nil && o.StorePackage != nil && o.Delete != nil {
+		h.mux.HandleFunc("POST /2015-03-31/functions", h.createFunction)
+		h.mux.HandleFunc("POST /2015-03-31/functions/{$}", h.createFunction)
+		// Both forms: the SDKs send no trailing slash, and a redirect
+		// would break the signature.
+		h.mux.HandleFunc("GET /2015-03-31/functions", h.listFunctions)
+		h.mux.HandleFunc("GET /2015-03-31/functions/{$}", h.listFunctions)
+		h.mux.HandleFunc("GET /2015-03-31/functions/{name}", h.getFunction)
+		h.mux.HandleFunc("GET /2015-03-31/functions/{name}/configuration", h.getConfiguration)
+		h.mux.HandleFunc("PUT /2015-03-31/functions/{name}/code", h.updateCode)
+		h.mux.HandleFunc("PUT /2015-03-31/functions/{name}/configuration", h.updateConfiguration)
+		h.mux.HandleFunc("DELETE /2015-03-31/functions/{name}", h.deleteFunction)
+		h.mux.HandleFunc("PUT /2019-09-25/functions/{name}/event-invoke-config", h.putEventInvokeConfig)
+	}
+	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeErr(w, &apiErr{http.StatusNotFound, "UnknownOperationException", "nimbus does not serve this Lambda operation: " + r.Method + " " + r.URL.Path})
+	})
 	return h
 }
 
@@ -103,10 +127,14 @@ type caller struct {
 
 // ServeHTTP checks the signature, then routes.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxPayload+1))
-	if err != nil || len(body) > MaxPayload {
+	limit := int64(MaxPayload)
+	if r.Method == http.MethodPost && strings.HasSuffix(strings.TrimSuffix(r.URL.Path, "/"), "/functions") || strings.HasSuffix(r.URL.Path, "/code") {
+		limit = MaxCodeBody
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit+1))
+	if err != nil || int64(len(body)) > limit {
 		writeErr(w, &apiErr{http.StatusRequestEntityTooLarge, "RequestTooLargeException",
-			fmt.Sprintf("Request must be smaller than %d bytes for the InvokeFunction operation", MaxPayload)})
+			fmt.Sprintf("Request must be smaller than %d bytes for this operation", limit)})
 		return
 	}
 	var key store.AccessKey

@@ -250,11 +250,24 @@ func Run(ctx context.Context, cfg Config, started func(Started)) error {
 	}
 	asyncIn := &async.Handler{Queue: q, Spec: gw.Spec, MaxBodyBytes: cfg.MaxBodyBytes, Space: disk.check,
 		CheckCallback: guard.CheckURL, Record: rec.recorder.Record}
-	api := apiserver.New(apiserver.Options{
+	var api *apiserver.Server // the Lambda API deploys through it, and it serves the Lambda API
+	lambdaAPI := lambdaapi.New(lambdaapi.Options{Store: st, Invoke: gw, Async: asyncIn, Logger: log,
+		Deploy: func(ctx context.Context, fn function.Function, create bool) (store.Record, error) {
+			mode := apiserver.UpdateOnly
+			if create {
+				mode = apiserver.CreateOnly
+			}
+			rec, _, err := api.Deploy(ctx, fn, mode, 0)
+			return rec, err
+		},
+		StorePackage: func(ctx context.Context, tgz []byte) (string, error) { return api.StorePackage(ctx, tgz) },
+		Delete:       func(ctx context.Context, ns, name string) error { return api.DeleteFunction(ctx, ns, name) },
+	})
+	api = apiserver.New(apiserver.Options{
 		SpoolDir: spool, PackageLimits: cfg.PackageLimits,
 		Store: st, Invoker: gw, Scaling: scale, Token: token, Runtimes: rt.names(), Prepare: rt.prepare, Version: cfg.Version,
 		UI:          ui.Handler(),
-		Lambda:      lambdaapi.New(lambdaapi.Options{Store: st, Invoke: gw, Async: asyncIn, Logger: log}),
+		Lambda:      lambdaAPI,
 		Metrics:     promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
 		MetricsAuth: cfg.MetricsAuth,
 		Ready: func(ctx context.Context) error {

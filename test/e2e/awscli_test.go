@@ -71,4 +71,32 @@ func TestAWSCLIInvoke(t *testing.T) {
 	if code == 0 || !strings.Contains(stderr, "InvalidSignatureException") {
 		t.Fatalf("a wrong secret: exit %d\nstderr: %s", code, stderr)
 	}
+
+	// create-function from a zip, list-functions, invoke it, delete-function.
+	zipFile := filepath.Join(t.TempDir(), "function.zip")
+	if err := os.WriteFile(zipFile, handlerZip(t), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	stdout, stderr, code = runAWS(t, bin, n.URL, id, secret, "lambda", "create-function", "--function-name", "from-cli",
+		"--runtime", "provided.al2023", "--handler", "bootstrap", "--role", "arn:aws:iam::000000000000:role/lambda",
+		"--zip-file", "fileb://"+zipFile, "--environment", "Variables={GREETING=cli}")
+	if code != 0 || !strings.Contains(stdout, `"FunctionArn": "arn:aws:lambda:us-east-1:000000000000:function:from-cli"`) {
+		t.Fatalf("create-function: exit %d\nstdout: %s\nstderr: %s", code, stdout, stderr)
+	}
+	stdout, stderr, code = runAWS(t, bin, n.URL, id, secret, "lambda", "list-functions")
+	if code != 0 || !strings.Contains(stdout, `"FunctionName": "from-cli"`) || !strings.Contains(stdout, `"FunctionName": "hello-cli"`) {
+		t.Fatalf("list-functions: exit %d\nstdout: %s\nstderr: %s", code, stdout, stderr)
+	}
+	_, stderr, code = runAWS(t, bin, n.URL, id, secret, "lambda", "invoke", "--function-name", "from-cli",
+		"--cli-binary-format", "raw-in-base64-out", "--payload", `{"name":"zip"}`, outFile)
+	got, _ = os.ReadFile(outFile)
+	if code != 0 || !strings.Contains(string(got), `"GREETING":"cli"`) {
+		t.Fatalf("invoke the created function: exit %d\nstderr: %s\nanswer: %s", code, stderr, got)
+	}
+	if _, stderr, code = runAWS(t, bin, n.URL, id, secret, "lambda", "delete-function", "--function-name", "from-cli"); code != 0 {
+		t.Fatalf("delete-function: exit %d\nstderr: %s", code, stderr)
+	}
+	if _, stderr, code = runAWS(t, bin, n.URL, id, secret, "lambda", "get-function", "--function-name", "from-cli"); code == 0 || !strings.Contains(stderr, "ResourceNotFoundException") {
+		t.Fatalf("get-function after delete: exit %d\nstderr: %s", code, stderr)
+	}
 }

@@ -42,7 +42,7 @@ var rules = map[string][]string{
 	"nimbus/internal/series":                     {},
 	"nimbus/internal/ui":                         {},
 	"nimbus/internal/sigv4":                      {},
-	"nimbus/internal/lambdaapi":                  {"nimbus/internal/store", "nimbus/internal/function", "nimbus/internal/sigv4"},
+	"nimbus/internal/lambdaapi":                  {"nimbus/internal/store", "nimbus/internal/function", "nimbus/internal/sigv4", "nimbus/internal/archive"},
 	"nimbus/internal/autoscaler":                 {"nimbus/internal/function"},
 	"nimbus/internal/provider":                   {"nimbus/internal/driver", "nimbus/internal/function", "nimbus/internal/store"},
 	"nimbus/internal/provider/providertest":      {"nimbus/internal/provider", "nimbus/internal/function", "nimbus/internal/driver/drivertest"},
