@@ -38,9 +38,10 @@ type Lambda struct {
 	ARN string
 	// Timeout is the invocation's deadline (Lambda-Runtime-Deadline-Ms).
 	Timeout time.Duration
-	// Stuck is called when an invocation the handler took is abandoned
-	// (the caller went away or its deadline passed): the process is still
-	// working on it and must be replaced, as Lambda resets the sandbox.
+	// Stuck is called when an invocation the handler took passes its
+	// deadline unanswered: the process is still at it and must be
+	// replaced, as Lambda resets the sandbox. The API is closed first, so
+	// the instance takes no more invocations.
 	Stuck func()
 
 	prefix string
@@ -62,8 +63,7 @@ type invocation struct {
 	event    []byte
 	deadline time.Time
 	trace    string
-	client   string // Lambda-Runtime-Client-Context
-	identity string // Lambda-Runtime-Cognito-Identity
+	client   string // Lambda-Runtime-Client-Context, as the caller gave it
 	result   chan lambdaResult // buffered 1
 }
 
@@ -146,7 +146,6 @@ func (l *Lambda) RoundTrip(req *http.Request) (*http.Response, error) {
 			inv.client = string(b)
 		}
 	}
-	inv.identity = req.Header.Get("X-Amz-Cognito-Identity")
 	if err := l.InitError(); err != nil {
 		return lambdaError(http.StatusBadGateway, "Runtime.InitError", err.Error()).response(req), nil
 	}
@@ -160,17 +159,28 @@ func (l *Lambda) RoundTrip(req *http.Request) (*http.Response, error) {
 	select {
 	case r := <-inv.result:
 		return r.response(req), nil
+	case <-l.closed:
+		// Closed between handing the event over and its being taken as
+		// current: nothing else would answer it.
+		select {
+		case r := <-inv.result:
+			return r.response(req), nil
+		default:
+			return lambdaError(http.StatusBadGateway, "Runtime.ExitError", "the handler's process ended before it answered").response(req), nil
+		}
 	case <-req.Context().Done():
-		// The handler has the event and is still at it: Lambda resets
-		// the sandbox; here the instance is replaced.
-		l.mu.Lock()
-		if l.current == inv {
-			l.current = nil
+		if errors.Is(req.Context().Err(), context.DeadlineExceeded) {
+			// Past its deadline the handler is still at it: Lambda
+			// resets the sandbox; here the instance is replaced, and
+			// takes nothing more meanwhile.
+			l.Close()
+			if l.Stuck != nil {
+				l.Stuck()
+			}
 		}
-		l.mu.Unlock()
-		if l.Stuck != nil {
-			l.Stuck()
-		}
+		// A caller that went away leaves the handler to finish: its
+		// answer is taken (and dropped) when it comes, and the next
+		// invocation waits for it, as one at a time must.
 		return nil, req.Context().Err()
 	}
 }
@@ -270,9 +280,6 @@ func (l *Lambda) next(w http.ResponseWriter, r *http.Request) {
 	h.Set("Lambda-Runtime-Trace-Id", inv.trace)
 	if inv.client != "" {
 		h.Set("Lambda-Runtime-Client-Context", inv.client)
-	}
-	if inv.identity != "" {
-		h.Set("Lambda-Runtime-Cognito-Identity", inv.identity)
 	}
 	w.WriteHeader(http.StatusOK)
 	w.Write(inv.event)

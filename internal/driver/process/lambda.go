@@ -14,6 +14,10 @@ import (
 	"nimbus/internal/watchdog"
 )
 
+// stuckGrace is how long a handler that overran its deadline has to exit
+// after SIGTERM before it is killed.
+const stuckGrace = 2 * time.Second
+
 // LambdaRegion is the region a Lambda handler is told it runs in.
 const LambdaRegion = "us-east-1"
 
@@ -56,9 +60,15 @@ func startLambda(ctx context.Context, d *Driver, l *launch, spec driver.Spec) (*
 		return nil, err
 	}
 	inst.httpInstance = proc
-	// A handler still at an invocation its caller gave up on is replaced,
-	// as Lambda resets the sandbox after a timeout.
-	api.Stuck = func() { go proc.Stop(context.Background()) }
+	// A handler still at an invocation past its deadline is replaced, as
+	// Lambda resets the sandbox after a timeout: SIGTERM, then SIGKILL.
+	api.Stuck = func() {
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), stuckGrace)
+			defer cancel()
+			proc.Stop(ctx)
+		}()
+	}
 	switch err := watchdog.WaitLambdaReady(ctx, api, proc.done); {
 	case err == nil:
 	case errors.Is(err, watchdog.ErrExited):

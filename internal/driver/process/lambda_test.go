@@ -104,18 +104,35 @@ func TestLambdaHandler(t *testing.T) {
 	if resp, _, _ = call(context.Background(), `{"name":"again"}`); resp.StatusCode != 200 {
 		t.Fatalf("after an error: %d", resp.StatusCode)
 	}
-	// The caller goes away mid-invocation (no deadline of its own: the
-	// handler's is the function's timeout): the instance is replaced.
+	// A caller that goes away leaves the handler to finish: the instance
+	// stays, and the next invocation is answered after it.
 	ctx, cancel := context.WithCancel(context.Background())
-	time.AfterFunc(200*time.Millisecond, cancel)
-	_, _, err = call(ctx, `{"op":"sleep","ms":3000}`)
-	if err == nil {
+	time.AfterFunc(100*time.Millisecond, cancel)
+	if _, _, err = call(ctx, `{"op":"sleep","ms":500}`); err == nil {
 		t.Fatal("an abandoned invocation answered")
+	}
+	if resp, body, err := call(context.Background(), `{"name":"after"}`); err != nil || resp.StatusCode != 200 || !strings.Contains(body, `"hello":"after"`) {
+		t.Fatalf("after a caller went away: %v %v %s", err, resp, body)
+	}
+	select {
+	case <-inst.Done():
+		t.Fatal("a caller going away replaced the instance")
+	default:
+	}
+	// A handler still at it past its deadline is replaced.
+	ctx, cancel = context.WithTimeout(context.Background(), 300*time.Millisecond)
+	_, _, err = call(ctx, `{"op":"hang","ms":30000}`)
+	cancel()
+	if err == nil {
+		t.Fatal("an invocation past its deadline answered")
 	}
 	select {
 	case <-inst.Done():
 	case <-time.After(10 * time.Second):
-		t.Fatal("the instance still runs after its invocation was abandoned")
+		t.Fatal("the instance still runs after its invocation passed its deadline")
+	}
+	if resp, body, err := call(context.Background(), `{}`); err != nil || resp.StatusCode != 502 {
+		t.Fatalf("the replaced instance took another invocation: %v %v %s", err, resp, body)
 	}
 
 	// A panic: Lambda's error shape; the process ends.

@@ -42,6 +42,8 @@ func handle(ctx context.Context, e Event) (Reply, error) {
 		panic("asked to panic")
 	case "exit":
 		os.Exit(3)
+	case "hang": // past its deadline, ignoring it
+		time.Sleep(time.Duration(e.Ms) * time.Millisecond)
 	case "sleep":
 		select {
 		case <-time.After(time.Duration(e.Ms) * time.Millisecond):
