@@ -89,10 +89,13 @@ type fnScale struct {
 	st autoscaler.State
 	// localActive is when this gateway last saw load of its own; boost is
 	// what its last activation asked for, kept until boostUntil (a panic
-	// window, by when the decider has seen that load).
+	// window, by when the decider has seen that load); burst is what the
+	// activator's asks hold, until burstUntil (a tick after the last).
 	localActive time.Time
 	boost       int
 	boostUntil  time.Time
+	burst       int
+	burstUntil  time.Time
 	// asked is what this gateway last gave its provider.
 	asked, askedRev uint64
 	askedN          int
@@ -250,6 +253,9 @@ func (s *Scaler) ensureLocked(f *fnScale, now time.Time) {
 	if now.Before(f.boostUntil) {
 		n = max(n, f.boost)
 	}
+	if now.Before(f.burstUntil) {
+		n = max(n, f.burst)
+	}
 	n = min(n, f.spec.Max)
 	if n == f.askedN && f.rev == f.askedRev && f.asked > 0 {
 		return
@@ -361,20 +367,15 @@ func (s *Scaler) Burst(fn function.Function, want int) {
 		return
 	}
 	f.localActive = now
-	if !now.Before(f.boostUntil) {
-		f.boost = 0
+	if !now.Before(f.burstUntil) {
+		f.burst = 0
 	}
-	decided := share(s.desiredLocked(f), s.cluster.ID(), s.membersLocked(now))
-	f.boost = max(f.boost, autoscaler.Burst(f.spec, max(decided, 1), want))
-	f.boostUntil = latest(f.boostUntil, now.Add(min(s.o.Tick, f.spec.ZeroGrace)))
+	// What is held stays within the bound of the count decided now (which
+	// may have fallen since an earlier ask).
+	decided := max(share(s.desiredLocked(f), s.cluster.ID(), s.membersLocked(now)), 1)
+	f.burst = autoscaler.Burst(f.spec, decided, max(f.burst, want))
+	f.burstUntil = now.Add(min(s.o.Tick, f.spec.ZeroGrace))
 	s.ensureLocked(f, now)
-}
-
-func latest(a, b time.Time) time.Time {
-	if a.After(b) {
-		return a
-	}
-	return b
 }
 
 // recordLocked keeps a decision this gateway made before its echo comes.

@@ -220,4 +220,19 @@ func TestBurst(t *testing.T) {
 		t.Fatalf("a tick after the last ask, with no load: %d, want min 8", got)
 	}
 	s.Burst(function.Function{Name: "nope", Namespace: "default"}, 3) // unknown: ignored
+
+	// An activation's count is not carried on by bursts: once its window
+	// lapses, asks every 0.9 s hold only their own bound.
+	s.Activate(fn, 40)
+	if got := p.last().Replicas; got != 16 {
+		t.Fatalf("an activation for 40 at max 16: %d", got)
+	}
+	for range 10 {
+		now = now.Add(900 * time.Millisecond)
+		s.Burst(fn, 16)
+		s.Step(context.Background(), now)
+	}
+	if got := p.last().Replicas; got != 10 {
+		t.Fatalf("bursts after an activation's window: %d, want a quarter again the 8 decided", got)
+	}
 }
