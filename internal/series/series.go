@@ -18,7 +18,7 @@ import (
 const (
 	firstBucket  = 250 * time.Microsecond
 	bucketGrowth = 1.25
-	numBuckets   = 80 // up to about 14 minutes
+	numBuckets   = 80 // the last bound is about 3 hours
 )
 
 var bounds = func() [numBuckets]float64 {
@@ -42,10 +42,10 @@ type Point struct {
 	// P50 and P99 are latency percentiles in seconds (0 without calls).
 	P50 float64 `json:"p50"`
 	P99 float64 `json:"p99"`
-	// ColdStarts counts requests that waited for a start.
+	// ColdStarts counts the starts requests waited for.
 	ColdStarts int `json:"coldStarts"`
-	// Ready is the most replicas ready at once in the step; -1 when none
-	// was reported in it (the last known count holds).
+	// Ready is the most replicas ready at once in the step; a step with
+	// no report carries the last count reported before it.
 	Ready int `json:"ready"`
 }
 
@@ -125,6 +125,9 @@ func (f *Fn) slotLocked(now time.Time) *step {
 		f.steps = make([]step, f.n)
 	}
 	at := now.UnixNano() / int64(f.step)
+	if at < 0 {
+		at = 0 // before 1970: a clock this wrong lands in step 0
+	}
 	s := &f.steps[int(at%int64(f.n))]
 	if s.at != at {
 		*s = step{at: at}

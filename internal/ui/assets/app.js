@@ -9,6 +9,7 @@
   const main = document.getElementById('main');
   const nav = document.getElementById('nav');
   let leave = []; // what to stop when the page changes: timers, streams
+  let generation = 0; // bumped at each page change: work of an older page stops
 
   // ---- small helpers ----
 
@@ -82,11 +83,13 @@
   const fnPath = (ns, name, rest) => `/v1/functions/${encodeURIComponent(name)}${rest || ''}?${q({ namespace: ns })}`;
 
   function every(ms, f) {
+    const mine = generation;
     let stopped = false;
     let timer;
     const tick = async () => {
+      if (mine !== generation) return; // registered after its page was left
       try { await f(); } catch (e) { /* shown by f itself */ }
-      if (!stopped) timer = setTimeout(tick, ms);
+      if (!stopped && mine === generation) timer = setTimeout(tick, ms);
     };
     leave.push(() => { stopped = true; clearTimeout(timer); });
     return tick();
@@ -476,7 +479,9 @@
   }
 
   async function pageDeploy() {
+    const mine = generation;
     const info = await api('GET', '/v1/info');
+    if (mine !== generation) return; // the user went elsewhere meanwhile
     const i = {
       name: el('input', { type: 'text', required: true, autocomplete: 'off', spellcheck: 'false' }),
       namespace: el('input', { type: 'text', value: 'default', spellcheck: 'false' }),
@@ -605,7 +610,9 @@
       field('Body', i.body),
       el('p', {}, el('button', { type: 'submit' }, 'Invoke')));
     main.replaceChildren(el('h1', {}, 'Invoke'), form, out);
+    const mine = generation;
     const fns = await functionOptions(i.fn, ns && name ? `${ns}/${name}` : '');
+    if (mine !== generation) return;
     if (!fns.length) { formError(form, { message: 'No function to invoke yet: deploy one first.' }); return; }
     form.addEventListener('submit', async (ev) => {
       ev.preventDefault();
@@ -644,7 +651,8 @@
         if (ct.includes('json')) { try { text = JSON.stringify(JSON.parse(text), null, 2); } catch (e) { /* as sent */ } }
       }
       const callId = resp.headers.get('X-Call-Id') || '';
-      const url = URL.createObjectURL(blob);
+      // As bytes: a function's HTML must never open as a page of nimbus.
+      const url = URL.createObjectURL(new Blob([blob], { type: 'application/octet-stream' }));
       leave.push(() => URL.revokeObjectURL(url));
       out.replaceChildren(el('section', {},
         el('h2', {}, 'Response'),
@@ -661,6 +669,7 @@
   }
 
   async function pageCalls(arg) {
+    const mine = generation;
     let id = '';
     let params = new URLSearchParams();
     if (arg && arg.startsWith('?')) params = new URLSearchParams(arg.slice(1));
@@ -681,10 +690,12 @@
     if (id) {
       try {
         const c = await api('GET', `/v1/calls/${encodeURIComponent(id)}`);
+        if (mine !== generation) return;
         one.replaceChildren(el('dl', { class: 'kv card' }, Object.entries(c).map(([k, v]) => [el('dt', {}, k), el('dd', { class: 'mono' }, typeof v === 'object' ? JSON.stringify(v) : String(v))])));
       } catch (e) { formError(lookup, e.status === 404 ? { message: `No call ${id} is recorded (records appear a moment after a call ends and are kept a day).` } : e); }
     }
     const list = await api('GET', '/v1/functions');
+    if (mine !== generation) return;
     for (const v of (list.functions || [])) {
       const f = v.function;
       fnSel.append(el('option', { value: `${f.namespace}/${f.name}`, selected: params.get('function') === f.name && (params.get('namespace') || 'default') === f.namespace }, `${f.name} (${f.namespace})`));
@@ -695,6 +706,7 @@
       tbody.replaceChildren(...callRows(r.calls || []));
     };
     fnSel.addEventListener('change', load);
+    if (mine !== generation) return; // left while looking things up
     await every(5000, load);
   }
 
@@ -862,6 +874,7 @@
   function route() {
     for (const f of leave) f();
     leave = [];
+    generation++;
     const hash = location.hash || '#/functions';
     if (!token() && hash !== '#/signin') { location.hash = '#/signin'; return; }
     nav.hidden = !token();
@@ -871,8 +884,15 @@
     for (const [re, page] of routes) {
       const m = hash.match(re);
       if (!m) continue;
+      let args;
+      try {
+        args = m.slice(1).map((x) => (x === undefined ? x : decodeURIComponent(x)));
+      } catch (e) {
+        main.replaceChildren(el('h1', {}, 'Not found'), el('p', {}, 'The address is not well-formed: ', el('span', { class: 'mono' }, hash)));
+        return;
+      }
       main.replaceChildren();
-      Promise.resolve(page(...m.slice(1).map((x) => (x === undefined ? x : decodeURIComponent(x))))).catch((e) => {
+      Promise.resolve(page(...args)).catch((e) => {
         if (e.status === 401) return;
         main.append(el('p', { class: 'error', role: 'alert' }, e.message));
       });
