@@ -251,7 +251,8 @@ func TestAbortedClientReleasesSlot(t *testing.T) {
 	h.deploy(t, "one", func(f *function.Function) {
 		f.Scale.Max = 1
 		f.Scale.MaxConcurrency = 1
-		f.Timeout = function.Duration(3 * time.Second)
+		// Room for a cold start under the race detector on a busy machine.
+		f.Timeout = function.Duration(15 * time.Second)
 	})
 	for range 3 {
 		resp, err := http.Get(h.srv.URL + "/function/one/stream")

@@ -3,7 +3,6 @@ package e2e
 import (
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -18,10 +17,8 @@ func TestLambdaHandlerThroughNimbus(t *testing.T) {
 	n := start(t, dataDir(t))
 	dir := t.TempDir()
 	os.Chmod(dir, 0o755)
-	build := exec.Command("go", "build", "-o", filepath.Join(dir, "bootstrap"), "nimbus/internal/driver/drivertest/lambdafn")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build the handler: %v\n%s", err, out)
+	if err := os.WriteFile(filepath.Join(dir, "bootstrap"), lambdaHandler(t), 0o755); err != nil {
+		t.Fatal(err)
 	}
 	yaml := "name: hello-lambda\nprotocol: lambda\ncommand: ./bootstrap\ntimeout: 10s\nenv:\n  GREETING: hi\nasync:\n  maxRetries: 1\n  backoff: 20ms\n"
 	if err := os.WriteFile(filepath.Join(dir, "nimbus.yaml"), []byte(yaml), 0o644); err != nil {

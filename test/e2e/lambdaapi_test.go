@@ -3,10 +3,12 @@ package e2e
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -16,16 +18,45 @@ import (
 	"github.com/aws/smithy-go"
 )
 
-// deployLambda builds the test handler as bootstrap and deploys it as a
-// lambda function named name.
+var (
+	handlerOnce sync.Once
+	handlerBin  []byte
+	handlerErr  error
+)
+
+// lambdaHandler is the test handler (an unmodified aws-lambda-go
+// program), built once per test run.
+func lambdaHandler(t *testing.T) []byte {
+	t.Helper()
+	handlerOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "nimbus-e2e-lambda-")
+		if err != nil {
+			handlerErr = err
+			return
+		}
+		defer os.RemoveAll(dir)
+		build := exec.Command("go", "build", "-o", filepath.Join(dir, "bootstrap"), "nimbus/internal/driver/drivertest/lambdafn")
+		build.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := build.CombinedOutput(); err != nil {
+			handlerErr = fmt.Errorf("build the handler: %v\n%s", err, out)
+			return
+		}
+		handlerBin, handlerErr = os.ReadFile(filepath.Join(dir, "bootstrap"))
+	})
+	if handlerErr != nil {
+		t.Fatal(handlerErr)
+	}
+	return handlerBin
+}
+
+// deployLambda deploys the test handler as bootstrap, a lambda function
+// named name.
 func deployLambda(t *testing.T, n *nimbus, name string) {
 	t.Helper()
 	dir := t.TempDir()
 	os.Chmod(dir, 0o755)
-	build := exec.Command("go", "build", "-o", filepath.Join(dir, "bootstrap"), "nimbus/internal/driver/drivertest/lambdafn")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build the handler: %v\n%s", err, out)
+	if err := os.WriteFile(filepath.Join(dir, "bootstrap"), lambdaHandler(t), 0o755); err != nil {
+		t.Fatal(err)
 	}
 	yaml := "name: " + name + "\nprotocol: lambda\ncommand: ./bootstrap\ntimeout: 10s\n"
 	if err := os.WriteFile(filepath.Join(dir, "nimbus.yaml"), []byte(yaml), 0o644); err != nil {

@@ -4,9 +4,6 @@ import (
 	"archive/zip"
 	"bytes"
 	"context"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -19,16 +16,7 @@ import (
 // as a Lambda deployment package.
 func handlerZip(t *testing.T) []byte {
 	t.Helper()
-	dir := t.TempDir()
-	build := exec.Command("go", "build", "-o", filepath.Join(dir, "bootstrap"), "nimbus/internal/driver/drivertest/lambdafn")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build the handler: %v\n%s", err, out)
-	}
-	bin, err := os.ReadFile(filepath.Join(dir, "bootstrap"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	bin := lambdaHandler(t)
 	var b bytes.Buffer
 	zw := zip.NewWriter(&b)
 	h := &zip.FileHeader{Name: "bootstrap", Method: zip.Deflate}
