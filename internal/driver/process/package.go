@@ -133,11 +133,16 @@ func (ws *workspace) pkg(ctx context.Context, digest string, open func(context.C
 	}
 	ws.mu.Unlock()
 	u.once.Do(func() {
-		if open == nil {
-			u.err = errors.New("no package source")
-			return
+		var path string
+		var n int64
+		err := errors.New("no package source")
+		if open != nil {
+			path, n, err = ws.unpack(ctx, digest, open)
 		}
-		u.path, u.bytes, u.err = ws.unpack(ctx, digest, open)
+		// Under the lock: prune and Forget read them without the Once.
+		ws.mu.Lock()
+		u.path, u.bytes, u.err = path, n, err
+		ws.mu.Unlock()
 	})
 	if u.err != nil {
 		ws.mu.Lock()
