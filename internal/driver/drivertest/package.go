@@ -34,8 +34,11 @@ func Main(m *testing.M) {
 	os.Exit(code)
 }
 
-// Cleanup removes testfn's build (Main calls it).
+// Cleanup removes testfn's build, and lambdafn's (Main calls it).
 func Cleanup() {
+	if lambdaDir != "" {
+		os.RemoveAll(lambdaDir)
+	}
 	if buildDir != "" {
 		os.RemoveAll(buildDir)
 	}
@@ -48,9 +51,8 @@ func TestBinary(t *testing.T) string {
 	return binPath
 }
 
-// TestPackage builds testfn, and lambdafn as "bootstrap", and packs them as
-// a function package; it returns the package digest and a function that
-// serves its bytes.
+// TestPackage builds testfn and packs it as a function package; it returns
+// the package digest and a function that serves its bytes.
 func TestPackage(t *testing.T) (string, func(context.Context, string) (io.ReadCloser, error)) {
 	t.Helper()
 	buildOnce.Do(func() {
@@ -65,13 +67,6 @@ func TestPackage(t *testing.T) (string, func(context.Context, string) (io.ReadCl
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			buildErr = fmt.Errorf("build testfn: %v\n%s", err, out)
-			return
-		}
-		// Beside it, an unmodified Lambda handler, as provided.al2023 names it.
-		cmd = exec.Command("go", "build", "-o", filepath.Join(dir, "bootstrap"), "nimbus/internal/driver/drivertest/lambdafn")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("build lambdafn: %v\n%s", err, out)
 			return
 		}
 		var buf bytes.Buffer
@@ -111,4 +106,51 @@ func StateDir(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return state
+}
+
+var (
+	lambdaOnce   sync.Once
+	lambdaDir    string
+	lambdaBytes  []byte
+	lambdaDigest string
+	lambdaErr    error
+)
+
+// LambdaPackage builds lambdafn, an unmodified AWS Lambda handler, as
+// "bootstrap" (as provided.al2023 names it) and packs it as a function
+// package of its own; it returns the digest and a function that serves
+// its bytes.
+func LambdaPackage(t *testing.T) (string, func(context.Context, string) (io.ReadCloser, error)) {
+	t.Helper()
+	lambdaOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "lambdafn-")
+		if err != nil {
+			lambdaErr = err
+			return
+		}
+		lambdaDir = dir
+		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, "bootstrap"), "nimbus/internal/driver/drivertest/lambdafn")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			lambdaErr = fmt.Errorf("build lambdafn: %v\n%s", err, out)
+			return
+		}
+		var buf bytes.Buffer
+		if _, err := archive.Pack(dir, &buf); err != nil {
+			lambdaErr = err
+			return
+		}
+		lambdaBytes = buf.Bytes()
+		sum := sha256.Sum256(lambdaBytes)
+		lambdaDigest = "sha256:" + hex.EncodeToString(sum[:])
+	})
+	if lambdaErr != nil {
+		t.Fatal(lambdaErr)
+	}
+	return lambdaDigest, func(_ context.Context, d string) (io.ReadCloser, error) {
+		if d != lambdaDigest {
+			return nil, fmt.Errorf("no package %s", d)
+		}
+		return io.NopCloser(bytes.NewReader(lambdaBytes)), nil
+	}
 }

@@ -21,7 +21,7 @@ import (
 // out, Lambda's environment and context, errors and panics in Lambda's
 // shape, a timeout that replaces the instance, an exit at init.
 func TestLambdaHandler(t *testing.T) {
-	digest, open := drivertest.TestPackage(t)
+	digest, open := drivertest.LambdaPackage(t)
 	d := newDriver(t, drivertest.StateDir(t))
 	fn := function.Function{Name: "lam", Protocol: function.ProtocolLambda, Command: []string{"./bootstrap"}, Package: digest,
 		Env: map[string]string{"GREETING": "hi"}, Timeout: function.Duration(5 * time.Second)}.WithDefaults()
