@@ -82,13 +82,17 @@ func bareStdio(fnBin string) (time.Duration, error) {
 // does and the comparison with a bare fork+exec is about nimbus alone.
 type rawClient struct {
 	addr, req string
+	body      string
 	c         net.Conn
 	br        *bufio.Reader
 }
 
-func newRawClient(addr, path string) *rawClient {
-	return &rawClient{addr: addr, req: "POST " + path + " HTTP/1.1\r\nHost: " + addr +
-		"\r\nContent-Type: text/plain\r\nContent-Length: 6\r\n\r\nhello\n"}
+func newRawClient(addr, path string) *rawClient { return newRawClientBody(addr, path, "hello\n") }
+
+// newRawClientBody sends body, and expects it back.
+func newRawClientBody(addr, path, body string) *rawClient {
+	return &rawClient{addr: addr, body: body, req: "POST " + path + " HTTP/1.1\r\nHost: " + addr +
+		"\r\nContent-Type: text/plain\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n" + body}
 }
 
 // call times one request and checks the answer.
@@ -115,8 +119,8 @@ func (r *rawClient) call() (time.Duration, error) {
 	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	took := time.Since(t0)
-	if resp.StatusCode != 200 || string(b) != "hello\n" {
-		return 0, fmt.Errorf("stdio call: %d %q", resp.StatusCode, b)
+	if resp.StatusCode != 200 || string(b) != r.body {
+		return 0, fmt.Errorf("call: %d %q", resp.StatusCode, b)
 	}
 	return took, nil
 }

@@ -71,6 +71,7 @@ type report struct {
 	Cold       map[string]latency `json:"cold_start"`
 	Stdio      map[string]latency `json:"stdio"`
 	Async      *asyncResult       `json:"async,omitempty"`
+	Lambda     *lambdaReport      `json:"lambda,omitempty"`
 	Targets    []target           `json:"targets"`
 }
 
@@ -267,6 +268,11 @@ func run(rounds int, dur, warm time.Duration, coldRuns, stdioRuns int, out strin
 	rep.Stdio["nimbus"] = summarize(ns)
 	rep.Stdio["bare fork+exec"] = summarize(bs)
 
+	fmt.Fprintln(os.Stderr, "lambda…")
+	if rep.Lambda, err = benchLambda(nb, tmp, direct, coldRuns, stdioRuns); err != nil {
+		return err
+	}
+
 	fmt.Fprintln(os.Stderr, "async…")
 	ar, err := benchAsync(nb, fnBin, 32, asyncCalls)
 	if err != nil {
@@ -403,6 +409,13 @@ func targets(r report) []target {
 		out = append(out, target{"async accepted-and-executed/s at c=32", fmt.Sprintf("%.0f/s, %d lost", a.ExecutePerSec, a.Lost),
 			"≥ 2,000/s, 0 lost", a.ExecutePerSec >= 2000 && a.Lost == 0})
 	}
+	if l := r.Lambda; l != nil {
+		addedHTTP, addedLambda := l.HTTP.P50-l.Direct.P50, l.Lambda.P50-l.Direct.P50
+		ratio := float64(addedLambda) / float64(max(addedHTTP, 1))
+		out = append(out,
+			target{"Runtime API added p50 ÷ http's, c=1", fmt.Sprintf("%.2f", ratio), "≤ 1.5", ratio <= 1.5},
+			target{"lambda cold start p50 (bare: " + ms(coldB.P50) + ")", ms(l.Cold.P50), "≤ bare + 3 ms", l.Cold.P50 <= coldB.P50+3*time.Millisecond})
+	}
 	if dc, ok := r.Cold["nimbus, container"]; ok {
 		out = append(out, target{"container cold start p50", ms(dc.P50), "≤ 700 ms", dc.P50 <= 700*time.Millisecond})
 		d32, dd := get("nimbus→container", 32), get("container", 32)
@@ -442,6 +455,12 @@ func printReport(r report) {
 	if a := r.Async; a != nil {
 		fmt.Printf("\nasync at c=32 (durable, synced writes): %d accepted (%.0f/s), %d executed, %.0f accepted-and-executed/s, %d dead letters, %d lost\n",
 			a.Accepted, a.AcceptPerSec, a.Executed, a.ExecutePerSec, a.DeadLetters, a.Lost)
+	}
+	if l := r.Lambda; l != nil {
+		fmt.Printf("\nlambda (interleaved, one at a time, %d calls each): p50 direct %s µs, nimbus http %s µs, nimbus lambda (Runtime API) %s µs; cold start p50 %.2f ms\n",
+			l.Calls, us(l.Direct.P50), us(l.HTTP.P50), us(l.Lambda.P50), float64(l.Cold.P50)/1e6)
+		fmt.Printf("CPU in nimbus per call of the lambda function: %s µs by the Lambda Invoke API (SigV4 included), %s µs by /function/\n",
+			us(l.InvokeCPU), us(l.PlainCPU))
 	}
 	fmt.Printf("\n%-46s %12s %16s %s\n", "target", "measured", "goal", "")
 	for _, t := range r.Targets {

@@ -55,16 +55,21 @@ func startNimbus(bin, dataDir string, env []string) (*nimbusProc, error) {
 
 // deployFn packs the fn binary and deploys it under name with mod applied.
 func (n *nimbusProc) deployFn(fnBin, name string, mod func(*function.Function)) error {
+	return n.deployFile(fnBin, "fn", name, mod)
+}
+
+// deployFile deploys a package holding bin as file (./fn or ./bootstrap).
+func (n *nimbusProc) deployFile(bin, file, name string, mod func(*function.Function)) error {
 	dir, err := os.MkdirTemp("", "bench-pkg-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	b, err := os.ReadFile(fnBin)
+	b, err := os.ReadFile(bin)
 	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(dir, "fn"), b, 0o755); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, file), b, 0o755); err != nil {
 		return err
 	}
 	var pkg bytes.Buffer

@@ -1,0 +1,144 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
+
+	"nimbus/internal/function"
+)
+
+// lambdaReport is the Lambda protocol's and API's figures: warm calls of
+// a trivial handler through the Runtime API beside the http protocol and
+// the direct call (interleaved, one at a time), cold starts, and the CPU
+// nimbus spends per signed Invoke beside a plain call of the same
+// function.
+type lambdaReport struct {
+	Direct, HTTP, Lambda latency
+	Cold                 latency
+	InvokeCPU, PlainCPU  time.Duration
+	Calls                int
+}
+
+// lambdaEvent is the event sent, a JSON string, which the handler answers.
+const lambdaEvent = `"hello"`
+
+func benchLambda(nb *nimbusProc, tmp, direct string, coldRuns, runs int) (*lambdaReport, error) {
+	bin := filepath.Join(tmp, "bootstrap")
+	cmd := exec.Command("go", "build", "-o", bin, "nimbus/bench/lambdafn")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("build nimbus/bench/lambdafn: %v\n%s", err, b)
+	}
+	deploy := func(name string, mod func(*function.Function)) error {
+		return nb.deployFile(bin, "bootstrap", name, func(f *function.Function) {
+			f.Protocol, f.Command = function.ProtocolLambda, []string{"./bootstrap"}
+			mod(f)
+		})
+	}
+	if err := deploy("bench-lambda", func(f *function.Function) { f.Scale.Min, f.Scale.Max = 1, 1 }); err != nil {
+		return nil, err
+	}
+	addr := strings.TrimPrefix(nb.url, "http://")
+	lc := newRawClientBody(addr, "/function/bench-lambda", lambdaEvent)
+	if err := retry(30*time.Second, func() error { _, err := lc.call(); return err }); err != nil {
+		return nil, err
+	}
+	dc := newRawClient(strings.TrimSuffix(strings.TrimPrefix(direct, "http://"), "/"), "/")
+	hc := newRawClient(addr, "/function/bench")
+	var ds, hs, ls []time.Duration
+	for range runs { // interleaved, so all three see the same machine
+		for _, c := range []struct {
+			rc  *rawClient
+			out *[]time.Duration
+		}{{dc, &ds}, {hc, &hs}, {lc, &ls}} {
+			d, err := c.rc.call()
+			if err != nil {
+				return nil, err
+			}
+			*c.out = append(*c.out, d)
+		}
+	}
+	r := &lambdaReport{Direct: summarize(ds), HTTP: summarize(hs), Lambda: summarize(ls), Calls: runs}
+
+	if err := deploy("cold-lambda", func(f *function.Function) { f.Scale.IdleTimeout = function.Duration(100 * time.Millisecond) }); err != nil {
+		return nil, err
+	}
+	cl := newRawClientBody(addr, "/function/cold-lambda", lambdaEvent)
+	if err := retry(30*time.Second, func() error { _, err := cl.call(); return err }); err != nil { // unpacks the package once
+		return nil, err
+	}
+	cl.c.Close()
+	cold, err := series(coldRuns, func() (time.Duration, error) {
+		if err := nb.waitInstances("cold-lambda", 0, 10*time.Second); err != nil {
+			return 0, err
+		}
+		c := newRawClientBody(addr, "/function/cold-lambda", lambdaEvent)
+		d, err := c.call()
+		if c.c != nil {
+			c.c.Close()
+		}
+		return d, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	r.Cold = summarize(cold)
+
+	// The CPU of a signed Invoke (SigV4, the key's lookup, the API) beside
+	// a plain call of the same function, sequential, measured on nimbus.
+	ctx := context.Background()
+	key, err := nb.client.CreateKey(ctx, []string{"default"}, "bench")
+	if err != nil {
+		return nil, err
+	}
+	sdk := lambda.New(lambda.Options{Region: "us-east-1", BaseEndpoint: aws.String(nb.url), RetryMaxAttempts: 1,
+		Credentials: aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
+			return aws.Credentials{AccessKeyID: key.ID, SecretAccessKey: key.Secret}, nil
+		})})
+	invoke := func() error {
+		out, err := sdk.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String("bench-lambda"), Payload: []byte(lambdaEvent)})
+		if err == nil && (out.StatusCode != 200 || string(out.Payload) != lambdaEvent) {
+			err = fmt.Errorf("invoke: %d %s", out.StatusCode, out.Payload)
+		}
+		return err
+	}
+	if err := invoke(); err != nil { // warm the client's connection
+		return nil, err
+	}
+	pid := nb.cmd.Process.Pid
+	c0 := cpuTime(pid)
+	for range runs {
+		if err := invoke(); err != nil {
+			return nil, err
+		}
+	}
+	c1 := cpuTime(pid)
+	for range runs {
+		if _, err := lc.call(); err != nil {
+			return nil, err
+		}
+	}
+	c2 := cpuTime(pid)
+	r.InvokeCPU, r.PlainCPU = (c1-c0)/time.Duration(runs), (c2-c1)/time.Duration(runs)
+	return r, nil
+}
+
+// retry calls f until it succeeds or within passes.
+func retry(within time.Duration, f func() error) error {
+	deadline := time.Now().Add(within)
+	for {
+		err := f()
+		if err == nil || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
