@@ -60,8 +60,9 @@ const (
 	annCodeSize    = "nimbus.dev/lambda.code-size"
 )
 
-// lambdaEnvNames are set by nimbus; a function's own env does not carry
-// them back to Lambda's view.
+// configOf is Lambda's description of a function, as key names it. The
+// handler is kept in the function's env as _HANDLER (Lambda's name for
+// it); it is not listed among the variables.
 func configOf(key store.AccessKey, rec store.Record) FunctionConfiguration {
 	fn := rec.Function
 	memory := 128
