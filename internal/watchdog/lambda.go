@@ -63,7 +63,7 @@ type invocation struct {
 	event    []byte
 	deadline time.Time
 	trace    string
-	client   string // Lambda-Runtime-Client-Context, as the caller gave it
+	client   string            // Lambda-Runtime-Client-Context, as the caller gave it
 	result   chan lambdaResult // buffered 1
 }
 
