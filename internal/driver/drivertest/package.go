@@ -16,14 +16,55 @@ import (
 	"nimbus/internal/archive"
 )
 
+// built is a program built once per test process and packed alone as a
+// function package.
+type built struct {
+	pkg, file string // the Go package, and the file name it is built as
+	once      sync.Once
+	dir       string
+	bytes     []byte
+	digest    string
+	err       error
+}
+
 var (
-	buildOnce sync.Once
-	buildDir  string
-	binPath   string
-	pkgBytes  []byte
-	pkgDigest string
-	buildErr  error
+	testfn   = &built{pkg: "nimbus/internal/driver/drivertest/testfn", file: "testfn"}
+	lambdafn = &built{pkg: "nimbus/internal/driver/drivertest/lambdafn", file: "bootstrap"}
 )
+
+// get builds and packs b once, and returns its digest and a function that
+// serves its bytes.
+func (b *built) get(t *testing.T) (string, func(context.Context, string) (io.ReadCloser, error)) {
+	t.Helper()
+	b.once.Do(func() {
+		b.dir, b.err = os.MkdirTemp("", b.file+"-")
+		if b.err != nil {
+			return
+		}
+		cmd := exec.Command("go", "build", "-o", filepath.Join(b.dir, b.file), b.pkg)
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			b.err = fmt.Errorf("build %s: %v\n%s", b.pkg, err, out)
+			return
+		}
+		var buf bytes.Buffer
+		if _, b.err = archive.Pack(b.dir, &buf); b.err != nil {
+			return
+		}
+		b.bytes = buf.Bytes()
+		sum := sha256.Sum256(b.bytes)
+		b.digest = "sha256:" + hex.EncodeToString(sum[:])
+	})
+	if b.err != nil {
+		t.Fatal(b.err)
+	}
+	return b.digest, func(_ context.Context, d string) (io.ReadCloser, error) {
+		if d != b.digest {
+			return nil, fmt.Errorf("no package %s", d)
+		}
+		return io.NopCloser(bytes.NewReader(b.bytes)), nil
+	}
+}
 
 // Main runs a package's tests and then removes testfn's build: a package
 // whose tests use TestPackage or TestBinary calls it from its TestMain, so
@@ -34,59 +75,35 @@ func Main(m *testing.M) {
 	os.Exit(code)
 }
 
-// Cleanup removes testfn's build, and lambdafn's (Main calls it).
+// Cleanup removes the builds of testfn and lambdafn (Main calls it).
 func Cleanup() {
-	if lambdaDir != "" {
-		os.RemoveAll(lambdaDir)
-	}
-	if buildDir != "" {
-		os.RemoveAll(buildDir)
+	for _, b := range []*built{testfn, lambdafn} {
+		if b.dir != "" {
+			os.RemoveAll(b.dir)
+		}
 	}
 }
 
 // TestBinary builds testfn (once per test process) and returns its path.
 func TestBinary(t *testing.T) string {
 	t.Helper()
-	TestPackage(t)
-	return binPath
+	testfn.get(t)
+	return filepath.Join(testfn.dir, testfn.file)
 }
 
 // TestPackage builds testfn and packs it as a function package; it returns
 // the package digest and a function that serves its bytes.
 func TestPackage(t *testing.T) (string, func(context.Context, string) (io.ReadCloser, error)) {
 	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "testfn-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		buildDir = dir
-		binPath = filepath.Join(dir, "testfn") // removed by Main when the package's tests end
-		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, "testfn"), "nimbus/internal/driver/drivertest/testfn")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("build testfn: %v\n%s", err, out)
-			return
-		}
-		var buf bytes.Buffer
-		if _, err := archive.Pack(dir, &buf); err != nil {
-			buildErr = err
-			return
-		}
-		pkgBytes = buf.Bytes()
-		sum := sha256.Sum256(pkgBytes)
-		pkgDigest = "sha256:" + hex.EncodeToString(sum[:])
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return pkgDigest, func(_ context.Context, d string) (io.ReadCloser, error) {
-		if d != pkgDigest {
-			return nil, fmt.Errorf("no package %s", d)
-		}
-		return io.NopCloser(bytes.NewReader(pkgBytes)), nil
-	}
+	return testfn.get(t)
+}
+
+// LambdaPackage builds lambdafn, an unmodified AWS Lambda handler, as
+// "bootstrap" (as provided.al2023 names it) and packs it as a function
+// package of its own, as TestPackage does testfn.
+func LambdaPackage(t *testing.T) (string, func(context.Context, string) (io.ReadCloser, error)) {
+	t.Helper()
+	return lambdafn.get(t)
 }
 
 // StateDir is a temporary directory for a driver's state whose every
@@ -106,51 +123,4 @@ func StateDir(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return state
-}
-
-var (
-	lambdaOnce   sync.Once
-	lambdaDir    string
-	lambdaBytes  []byte
-	lambdaDigest string
-	lambdaErr    error
-)
-
-// LambdaPackage builds lambdafn, an unmodified AWS Lambda handler, as
-// "bootstrap" (as provided.al2023 names it) and packs it as a function
-// package of its own; it returns the digest and a function that serves
-// its bytes.
-func LambdaPackage(t *testing.T) (string, func(context.Context, string) (io.ReadCloser, error)) {
-	t.Helper()
-	lambdaOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "lambdafn-")
-		if err != nil {
-			lambdaErr = err
-			return
-		}
-		lambdaDir = dir
-		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, "bootstrap"), "nimbus/internal/driver/drivertest/lambdafn")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			lambdaErr = fmt.Errorf("build lambdafn: %v\n%s", err, out)
-			return
-		}
-		var buf bytes.Buffer
-		if _, err := archive.Pack(dir, &buf); err != nil {
-			lambdaErr = err
-			return
-		}
-		lambdaBytes = buf.Bytes()
-		sum := sha256.Sum256(lambdaBytes)
-		lambdaDigest = "sha256:" + hex.EncodeToString(sum[:])
-	})
-	if lambdaErr != nil {
-		t.Fatal(lambdaErr)
-	}
-	return lambdaDigest, func(_ context.Context, d string) (io.ReadCloser, error) {
-		if d != lambdaDigest {
-			return nil, fmt.Errorf("no package %s", d)
-		}
-		return io.NopCloser(bytes.NewReader(lambdaBytes)), nil
-	}
 }
