@@ -9,6 +9,7 @@ package function
 
 import (
 	"fmt"
+	"path"
 	"regexp"
 	"sort"
 	"strings"
@@ -506,4 +507,42 @@ func validateEnv(env map[string]string) error {
 		return fieldErr("env", "is %d bytes: at most %d are allowed", size, maxEnvBytes)
 	}
 	return nil
+}
+
+// DefaultLambdaMemoryMiB is the memory a lambda function reports when its
+// limits give none, as Lambda's default.
+const DefaultLambdaMemoryMiB = 128
+
+// LambdaMemoryMiB is the memory size a lambda function reports
+// (AWS_LAMBDA_FUNCTION_MEMORY_SIZE, MemorySize): limits.memory in MiB, or
+// DefaultLambdaMemoryMiB.
+func (f Function) LambdaMemoryMiB() int64 {
+	if b, err := ParseMemory(f.Limits.Memory); f.Limits.Memory != "" && err == nil {
+		return max(b>>20, 1)
+	}
+	return DefaultLambdaMemoryMiB
+}
+
+// LambdaHandler is a lambda function's handler (_HANDLER, Handler): its
+// _HANDLER env if set, else its command's file name.
+func (f Function) LambdaHandler() string {
+	if h := f.Env["_HANDLER"]; h != "" {
+		return h
+	}
+	if len(f.Command) == 0 {
+		return ""
+	}
+	return path.Base(f.Command[0])
+}
+
+// The region and account a lambda function answers to in ARNs, on the
+// Runtime API and the Lambda API alike.
+const (
+	LambdaRegion  = "us-east-1"
+	LambdaAccount = "000000000000"
+)
+
+// LambdaARN is the ARN of the Lambda function named name.
+func LambdaARN(name string) string {
+	return "arn:aws:lambda:" + LambdaRegion + ":" + LambdaAccount + ":function:" + name
 }

@@ -219,3 +219,14 @@ func TestLambdaProtocol(t *testing.T) {
 		}
 	}
 }
+
+func TestLambdaMemoryAndHandler(t *testing.T) {
+	f := Function{Command: []string{"./bin/bootstrap"}}
+	if f.LambdaMemoryMiB() != DefaultLambdaMemoryMiB || f.LambdaHandler() != "bootstrap" {
+		t.Fatalf("defaults: %d %q", f.LambdaMemoryMiB(), f.LambdaHandler())
+	}
+	f.Limits.Memory, f.Env = "512Mi", map[string]string{"_HANDLER": "index.handler"}
+	if f.LambdaMemoryMiB() != 512 || f.LambdaHandler() != "index.handler" {
+		t.Fatalf("set: %d %q", f.LambdaMemoryMiB(), f.LambdaHandler())
+	}
+}

@@ -65,16 +65,6 @@ const (
 // it); it is not listed among the variables.
 func configOf(key store.AccessKey, rec store.Record) FunctionConfiguration {
 	fn := rec.Function
-	memory := 128
-	if fn.Limits.Memory != "" {
-		if b, err := function.ParseMemory(fn.Limits.Memory); err == nil {
-			memory = int(b >> 20)
-		}
-	}
-	handler := fn.Env["_HANDLER"]
-	if handler == "" && len(fn.Command) > 0 {
-		handler = strings.TrimPrefix(fn.Command[0], "./")
-	}
 	vars := map[string]string{}
 	for k, v := range fn.Env {
 		if k != "_HANDLER" {
@@ -88,8 +78,8 @@ func configOf(key store.AccessKey, rec store.Record) FunctionConfiguration {
 	}
 	return FunctionConfiguration{
 		FunctionName: LambdaName(key, fn.Namespace, fn.Name), FunctionArn: ARN(key, fn.Namespace, fn.Name),
-		Runtime: rt, Role: fn.Annotations[annRole], Handler: handler, CodeSize: size, CodeSha256: fn.Annotations[annCodeSha256],
-		Description: fn.Annotations[annDescription], Timeout: int(time.Duration(fn.Timeout).Seconds()), MemorySize: memory,
+		Runtime: rt, Role: fn.Annotations[annRole], Handler: fn.LambdaHandler(), CodeSize: size, CodeSha256: fn.Annotations[annCodeSha256],
+		Description: fn.Annotations[annDescription], Timeout: int(time.Duration(fn.Timeout).Seconds()), MemorySize: int(fn.LambdaMemoryMiB()),
 		LastModified: rec.Updated.UTC().Format("2006-01-02T15:04:05.000+0000"), Version: "$LATEST",
 		Environment: &Environment{Variables: vars}, PackageType: "Zip", State: "Active", LastUpdate: "Successful",
 		Architectures: []string{"x86_64"},

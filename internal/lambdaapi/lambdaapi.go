@@ -35,12 +35,6 @@ import (
 // Prefix is the API's path prefix.
 const Prefix = "/2015-03-31/"
 
-// Region and Account are what nimbus answers to in ARNs.
-const (
-	Region  = "us-east-1"
-	Account = "000000000000"
-)
-
 // MaxPayload bounds a synchronous invocation's payload, as Lambda (6 MB).
 const MaxPayload = 6 << 20
 
@@ -200,7 +194,7 @@ func resolve(key store.AccessKey, name string) (ns, fn, qualifier string, err *a
 
 // ARN is a function's ARN as this API names it for key.
 func ARN(key store.AccessKey, ns, name string) string {
-	return "arn:aws:lambda:" + Region + ":" + Account + ":function:" + LambdaName(key, ns, name)
+	return function.LambdaARN(LambdaName(key, ns, name))
 }
 
 // LambdaName is a nimbus function's Lambda name for key.

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"path"
 	"strconv"
 	"time"
 
@@ -17,15 +16,6 @@ import (
 // stuckGrace is how long a handler that overran its deadline has to exit
 // after SIGTERM before it is killed.
 const stuckGrace = 2 * time.Second
-
-// LambdaRegion is the region a Lambda handler is told it runs in.
-const LambdaRegion = "us-east-1"
-
-// LambdaARN is the ARN a function answers to, with nimbus's account
-// (twelve zeros).
-func LambdaARN(region, name string) string {
-	return "arn:aws:lambda:" + region + ":000000000000:function:" + name
-}
 
 // lambdaInstance is a handler process that speaks the Lambda Runtime API
 // to a watchdog.Lambda, which is its transport.
@@ -49,7 +39,7 @@ func (i *lambdaInstance) Stop(ctx context.Context) error {
 // waits until it asks for its first invocation.
 func startLambda(ctx context.Context, d *Driver, l *launch, spec driver.Spec) (*lambdaInstance, error) {
 	fn := spec.Function
-	api, err := watchdog.NewLambda(LambdaARN(LambdaRegion, fn.Name), time.Duration(fn.Timeout))
+	api, err := watchdog.NewLambda(function.LambdaARN(fn.Name), time.Duration(fn.Timeout))
 	if err != nil {
 		return nil, fmt.Errorf("%w: the Runtime API: %w", driver.ErrStartFailed, err)
 	}
@@ -85,30 +75,20 @@ func startLambda(ctx context.Context, d *Driver, l *launch, spec driver.Spec) (*
 // lambdaEnv is what Lambda sets for a handler; a function's own env cannot
 // change these (they come last).
 func lambdaEnv(fn function.Function, revision uint64, l *launch, runtimeAPI string) []string {
-	memory := int64(128)
-	if fn.Limits.Memory != "" {
-		if b, err := function.ParseMemory(fn.Limits.Memory); err == nil {
-			memory = max(b>>20, 1)
-		}
-	}
-	handler := fn.Env["_HANDLER"]
-	if handler == "" {
-		handler = path.Base(fn.Command[0])
-	}
 	return []string{
 		"AWS_LAMBDA_RUNTIME_API=" + runtimeAPI,
 		"AWS_LAMBDA_FUNCTION_NAME=" + fn.Name,
 		"AWS_LAMBDA_FUNCTION_VERSION=$LATEST",
-		"AWS_LAMBDA_FUNCTION_MEMORY_SIZE=" + strconv.FormatInt(memory, 10),
+		"AWS_LAMBDA_FUNCTION_MEMORY_SIZE=" + strconv.FormatInt(fn.LambdaMemoryMiB(), 10),
 		"AWS_LAMBDA_LOG_GROUP_NAME=/aws/lambda/" + fn.Name,
 		"AWS_LAMBDA_LOG_STREAM_NAME=" + l.id,
 		"AWS_LAMBDA_INITIALIZATION_TYPE=on-demand",
-		"AWS_REGION=" + LambdaRegion,
-		"AWS_DEFAULT_REGION=" + LambdaRegion,
+		"AWS_REGION=" + function.LambdaRegion,
+		"AWS_DEFAULT_REGION=" + function.LambdaRegion,
 		"AWS_EXECUTION_ENV=AWS_Lambda_nimbus",
 		"LAMBDA_TASK_ROOT=" + l.dir,
 		"LAMBDA_RUNTIME_DIR=" + l.dir,
-		"_HANDLER=" + handler,
+		"_HANDLER=" + fn.LambdaHandler(),
 		"NIMBUS_FUNCTION_REVISION=" + strconv.FormatUint(revision, 10),
 	}
 }
