@@ -344,21 +344,18 @@ func errorMessage(body []byte, typ string) string {
 	return "no reason given"
 }
 
-// ErrLambdaInit is wrapped by a start that failed in the handler's init.
-var ErrLambdaInit = errors.New("lambda init failed")
-
 // WaitLambdaReady waits until the handler asks for its first invocation,
 // reports an init error, or exited (done closed), or ctx ends.
 func WaitLambdaReady(ctx context.Context, l *Lambda, exited <-chan struct{}) error {
 	select {
 	case <-l.Ready():
 		if err := l.InitError(); err != nil {
-			return fmt.Errorf("%w: %w", ErrLambdaInit, err)
+			return err
 		}
 		return nil
 	case <-exited:
 		if err := l.InitError(); err != nil {
-			return fmt.Errorf("%w: %w", ErrLambdaInit, err)
+			return err
 		}
 		return ErrExited
 	case <-ctx.Done():
