@@ -12,6 +12,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"strconv"
 	"time"
 
 	"nimbus/internal/function"
@@ -83,4 +84,27 @@ type Driver interface {
 	Reap(ctx context.Context) error
 	// Close stops every instance this driver started.
 	Close(ctx context.Context) error
+}
+
+// LambdaEnv is the environment Lambda documents for a handler of fn: the
+// Runtime API's address, the function's name, version and memory, its log
+// stream (the instance), the task root its code is in and the region. A
+// driver sets these after the function's own env, which cannot change them.
+func LambdaEnv(fn function.Function, revision uint64, instance, taskRoot, runtimeDir, runtimeAPI string) []string {
+	return []string{
+		"AWS_LAMBDA_RUNTIME_API=" + runtimeAPI,
+		"AWS_LAMBDA_FUNCTION_NAME=" + fn.Name,
+		"AWS_LAMBDA_FUNCTION_VERSION=$LATEST",
+		"AWS_LAMBDA_FUNCTION_MEMORY_SIZE=" + strconv.FormatInt(fn.LambdaMemoryMiB(), 10),
+		"AWS_LAMBDA_LOG_GROUP_NAME=/aws/lambda/" + fn.Name,
+		"AWS_LAMBDA_LOG_STREAM_NAME=" + instance,
+		"AWS_LAMBDA_INITIALIZATION_TYPE=on-demand",
+		"AWS_REGION=" + function.LambdaRegion,
+		"AWS_DEFAULT_REGION=" + function.LambdaRegion,
+		"AWS_EXECUTION_ENV=AWS_Lambda_nimbus",
+		"LAMBDA_TASK_ROOT=" + taskRoot,
+		"LAMBDA_RUNTIME_DIR=" + runtimeDir,
+		"_HANDLER=" + fn.LambdaHandler(),
+		"NIMBUS_FUNCTION_REVISION=" + strconv.FormatUint(revision, 10),
+	}
 }

@@ -301,9 +301,6 @@ func (f Function) Validate() error {
 	switch f.Protocol {
 	case ProtocolHTTP, ProtocolStdio:
 	case ProtocolLambda:
-		if f.Runtime != RuntimeProcess {
-			return fieldErr("protocol", "%q runs on runtime %q so far: set runtime: %s", ProtocolLambda, RuntimeProcess, RuntimeProcess)
-		}
 		if f.Scale.MaxConcurrency > 1 {
 			return fieldErr("scale.maxConcurrency", "%d: a %q instance takes one invocation at a time, as Lambda: use 1", f.Scale.MaxConcurrency, ProtocolLambda)
 		}

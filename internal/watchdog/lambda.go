@@ -76,7 +76,13 @@ type lambdaResult struct {
 // NewLambda listens on a loopback port; RuntimeAPI is what the handler's
 // AWS_LAMBDA_RUNTIME_API must be.
 func NewLambda(arn string, timeout time.Duration) (*Lambda, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	return NewLambdaOn("127.0.0.1", arn, timeout)
+}
+
+// NewLambdaOn listens on a port of host: an address the handler reaches
+// (a container reaches its bridge network's gateway).
+func NewLambdaOn(host, arn string, timeout time.Duration) (*Lambda, error) {
+	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
 	if err != nil {
 		return nil, err
 	}

@@ -3,6 +3,7 @@ package e2e
 import (
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -12,15 +13,40 @@ import (
 // TestLambdaHandlerThroughNimbus deploys an unmodified aws-lambda-go handler
 // (built as bootstrap) with protocol lambda and calls it through the
 // binary, synchronously and asynchronously; a handler error is a 500 in
-// Lambda's shape, retried, then a dead letter.
+// Lambda's shape, retried, then a dead letter. It runs as a process from a
+// package, and in a container from an image whose entrypoint is the
+// bootstrap, as a Lambda container image.
 func TestLambdaHandlerThroughNimbus(t *testing.T) {
+	const common = "protocol: lambda\ntimeout: 10s\nenv:\n  GREETING: hi\nasync:\n  maxRetries: 1\n  backoff: 20ms\n"
+	t.Run("process", func(t *testing.T) {
+		dir := t.TempDir()
+		os.Chmod(dir, 0o755)
+		if err := os.WriteFile(filepath.Join(dir, "bootstrap"), lambdaHandler(t), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		testLambdaThroughNimbus(t, dir, "name: hello-lambda\ncommand: ./bootstrap\n"+common)
+	})
+	t.Run("docker", func(t *testing.T) {
+		needDocker(t)
+		ctx := t.TempDir()
+		if err := os.WriteFile(filepath.Join(ctx, "bootstrap"), lambdaHandler(t), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		df := "FROM scratch\nCOPY bootstrap /var/runtime/bootstrap\nENTRYPOINT [\"/var/runtime/bootstrap\"]\n"
+		if err := os.WriteFile(filepath.Join(ctx, "Dockerfile"), []byte(df), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		const image = "nimbus-e2e/lambda:local"
+		if b, err := exec.Command("docker", "build", "-q", "-t", image, ctx).CombinedOutput(); err != nil {
+			t.Fatalf("docker build: %v\n%s", err, b)
+		}
+		dir := t.TempDir()
+		testLambdaThroughNimbus(t, dir, "name: hello-lambda\nruntime: docker\nimage: "+image+"\n"+common)
+	})
+}
+
+func testLambdaThroughNimbus(t *testing.T, dir, yaml string) {
 	n := start(t, dataDir(t))
-	dir := t.TempDir()
-	os.Chmod(dir, 0o755)
-	if err := os.WriteFile(filepath.Join(dir, "bootstrap"), lambdaHandler(t), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	yaml := "name: hello-lambda\nprotocol: lambda\ncommand: ./bootstrap\ntimeout: 10s\nenv:\n  GREETING: hi\nasync:\n  maxRetries: 1\n  backoff: 20ms\n"
 	if err := os.WriteFile(filepath.Join(dir, "nimbus.yaml"), []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
 	}

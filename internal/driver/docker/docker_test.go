@@ -2,6 +2,7 @@ package docker
 
 import (
 	"context"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,6 +21,11 @@ import (
 // TestImage is the image the conformance suite runs: nimbus's watchdog as
 // the entrypoint in front of drivertest's testfn, FROM scratch.
 const TestImage = "nimbus-drivertest:local"
+
+// LambdaImage runs drivertest's lambdafn, an aws-lambda-go handler built as
+// bootstrap, as a Lambda container image does: FROM scratch, the bootstrap
+// in the runtime directory as the entrypoint.
+const LambdaImage = "nimbus-drivertest-lambda:local"
 
 var (
 	imageOnce sync.Once
@@ -52,7 +58,8 @@ func buildTestImage(d *Driver) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	for out, pkg := range map[string]string{"nimbus": "nimbus/cmd/nimbus", "testfn": "nimbus/internal/driver/drivertest/testfn"} {
+	for out, pkg := range map[string]string{"nimbus": "nimbus/cmd/nimbus", "testfn": "nimbus/internal/driver/drivertest/testfn",
+		"bootstrap": "nimbus/internal/driver/drivertest/lambdafn"} {
 		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, out), pkg)
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if b, err := cmd.CombinedOutput(); err != nil {
@@ -65,7 +72,14 @@ func buildTestImage(d *Driver) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	return d.BuildImage(ctx, dir, TestImage)
+	if err := d.BuildImage(ctx, dir, TestImage); err != nil {
+		return err
+	}
+	df = "FROM scratch\nCOPY bootstrap " + LambdaRuntimeDir + "/bootstrap\nENTRYPOINT [\"" + LambdaRuntimeDir + "/bootstrap\"]\n"
+	if err := os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte(df), 0o644); err != nil {
+		return err
+	}
+	return d.BuildImage(ctx, dir, LambdaImage)
 }
 
 type buildError struct {
@@ -82,6 +96,11 @@ func fixture(t *testing.T, prefix string) drivertest.Fixture {
 		Function: func(protocol string, args ...string) function.Function {
 			return function.Function{Runtime: function.RuntimeDocker, Image: TestImage, Protocol: protocol,
 				Command: append([]string{"/testfn"}, args...)}
+		},
+		Lambda: func(*testing.T) (function.Function, func(context.Context, string) (io.ReadCloser, error)) {
+			// The command is the image's CMD, which names the handler
+			// (_HANDLER), as in Lambda's base images.
+			return function.Function{Runtime: function.RuntimeDocker, Image: LambdaImage, Command: []string{"bootstrap"}}, nil
 		},
 	}
 }

@@ -34,13 +34,27 @@ type instance struct {
 	stopped bool
 	stderr  *watchdog.LineWriter
 	logged  chan struct{} // closed when the log stream has ended
+	// lambda serves the Runtime API to a lambda handler, and is its
+	// transport; nil for other protocols.
+	lambda *watchdog.Lambda
 }
 
-func (i *instance) ID() string                   { return i.id }
-func (i *instance) Addr() string                 { return i.addr }
-func (i *instance) Transport() http.RoundTripper { return nil }
-func (i *instance) Started() time.Time           { return i.started }
-func (i *instance) Done() <-chan struct{}        { return i.done }
+func (i *instance) ID() string { return i.id }
+func (i *instance) Addr() string {
+	if i.lambda != nil {
+		return ""
+	}
+	return i.addr
+}
+
+func (i *instance) Transport() http.RoundTripper {
+	if i.lambda != nil {
+		return i.lambda
+	}
+	return nil
+}
+func (i *instance) Started() time.Time    { return i.started }
+func (i *instance) Done() <-chan struct{} { return i.done }
 
 // CPUTime implements driver.CPUMeter from the engine's stats (one sample).
 func (i *instance) CPUTime(ctx context.Context) (time.Duration, error) {
@@ -106,14 +120,39 @@ func (d *Driver) Start(ctx context.Context, spec driver.Spec) (driver.Instance, 
 		host.Binds = append(host.Binds, secretsDir+":"+SecretsPath+":ro")
 		cfg.Env = append(cfg.Env, "NIMBUS_SECRETS_DIR="+SecretsPath)
 	}
+	var api *watchdog.Lambda
+	if fn.Protocol == function.ProtocolLambda {
+		if api, err = d.lambdaAPI(ctx, fn); err != nil {
+			if secretsDir != "" {
+				os.RemoveAll(secretsDir)
+			}
+			return nil, fmt.Errorf("%w: %w", driver.ErrStartFailed, err)
+		}
+		cfg.Env = append(cfg.Env, driver.LambdaEnv(fn, spec.Revision, id, LambdaTaskRoot, LambdaRuntimeDir, api.RuntimeAPI())...)
+	}
 	created, err := d.cli.ContainerCreate(ctx, client.ContainerCreateOptions{Config: cfg, HostConfig: host, Name: "nimbus-" + id})
 	if err != nil {
 		if secretsDir != "" {
 			os.RemoveAll(secretsDir)
 		}
+		if api != nil {
+			api.Close()
+		}
 		return nil, fmt.Errorf("%w: create container: %w", driver.ErrStartFailed, err)
 	}
-	in := &instance{d: d, id: id, cid: created.ID, done: make(chan struct{}), logged: make(chan struct{})}
+	in := &instance{d: d, id: id, cid: created.ID, done: make(chan struct{}), logged: make(chan struct{}), lambda: api}
+	if api != nil {
+		go func() { <-in.done; api.Close() }()
+		// A handler still at an invocation past its deadline is replaced,
+		// as Lambda resets the sandbox after a timeout.
+		api.Stuck = func() {
+			go func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+				defer cancel()
+				in.Stop(ctx)
+			}()
+		}
+	}
 	if secretsDir != "" {
 		go func() { <-in.done; os.RemoveAll(secretsDir) }()
 	}
@@ -126,6 +165,9 @@ func (d *Driver) Start(ctx context.Context, spec driver.Spec) (driver.Instance, 
 	}
 	in.stderr = watchdog.NewLineWriter(log("stderr"))
 	fail := func(err error) (driver.Instance, error) {
+		if api != nil {
+			api.Close()
+		}
 		d.cli.ContainerRemove(context.Background(), in.cid, client.ContainerRemoveOptions{Force: true})
 		if t := in.stderr.Tail(); t != "" {
 			err = fmt.Errorf("%w; last output: %s", err, t)
@@ -161,7 +203,12 @@ func (d *Driver) Start(ctx context.Context, spec driver.Spec) (driver.Instance, 
 		delete(d.live, id)
 		d.mu.Unlock()
 	}()
-	if err := in.waitReady(ctx, fn.HealthPath); err != nil {
+	if api != nil {
+		err = in.waitLambda(ctx)
+	} else {
+		err = in.waitReady(ctx, fn.HealthPath)
+	}
+	if err != nil {
 		in.Stop(context.Background())
 		return nil, fmt.Errorf("%w: %w", driver.ErrStartFailed, err)
 	}
@@ -261,6 +308,18 @@ func (i *instance) waitReady(ctx context.Context, path string) error {
 		return i.Err()
 	default:
 		return fmt.Errorf("not ready: %w", err)
+	}
+}
+
+// waitLambda waits until the handler asks for its first invocation.
+func (i *instance) waitLambda(ctx context.Context) error {
+	switch err := watchdog.WaitLambdaReady(ctx, i.lambda, i.done); {
+	case err == nil:
+		return nil
+	case errors.Is(err, watchdog.ErrExited):
+		return fmt.Errorf("the handler exited before asking for an invocation: %w", i.Err())
+	default:
+		return err
 	}
 }
 

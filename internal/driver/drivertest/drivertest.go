@@ -27,6 +27,10 @@ type Fixture struct {
 	Function func(protocol string, args ...string) function.Function
 	// OpenPackage serves the spec's package, if the driver needs one.
 	OpenPackage func(ctx context.Context, digest string) (io.ReadCloser, error)
+	// Lambda returns a spec that runs lambdafn (an aws-lambda-go handler)
+	// and what serves its package, if it has one; nil skips the Lambda
+	// tests.
+	Lambda func(t *testing.T) (function.Function, func(ctx context.Context, digest string) (io.ReadCloser, error))
 }
 
 // Canary is set in the test process's environment; no instance may see it.
@@ -68,6 +72,7 @@ func Run(t *testing.T, fx Fixture) {
 	t.Run("StartCancelled", func(t *testing.T) { testCancelled(t, fx) })
 	t.Run("SecretsAsFilesOnly", func(t *testing.T) { testSecrets(t, fx) })
 	t.Run("CPUTime", func(t *testing.T) { testCPU(t, fx) })
+	t.Run("LambdaHandler", func(t *testing.T) { testLambda(t, fx) })
 }
 
 // testCPU: an instance that can measure its CPU (driver.CPUMeter) counts

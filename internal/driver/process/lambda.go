@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strconv"
 	"time"
 
 	"nimbus/internal/driver"
@@ -44,7 +43,7 @@ func startLambda(ctx context.Context, d *Driver, l *launch, spec driver.Spec) (*
 		return nil, fmt.Errorf("%w: the Runtime API: %w", driver.ErrStartFailed, err)
 	}
 	inst := &lambdaInstance{api: api}
-	proc, err := startProcess(d, l, spec, "", lambdaEnv(fn, spec.Revision, l, api.RuntimeAPI()), api.Close)
+	proc, err := startProcess(d, l, spec, "", driver.LambdaEnv(fn, spec.Revision, l.id, l.dir, l.dir, api.RuntimeAPI()), api.Close)
 	if err != nil {
 		api.Close()
 		return nil, err
@@ -70,25 +69,4 @@ func startLambda(ctx context.Context, d *Driver, l *launch, spec driver.Spec) (*
 	}
 	proc.started = time.Now()
 	return inst, nil
-}
-
-// lambdaEnv is what Lambda sets for a handler; a function's own env cannot
-// change these (they come last).
-func lambdaEnv(fn function.Function, revision uint64, l *launch, runtimeAPI string) []string {
-	return []string{
-		"AWS_LAMBDA_RUNTIME_API=" + runtimeAPI,
-		"AWS_LAMBDA_FUNCTION_NAME=" + fn.Name,
-		"AWS_LAMBDA_FUNCTION_VERSION=$LATEST",
-		"AWS_LAMBDA_FUNCTION_MEMORY_SIZE=" + strconv.FormatInt(fn.LambdaMemoryMiB(), 10),
-		"AWS_LAMBDA_LOG_GROUP_NAME=/aws/lambda/" + fn.Name,
-		"AWS_LAMBDA_LOG_STREAM_NAME=" + l.id,
-		"AWS_LAMBDA_INITIALIZATION_TYPE=on-demand",
-		"AWS_REGION=" + function.LambdaRegion,
-		"AWS_DEFAULT_REGION=" + function.LambdaRegion,
-		"AWS_EXECUTION_ENV=AWS_Lambda_nimbus",
-		"LAMBDA_TASK_ROOT=" + l.dir,
-		"LAMBDA_RUNTIME_DIR=" + l.dir,
-		"_HANDLER=" + fn.LambdaHandler(),
-		"NIMBUS_FUNCTION_REVISION=" + strconv.FormatUint(revision, 10),
-	}
 }

@@ -3,6 +3,7 @@ package process
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -37,6 +38,10 @@ func fixture(t *testing.T) drivertest.Fixture {
 			return function.Function{Protocol: protocol, Command: append([]string{"./testfn"}, args...), Package: digest}
 		},
 		OpenPackage: open,
+		Lambda: func(t *testing.T) (function.Function, func(context.Context, string) (io.ReadCloser, error)) {
+			digest, open := drivertest.LambdaPackage(t)
+			return function.Function{Command: []string{"./bootstrap"}, Package: digest}, open
+		},
 	}
 }
 

@@ -1,4 +1,4 @@
-package process
+package drivertest
 
 import (
 	"context"
@@ -12,19 +12,22 @@ import (
 	"time"
 
 	"nimbus/internal/driver"
-	"nimbus/internal/driver/drivertest"
 	"nimbus/internal/function"
 )
 
-// TestLambdaHandler runs an unmodified aws-lambda-go handler (lambda.Start,
+// testLambda runs an unmodified aws-lambda-go handler (lambda.Start,
 // built as bootstrap) through the Runtime API: the event in, the answer
 // out, Lambda's environment and context, errors and panics in Lambda's
 // shape, a timeout that replaces the instance, an exit at init.
-func TestLambdaHandler(t *testing.T) {
-	digest, open := drivertest.LambdaPackage(t)
-	d := newDriver(t, drivertest.StateDir(t))
-	fn := function.Function{Name: "lam", Protocol: function.ProtocolLambda, Command: []string{"./bootstrap"}, Package: digest,
-		Env: map[string]string{"GREETING": "hi"}, Timeout: function.Duration(5 * time.Second)}.WithDefaults()
+func testLambda(t *testing.T, fx Fixture) {
+	if fx.Lambda == nil {
+		t.Skip("the fixture runs no Lambda handler")
+	}
+	d := fx.Driver
+	fn, open := fx.Lambda(t)
+	fn.Name, fn.Protocol, fn.Timeout = "lam", function.ProtocolLambda, function.Duration(5*time.Second)
+	fn.Env = map[string]string{"GREETING": "hi"}
+	fn = fn.WithDefaults()
 	if err := fn.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -83,10 +86,10 @@ func TestLambdaHandler(t *testing.T) {
 			t.Errorf("%s=%q, want %q", k, r.Env[k], want)
 		}
 	}
-	if r.Env["LAMBDA_TASK_ROOT"] == "" || !strings.HasPrefix(r.Env["AWS_LAMBDA_RUNTIME_API"], "127.0.0.1:") {
+	if api := regexp.MustCompile(`^[0-9.]+:[0-9]+/[0-9a-f]{32}$`); r.Env["LAMBDA_TASK_ROOT"] == "" || !api.MatchString(r.Env["AWS_LAMBDA_RUNTIME_API"]) {
 		t.Errorf("task root %q, runtime API %q", r.Env["LAMBDA_TASK_ROOT"], r.Env["AWS_LAMBDA_RUNTIME_API"])
 	}
-	if _, ok := r.Env[drivertest.Canary]; ok {
+	if _, ok := r.Env[Canary]; ok {
 		t.Error("the handler sees nimbus's environment")
 	}
 	// Another request id each time; an empty body is the event {}.
