@@ -108,3 +108,16 @@ func LambdaEnv(fn function.Function, revision uint64, instance, taskRoot, runtim
 		"NIMBUS_FUNCTION_REVISION=" + strconv.FormatUint(revision, 10),
 	}
 }
+
+// TeeLambdaOutput is log that also gives what a handler writes to api, for
+// the log tail of the invocation it is at.
+func TeeLambdaOutput(log func(instance, stream, text string), api interface{ Output(string) }) func(instance, stream, text string) {
+	return func(instance, stream, text string) {
+		if stream != "system" {
+			api.Output(text)
+		}
+		if log != nil {
+			log(instance, stream, text)
+		}
+	}
+}

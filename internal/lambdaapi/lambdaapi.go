@@ -282,8 +282,10 @@ func through(h http.Handler, r *http.Request, path string, body []byte) *recorde
 	if v := r.Header.Get("X-Amz-Client-Context"); v != "" {
 		req.Header.Set("X-Amz-Client-Context", v)
 	}
-	if v := r.Header.Get("X-Amzn-Trace-Id"); v != "" {
-		req.Header.Set("X-Amzn-Trace-Id", v)
+	for _, k := range []string{"X-Amzn-Trace-Id", "X-Amz-Log-Type"} {
+		if v := r.Header.Get(k); v != "" {
+			req.Header.Set(k, v)
+		}
 	}
 	rec := &recorder{header: http.Header{}}
 	h.ServeHTTP(rec, req)
@@ -301,6 +303,9 @@ func (h *Handler) requestResponse(w http.ResponseWriter, r *http.Request, c *cal
 	if id := res.Header().Get("X-Call-Id"); id != "" {
 		out.Set("X-Amz-Request-Id", id)
 		out.Set("X-Call-Id", id)
+	}
+	if v := res.Header().Get("X-Amz-Log-Result"); v != "" && strings.EqualFold(r.Header.Get("X-Amz-Log-Type"), "Tail") {
+		out.Set("X-Amz-Log-Result", v)
 	}
 	body := res.body.Bytes()
 	switch status := res.code; {

@@ -43,6 +43,11 @@ type Lambda struct {
 	// replaced, as Lambda resets the sandbox. The API is closed first, so
 	// the instance takes no more invocations.
 	Stuck func()
+	// MemoryMiB is reported in a log tail's REPORT line.
+	MemoryMiB int64
+	// Drain, if set, brings the output the handler wrote so far to Output;
+	// it is called before a log tail is cut (X-Amz-Log-Type: Tail).
+	Drain func()
 
 	prefix string
 	ln     net.Listener
@@ -53,6 +58,7 @@ type Lambda struct {
 
 	mu       sync.Mutex
 	current  *invocation // taken by the handler, not answered
+	logging  *invocation // whose output Output records: current, until its tail is cut
 	initErr  error
 	once     sync.Once
 	readyOne sync.Once
@@ -65,6 +71,46 @@ type invocation struct {
 	trace    string
 	client   string            // Lambda-Runtime-Client-Context, as the caller gave it
 	result   chan lambdaResult // buffered 1
+	tail     bool              // the caller asked for the log tail
+	taken    time.Time         // when the handler took it
+	log      []byte            // its output, the last MaxLogTail bytes, if tail
+}
+
+// MaxLogTail is how much of an invocation's log X-Amz-Log-Result carries,
+// as Lambda: the last 4 KB.
+const MaxLogTail = 4 << 10
+
+// Output records a line the handler wrote, for the log tail of the
+// invocation it is at.
+func (l *Lambda) Output(line string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if inv := l.logging; inv != nil && inv.tail {
+		inv.log = appendTail(inv.log, line+"\n")
+	}
+}
+
+// appendTail appends s to b, keeping the last MaxLogTail bytes.
+func appendTail(b []byte, s string) []byte {
+	b = append(b, s...)
+	if over := len(b) - MaxLogTail; over > 0 {
+		b = append(b[:0], b[over:]...)
+	}
+	return b
+}
+
+// logTail is the invocation's log as Lambda's X-Amz-Log-Result has it:
+// START, the handler's lines, END and REPORT, the last MaxLogTail bytes,
+// base64.
+func (l *Lambda) logTail(inv *invocation, now time.Time) string {
+	d := now.Sub(inv.taken)
+	var b []byte
+	b = appendTail(b, "START RequestId: "+inv.id+" Version: $LATEST\n")
+	b = appendTail(b, string(inv.log))
+	b = appendTail(b, "END RequestId: "+inv.id+"\n")
+	b = appendTail(b, fmt.Sprintf("REPORT RequestId: %s\tDuration: %.2f ms\tBilled Duration: %d ms\tMemory Size: %d MB\t\n",
+		inv.id, float64(d.Microseconds())/1000, (d+time.Millisecond-1).Milliseconds(), l.MemoryMiB))
+	return base64.StdEncoding.EncodeToString(b)
 }
 
 type lambdaResult struct {
@@ -143,7 +189,8 @@ func (l *Lambda) RoundTrip(req *http.Request) (*http.Response, error) {
 		event = []byte("{}") // Lambda's event when the payload is empty
 	}
 	inv := &invocation{id: newRequestID(), event: event, deadline: time.Now().Add(l.Timeout),
-		trace: traceHeader(req.Header.Get("X-Amzn-Trace-Id")), result: make(chan lambdaResult, 1)}
+		trace: traceHeader(req.Header.Get("X-Amzn-Trace-Id")), result: make(chan lambdaResult, 1),
+		tail: strings.EqualFold(req.Header.Get("X-Amz-Log-Type"), "Tail")}
 	if dl, ok := req.Context().Deadline(); ok && dl.Before(inv.deadline) {
 		inv.deadline = dl
 	}
@@ -275,8 +322,13 @@ func (l *Lambda) next(w http.ResponseWriter, r *http.Request) {
 	case <-r.Context().Done():
 		return
 	}
+	if inv.tail && l.Drain != nil {
+		// What an earlier invocation wrote is not this one's log.
+		l.Drain()
+	}
 	l.mu.Lock()
-	l.current = inv
+	l.current, l.logging = inv, inv
+	inv.taken = time.Now()
 	l.mu.Unlock()
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
@@ -313,21 +365,36 @@ func (l *Lambda) answer(w http.ResponseWriter, r *http.Request, id string, faile
 		apiError(w, http.StatusRequestEntityTooLarge, "RequestEntityTooLarge", fmt.Sprintf("the response is over %d bytes", MaxLambdaPayload))
 		return
 	}
+	var res lambdaResult
 	if failed {
-		res := lambdaError(http.StatusInternalServerError, "", "")
+		res = lambdaError(http.StatusInternalServerError, "", "")
 		if !json.Valid(body) {
 			b, _ := json.Marshal(map[string]string{"errorMessage": string(body), "errorType": r.Header.Get("Lambda-Runtime-Function-Error-Type")})
 			body = b
 		}
 		res.body = body
-		inv.finish(res)
 	} else {
 		ct := r.Header.Get("Content-Type")
 		if ct == "" {
 			ct = "application/json"
 		}
-		inv.finish(lambdaResult{status: http.StatusOK, header: http.Header{"Content-Type": {ct}}, body: body})
+		res = lambdaResult{status: http.StatusOK, header: http.Header{"Content-Type": {ct}}, body: body}
 	}
+	if inv.tail {
+		// What the handler wrote before answering may still be on its way.
+		if l.Drain != nil {
+			l.Drain()
+		}
+		l.mu.Lock()
+		res.header.Set("X-Amz-Log-Result", l.logTail(inv, time.Now()))
+		l.mu.Unlock()
+	}
+	l.mu.Lock()
+	if l.logging == inv {
+		l.logging = nil
+	}
+	l.mu.Unlock()
+	inv.finish(res)
 	w.WriteHeader(http.StatusAccepted)
 	io.WriteString(w, `{"status":"OK"}`)
 }

@@ -2,6 +2,7 @@ package watchdog
 
 import (
 	"context"
+	"encoding/base64"
 	"io"
 	"net/http"
 	"strings"
@@ -152,5 +153,53 @@ func TestLambdaCloseFailsInFlight(t *testing.T) {
 	}
 	if r := <-invoke(l, "{}"); r.resp.StatusCode != 502 {
 		t.Fatalf("after close: %+v", r)
+	}
+}
+
+// TestLambdaLogTail: the tail holds only the invocation's own lines, is cut
+// to its last MaxLogTail bytes with the REPORT line kept, and Drain is
+// asked for the output before the handoff and before the cut.
+func TestLambdaLogTail(t *testing.T) {
+	l, err := NewLambda("arn:aws:lambda:us-east-1:000000000000:function:f", 3*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	l.MemoryMiB = 256
+	drains := 0
+	l.Drain = func() { drains++ }
+	res := invoke(l, `{}`, "X-Amz-Log-Type", "Tail")
+	l.Output("before the invocation") // no invocation yet: nobody's
+	resp, _ := runtimeCall(t, l, "GET", "invocation/next", "")
+	id := resp.Header.Get("Lambda-Runtime-Aws-Request-Id")
+	for i := range 200 {
+		l.Output(strings.Repeat("x", 40) + " line " + string(rune('a'+i%26)))
+	}
+	l.Output("last line")
+	runtimeCall(t, l, "POST", "invocation/"+id+"/response", `"ok"`)
+	r := <-res
+	if r.err != nil || r.resp.StatusCode != 200 {
+		t.Fatalf("%v %v", r.err, r.resp)
+	}
+	tail, err := base64.StdEncoding.DecodeString(r.resp.Header.Get("X-Amz-Log-Result"))
+	if err != nil || len(tail) > MaxLogTail || len(tail) < MaxLogTail-100 {
+		t.Fatalf("tail of %d bytes (%v), want about %d", len(tail), err, MaxLogTail)
+	}
+	s := string(tail)
+	if strings.Contains(s, "before the invocation") || strings.Contains(s, "START") ||
+		!strings.Contains(s, "last line\nEND RequestId: "+id+"\nREPORT RequestId: "+id+"\tDuration: ") ||
+		!strings.HasSuffix(s, "\tMemory Size: 256 MB\t\n") {
+		t.Fatalf("tail:\n%s", s)
+	}
+	if drains != 2 {
+		t.Fatalf("Drain called %d times, want 2 (at the handoff and before the cut)", drains)
+	}
+	// Without the header: no tail, and no drain.
+	res = invoke(l, `{}`)
+	resp, _ = runtimeCall(t, l, "GET", "invocation/next", "")
+	l.Output("untold")
+	runtimeCall(t, l, "POST", "invocation/"+resp.Header.Get("Lambda-Runtime-Aws-Request-Id")+"/response", `"ok"`)
+	if r := <-res; r.resp.Header.Get("X-Amz-Log-Result") != "" || drains != 2 {
+		t.Fatalf("a tail nobody asked for: %v, %d drains", r.resp.Header, drains)
 	}
 }

@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"bytes"
+	"encoding/base64"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -50,11 +52,14 @@ func TestAWSCLIInvoke(t *testing.T) {
 	id, secret := newKey(t, n, "default")
 	outFile := filepath.Join(t.TempDir(), "out.json")
 	stdout, stderr, code := runAWS(t, bin, n.URL, id, secret, "lambda", "invoke", "--function-name", "hello-cli",
-		"--cli-binary-format", "raw-in-base64-out", "--payload", `{"name":"cli"}`, outFile)
+		"--cli-binary-format", "raw-in-base64-out", "--payload", `{"name":"cli"}`, "--log-type", "Tail", outFile)
 	got, _ := os.ReadFile(outFile)
+	var res struct{ LogResult string }
+	json.Unmarshal([]byte(stdout), &res)
+	tail, _ := base64.StdEncoding.DecodeString(res.LogResult)
 	if code != 0 || !strings.Contains(stdout, `"StatusCode": 200`) || !strings.Contains(stdout, `"ExecutedVersion": "$LATEST"`) ||
-		!strings.Contains(string(got), `"hello":"cli"`) {
-		t.Fatalf("aws lambda invoke: exit %d\nstdout: %s\nstderr: %s\nanswer: %s", code, stdout, stderr, got)
+		!strings.Contains(string(got), `"hello":"cli"`) || !strings.Contains(string(tail), "\nhandled  cli\nEND RequestId: ") {
+		t.Fatalf("aws lambda invoke: exit %d\nstdout: %s\nstderr: %s\nanswer: %s\ntail: %s", code, stdout, stderr, got, tail)
 	}
 	stdout, stderr, code = runAWS(t, bin, n.URL, id, secret, "lambda", "invoke", "--function-name", "hello-cli",
 		"--cli-binary-format", "raw-in-base64-out", "--payload", `{"op":"fail","name":"cli"}`, outFile)

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"os"
@@ -113,8 +114,14 @@ func TestLambdaInvokeWithTheAWSSDK(t *testing.T) {
 
 	out, err := cl.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String("hello-sdk"), Payload: []byte(`{"name":"sdk"}`)})
 	if err != nil || out.StatusCode != 200 || out.FunctionError != nil || !strings.Contains(string(out.Payload), `"hello":"sdk"`) ||
-		aws.ToString(out.ExecutedVersion) != "$LATEST" {
+		aws.ToString(out.ExecutedVersion) != "$LATEST" || out.LogResult != nil {
 		t.Fatalf("invoke: %v %+v %s", err, out, outPayload(out))
+	}
+	out, err = cl.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String("hello-sdk"), Payload: []byte(`{"name":"tail"}`), LogType: types.LogTypeTail})
+	tail, _ := base64.StdEncoding.DecodeString(aws.ToString(out.LogResult))
+	if err != nil || !strings.HasPrefix(string(tail), "START RequestId: ") || !strings.Contains(string(tail), "\nhandled  tail\nEND RequestId: ") ||
+		!strings.Contains(string(tail), "\nREPORT RequestId: ") {
+		t.Fatalf("invoke with LogType Tail: %v, tail %q", err, tail)
 	}
 	out, err = cl.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String("arn:aws:lambda:us-east-1:000000000000:function:hello-sdk:$LATEST"),
 		Payload: []byte(`{"op":"fail","name":"sdk"}`)})

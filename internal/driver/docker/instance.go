@@ -10,6 +10,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/moby/moby/api/pkg/stdcopy"
@@ -36,7 +37,30 @@ type instance struct {
 	logged  chan struct{} // closed when the log stream has ended
 	// lambda serves the Runtime API to a lambda handler, and is its
 	// transport; nil for other protocols.
-	lambda *watchdog.Lambda
+	lambda     *watchdog.Lambda
+	lastOutput atomic.Int64 // unix ns of the last line the container wrote
+}
+
+// Output settling, for a lambda invocation's log tail: the engine's log
+// stream lags the container, and nothing marks what was written before a
+// moment, so settleOutput waits until the stream has been quiet a while.
+const (
+	outputQuiet  = 10 * time.Millisecond
+	outputSettle = 100 * time.Millisecond
+)
+
+// settleOutput waits until no line has come for outputQuiet, or at most
+// outputSettle.
+func (i *instance) settleOutput() {
+	start := time.Now()
+	for {
+		now := time.Now()
+		quiet := now.Sub(time.Unix(0, i.lastOutput.Load()))
+		if (quiet >= outputQuiet && now.Sub(start) >= outputQuiet) || now.Sub(start) >= outputSettle {
+			return
+		}
+		time.Sleep(outputQuiet / 4)
+	}
 }
 
 func (i *instance) ID() string { return i.id }
@@ -129,6 +153,8 @@ func (d *Driver) Start(ctx context.Context, spec driver.Spec) (driver.Instance, 
 			return nil, fmt.Errorf("%w: %w", driver.ErrStartFailed, err)
 		}
 		cfg.Env = append(cfg.Env, driver.LambdaEnv(fn, spec.Revision, id, LambdaTaskRoot, LambdaRuntimeDir, api.RuntimeAPI())...)
+		api.MemoryMiB = fn.LambdaMemoryMiB()
+		spec.Log = driver.TeeLambdaOutput(spec.Log, api)
 	}
 	created, err := d.cli.ContainerCreate(ctx, client.ContainerCreateOptions{Config: cfg, HostConfig: host, Name: "nimbus-" + id})
 	if err != nil {
@@ -145,6 +171,7 @@ func (d *Driver) Start(ctx context.Context, spec driver.Spec) (driver.Instance, 
 		go func() { <-in.done; api.Close() }()
 		// A handler still at an invocation past its deadline is replaced,
 		// as Lambda resets the sandbox after a timeout.
+		api.Drain = in.settleOutput
 		api.Stuck = func() {
 			go func() {
 				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -158,6 +185,7 @@ func (d *Driver) Start(ctx context.Context, spec driver.Spec) (driver.Instance, 
 	}
 	log := func(stream string) func(string) {
 		return func(s string) {
+			in.lastOutput.Store(time.Now().UnixNano())
 			if spec.Log != nil {
 				spec.Log(id, stream, s)
 			}

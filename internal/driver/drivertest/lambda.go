@@ -2,6 +2,7 @@ package drivertest
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -91,6 +92,22 @@ func testLambda(t *testing.T, fx Fixture) {
 	}
 	if _, ok := r.Env[Canary]; ok {
 		t.Error("the handler sees nimbus's environment")
+	}
+	// X-Amz-Log-Type: Tail: the invocation's log, as Lambda's
+	// X-Amz-Log-Result, base64: START, what the handler wrote, END, REPORT.
+	req, _ := http.NewRequest("POST", "http://lam/", strings.NewReader(`{"name":"tail"}`))
+	req.Header.Set("X-Amz-Log-Type", "Tail")
+	resp, err = inst.Transport().RoundTrip(req)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("invoke with a log tail: %v %v", err, resp)
+	}
+	tail, err := base64.StdEncoding.DecodeString(resp.Header.Get("X-Amz-Log-Result"))
+	id := regexp.MustCompile(`^START RequestId: ([0-9a-f-]{36}) Version: \$LATEST\nhandled  tail\nEND RequestId: ([0-9a-f-]{36})\nREPORT RequestId: ([0-9a-f-]{36})\tDuration: [0-9.]+ ms\tBilled Duration: [0-9]+ ms\tMemory Size: 128 MB\t\n$`).FindStringSubmatch(string(tail))
+	if err != nil || id == nil || id[1] != id[2] || id[2] != id[3] {
+		t.Fatalf("log tail %q (%v)", tail, err)
+	}
+	if resp, _, _ := call(context.Background(), `{}`); resp.Header.Get("X-Amz-Log-Result") != "" {
+		t.Fatal("a log tail nobody asked for")
 	}
 	// Another request id each time; an empty body is the event {}.
 	_, body2, _ := call(context.Background(), "")

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"nimbus/internal/driver"
+	"nimbus/internal/function"
 	"nimbus/internal/watchdog"
 )
 
@@ -30,6 +31,9 @@ type httpInstance struct {
 	mu      sync.Mutex
 	stderr  *watchdog.LineWriter
 	cgroup  string // the instance's cgroup, if it has one
+	// drain takes the output the process wrote so far into its log (nil
+	// unless the output goes through drainPipes).
+	drain func()
 }
 
 func (i *httpInstance) ID() string                   { return i.id }
@@ -99,19 +103,55 @@ func startProcess(d *Driver, l *launch, spec driver.Spec, addr string, env []str
 	cmd.Stdout, cmd.Stderr = stdout, stderr
 	inst := &httpInstance{id: id, addr: addr, cmd: cmd, cgroup: l.cgroupPath(),
 		record: d.recordPath(id), done: make(chan struct{}), stderr: stderr}
+	var pipes []*drainPipe
+	if fn.Protocol == function.ProtocolLambda {
+		// A lambda invocation's log tail needs what was written before a
+		// moment: nimbus reads the output itself (see drainPipe).
+		var ends []*os.File
+		for _, w := range []*watchdog.LineWriter{stdout, stderr} {
+			p, end, err := newDrainPipe(w)
+			if err != nil {
+				for _, e := range ends {
+					e.Close()
+				}
+				return nil, fmt.Errorf("%w: output pipe: %w", driver.ErrStartFailed, err)
+			}
+			pipes, ends = append(pipes, p), append(ends, end)
+		}
+		cmd.Stdout, cmd.Stderr = ends[0], ends[1]
+		defer func() {
+			for _, e := range ends {
+				e.Close() // the process has its own copies
+			}
+		}()
+		inst.drain = func() {
+			for _, p := range pipes {
+				p.Drain()
+			}
+		}
+	}
 	if err := cmd.Start(); err != nil {
+		for _, p := range pipes {
+			p.r.Close()
+		}
 		return nil, fmt.Errorf("%w: run %q in the package: %w", driver.ErrStartFailed, fn.Command[0], err)
+	}
+	for _, p := range pipes {
+		go p.run()
 	}
 	if err := writeRecord(inst.record, cmd.Process.Pid); err != nil {
 		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 	}
 	go func() {
 		werr := cmd.Wait()
-		stdout.Flush()
-		stderr.Flush()
 		// Kill whatever the program left in its group (its cgroup, if any,
 		// is emptied when the driver releases the instance).
 		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		for _, p := range pipes {
+			p.wait(time.Second)
+		}
+		stdout.Flush()
+		stderr.Flush()
 		os.Remove(inst.record)
 		inst.mu.Lock()
 		if !inst.stopped {

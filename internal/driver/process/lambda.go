@@ -42,6 +42,8 @@ func startLambda(ctx context.Context, d *Driver, l *launch, spec driver.Spec) (*
 	if err != nil {
 		return nil, fmt.Errorf("%w: the Runtime API: %w", driver.ErrStartFailed, err)
 	}
+	api.MemoryMiB = fn.LambdaMemoryMiB()
+	spec.Log = driver.TeeLambdaOutput(spec.Log, api)
 	inst := &lambdaInstance{api: api}
 	proc, err := startProcess(d, l, spec, "", driver.LambdaEnv(fn, spec.Revision, l.id, l.dir, l.dir, api.RuntimeAPI()), api.Close)
 	if err != nil {
@@ -49,6 +51,7 @@ func startLambda(ctx context.Context, d *Driver, l *launch, spec driver.Spec) (*
 		return nil, err
 	}
 	inst.httpInstance = proc
+	api.Drain = proc.drain
 	// A handler still at an invocation past its deadline is replaced, as
 	// Lambda resets the sandbox after a timeout: SIGTERM, then SIGKILL.
 	api.Stuck = func() {
