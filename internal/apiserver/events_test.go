@@ -82,14 +82,19 @@ func TestEventGateway(t *testing.T) {
 		t.Fatalf("register, older form: %d %s", code, b)
 	}
 	for body, want := range map[string]string{
-		`{"functionId":"x","space":"other","type":"nimbus","provider":{"function":"egfn"}}`:    "differs",
-		`{"functionId":"x","type":"awslambda","provider":{"arn":"a"}}`:                         "not supported",
-		`{"functionId":"x","type":"http","provider":{"url":"http://169.254.169.254/latest/"}}`: "169.254.169.254",
-		`{"functionId":"x","type":"http","provider":{"url":"http://[::1%25lo]:9/"}}`:           "zone",
-		`{"functionId":"x","type":"http","provider":{"url":"http://[::127.0.0.2]:9/"}}`:        "127.0.0.2",
-		`{"functionId":"x","type":"http","provider":{"url":"http://[2002:a9fe:a9fe::]/"}}`:     "169.254.169.254",
-		`{"functionId":"x","type":"nimbus","provider":{"function":"Bad_Name"}}`:                "provider.function",
-		`{"functionId":"hello","type":"nimbus","provider":{"function":"egfn"}}`:                `Function \"hello\" already registered.`,
+		`{"functionId":"x","space":"other","type":"nimbus","provider":{"function":"egfn"}}`:                                                   "differs",
+		`{"functionId":"x","type":"awslambda","provider":{"arn":"a"}}`:                                                                        "provider.arn",
+		`{"functionId":"x","type":"grpc","provider":{"url":"a"}}`:                                                                             "not supported",
+		`{"functionId":"x","type":"awslambda","provider":{"arn":"arn:aws:lambda:us-east-1:000000000000:function:f","region":"eu-west-1"}}`:    "region",
+		`{"functionId":"x","type":"awslambda","provider":{"arn":"arn:aws:lambda:us-east-1:000000000000:function:f","awsAccessKeyId":"AKIA"}}`: "go together",
+		`{"functionId":"x","type":"awslambda","provider":{"arn":"arn:aws:lambda:us-east-1:12:function:f"}}`:                                   "12 digits",
+		`{"functionId":"x","type":"awslambda","provider":{"arn":"arn:aws:lambda:us-east-1:000000000000:function:f\u0000"}}`:                   "function name",
+		`{"functionId":"x","type":"http","provider":{"url":"http://169.254.169.254/latest/"}}`:                                                "169.254.169.254",
+		`{"functionId":"x","type":"http","provider":{"url":"http://[::1%25lo]:9/"}}`:                                                          "zone",
+		`{"functionId":"x","type":"http","provider":{"url":"http://[::127.0.0.2]:9/"}}`:                                                       "127.0.0.2",
+		`{"functionId":"x","type":"http","provider":{"url":"http://[2002:a9fe:a9fe::]/"}}`:                                                    "169.254.169.254",
+		`{"functionId":"x","type":"nimbus","provider":{"function":"Bad_Name"}}`:                                                               "provider.function",
+		`{"functionId":"hello","type":"nimbus","provider":{"function":"egfn"}}`:                                                               `Function \"hello\" already registered.`,
 	} {
 		code, b := e.eg(t, "POST", "/functions", body)
 		if (code != 400 && code != 409) || !strings.Contains(b, want) || !strings.Contains(b, `"errors"`) {

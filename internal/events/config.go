@@ -171,6 +171,15 @@ func (a *ConfigAPI) parse(w http.ResponseWriter, r *http.Request, space, kind, u
 		if a.CheckURL == nil {
 			check = nil
 		}
+		if old, ok := a.Store.Snapshot().Functions[Key(space, f.FunctionID)]; ok && urlID != "" {
+			// A body as GET shows it keeps the secrets it does not show.
+			if f.Provider.AWSSecretAccessKey == "*****" {
+				f.Provider.AWSSecretAccessKey = old.Provider.AWSSecretAccessKey
+			}
+			if f.Provider.AWSSessionToken == "*****" {
+				f.Provider.AWSSessionToken = old.Provider.AWSSessionToken
+			}
+		}
 		if err := f.Normalize(check); err != nil {
 			return fail(http.StatusBadRequest, validation(kind, err))
 		}
@@ -271,7 +280,7 @@ func (a *ConfigAPI) create(w http.ResponseWriter, r *http.Request, space, kind s
 	case err != nil:
 		writeErrors(w, http.StatusServiceUnavailable, "the configuration store is unavailable: "+err.Error())
 	default:
-		writeJSON(w, http.StatusCreated, v)
+		writeJSON(w, http.StatusCreated, shown(v))
 	}
 }
 
@@ -301,7 +310,7 @@ func (a *ConfigAPI) update(w http.ResponseWriter, r *http.Request, space, kind s
 	case err != nil:
 		writeErrors(w, http.StatusServiceUnavailable, "the configuration store is unavailable: "+err.Error())
 	default:
-		writeJSON(w, http.StatusOK, v)
+		writeJSON(w, http.StatusOK, shown(v))
 	}
 }
 
@@ -312,7 +321,15 @@ func (a *ConfigAPI) get(w http.ResponseWriter, r *http.Request, space, kind stri
 		writeErrors(w, http.StatusNotFound, notFound(kind, itemID))
 		return
 	}
-	writeJSON(w, http.StatusOK, v)
+	writeJSON(w, http.StatusOK, shown(v))
+}
+
+// shown is an item as the API shows it: a function without its secrets.
+func shown(v any) any {
+	if f, ok := v.(Function); ok {
+		return f.Redacted()
+	}
+	return v
 }
 
 func (a *ConfigAPI) remove(w http.ResponseWriter, r *http.Request, space, kind string) {
@@ -387,7 +404,7 @@ func (a *ConfigAPI) list(w http.ResponseWriter, r *http.Request, space, kind str
 		}
 	case KindFunctions:
 		for _, v := range snap.Functions {
-			add(v.Space, v.FunctionID, v.Metadata, v)
+			add(v.Space, v.FunctionID, v.Metadata, v.Redacted())
 		}
 	case KindSubscriptions:
 		for _, v := range snap.Subscriptions {

@@ -8,11 +8,13 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"time"
 
 	"nimbus/internal/calls"
 	"nimbus/internal/function"
 	"nimbus/internal/gateway"
+	"nimbus/internal/lambdaclient"
 	"nimbus/internal/queue"
 )
 
@@ -34,6 +36,60 @@ type Deliverer struct {
 	Client *http.Client
 	// Record, if set, is given the record of each queued delivery.
 	Record func(calls.Record)
+	// Lambda invokes functions of type awslambda through a Lambda Invoke
+	// endpoint; LambdaRemote says the endpoint is not nimbus's own.
+	Lambda       LambdaInvoker
+	LambdaRemote bool
+}
+
+// LambdaInvoker invokes a Lambda function by ARN (lambdaclient.Client).
+type LambdaInvoker interface {
+	Invoke(ctx context.Context, r lambdaclient.Request) (lambdaclient.Result, error)
+}
+
+// localLambda says which nimbus function an awslambda function is when
+// nimbus's own Lambda API serves it and the registration gives no keys:
+// the ARN's function in the space's namespace (NAME, or NAMESPACE_NAME of
+// that same namespace), of nimbus's account and region. A space reaches
+// only its own namespace so; a key of another namespace reaches that one,
+// through the signed path. ok is false when the function goes the signed
+// path.
+func (d *Deliverer) localLambda(space string, fn Function) (name string, ok bool, err error) {
+	p := fn.Provider
+	if d.LambdaRemote || p.AWSAccessKeyID != "" {
+		return "", false, nil
+	}
+	a, err := ParseLambdaARN(p.ARN)
+	if err != nil {
+		return "", true, err
+	}
+	if a.Account != function.LambdaAccount || a.Region != function.LambdaRegion {
+		return "", true, fmt.Errorf("%s is of account %s in %s; nimbus's own Lambda API serves account %s in %s (start nimbus with --lambda-endpoint to reach another)",
+			p.ARN, a.Account, a.Region, function.LambdaAccount, function.LambdaRegion)
+	}
+	if a.Qualifier != "" && a.Qualifier != "$LATEST" {
+		return "", true, fmt.Errorf("%s: nimbus serves $LATEST only (no published versions or aliases)", p.ARN)
+	}
+	ns := Namespace(space)
+	name = a.Name
+	if before, after, cut := strings.Cut(a.Name, "_"); cut {
+		if before != ns {
+			return "", true, fmt.Errorf("%s names a function of namespace %q; space %q reaches functions of its own namespace %q (register the function with an access key of %q to reach that one)",
+				p.ARN, before, space, ns, before)
+		}
+		name = after
+	}
+	if err := function.ValidateName("name", name); err != nil {
+		return "", true, fmt.Errorf("%s names no nimbus function: %v", p.ARN, err)
+	}
+	return name, true, nil
+}
+
+// lambdaRequest is an invocation of fn's ARN, signed with its keys.
+func lambdaRequest(fn Function, body []byte, event bool) lambdaclient.Request {
+	p := fn.Provider
+	return lambdaclient.Request{ARN: p.ARN, Region: p.Region, AccessKeyID: p.AWSAccessKeyID, SecretAccessKey: p.AWSSecretAccessKey,
+		SessionToken: p.AWSSessionToken, Event: event, Payload: body}
 }
 
 // deliveryID is the call id of an event's delivery to one subscription: the
@@ -55,6 +111,30 @@ func (d *Deliverer) Enqueue(ctx context.Context, ev Event, sub Subscription, fn 
 	id := deliveryID(ev, sub)
 	hdr.Set("X-Call-Id", id)
 	m := queue.Message{CallID: id, Method: http.MethodPost, Path: "/", Header: hdr, Body: body, Enqueued: time.Now().UTC()}
+	if fn.Type == TypeAWSLambda {
+		name, local, err := d.localLambda(sub.Space, fn)
+		if !local {
+			// The Lambda API queues it (202) and retries it, as Lambda
+			// does an asynchronous invocation.
+			if d.Lambda == nil {
+				return fmt.Errorf("function %s is of type awslambda, and no Lambda endpoint is set", fn.FunctionID)
+			}
+			res, err := d.Lambda.Invoke(ctx, lambdaRequest(fn, body, true))
+			if err != nil {
+				return err
+			}
+			if res.Status != http.StatusAccepted {
+				return fmt.Errorf("the Lambda API answered %d to an asynchronous invocation of %s", res.Status, fn.Provider.ARN)
+			}
+			return nil
+		}
+		if err != nil {
+			return d.Queue.DeadLetter(ctx, queue.DeadLetter{CallID: id, Namespace: Namespace(sub.Space), Function: fn.FunctionID,
+				Error:    fmt.Sprintf("event %s for subscription %s: %v", ev.ID, sub.SubscriptionID, err),
+				Enqueued: m.Enqueued, LastTry: m.Enqueued, Message: m})
+		}
+		fn.Type, fn.Provider = TypeNimbus, Provider{Function: name}
+	}
 	switch fn.Type {
 	case TypeNimbus:
 		m.Namespace, m.Function = Namespace(sub.Space), fn.Provider.Function
@@ -87,6 +167,26 @@ func (d *Deliverer) Invoke(ctx context.Context, ev Event, sub Subscription, fn F
 	hdr, body, err := ev.render(ctx, format(sub, fn))
 	if err != nil {
 		return reply{}, err
+	}
+	if fn.Type == TypeAWSLambda {
+		name, local, err := d.localLambda(sub.Space, fn)
+		switch {
+		case err != nil:
+			return reply{}, err
+		case local:
+			fn.Type, fn.Provider = TypeNimbus, Provider{Function: name}
+		case d.Lambda == nil:
+			return reply{}, fmt.Errorf("function %s is of type awslambda, and no Lambda endpoint is set", fn.FunctionID)
+		default:
+			res, err := d.Lambda.Invoke(ctx, lambdaRequest(fn, body, false))
+			if err != nil {
+				return reply{}, err
+			}
+			if res.FunctionError != "" {
+				return reply{}, fmt.Errorf("%s failed (%s): %s", fn.Provider.ARN, res.FunctionError, res.Payload)
+			}
+			return reply{status: http.StatusOK, header: http.Header{"Content-Type": {"application/json"}}, body: res.Payload}, nil
+		}
 	}
 	switch fn.Type {
 	case TypeNimbus:

@@ -16,6 +16,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
@@ -38,6 +39,11 @@ const (
 const (
 	TypeHTTP   = "http"   // an outside endpoint: provider.url
 	TypeNimbus = "nimbus" // a nimbus function: provider.function
+	// TypeAWSLambda is a Lambda function by ARN (provider.arn, .region,
+	// optionally keys), invoked through a Lambda Invoke endpoint: nimbus's
+	// own by default, where an ARN of nimbus's account names a function
+	// of the space's namespace.
+	TypeAWSLambda = "awslambda"
 )
 
 // Errors the config API maps to statuses.
@@ -59,8 +65,50 @@ type EventType struct {
 type Provider struct {
 	URL      string `json:"url,omitempty"`      // type http
 	Function string `json:"function,omitempty"` // type nimbus
+	// Type awslambda: the function's ARN and region, and the access key
+	// to sign its invocations with, if not nimbus's own (the secret and
+	// session token are never shown again).
+	ARN                string `json:"arn,omitempty"`
+	Region             string `json:"region,omitempty"`
+	AWSAccessKeyID     string `json:"awsAccessKeyId,omitempty"`
+	AWSSecretAccessKey string `json:"awsSecretAccessKey,omitempty"`
+	AWSSessionToken    string `json:"awsSessionToken,omitempty"`
 	// Type is the older form's place for the function type.
 	Type string `json:"type,omitempty"`
+}
+
+// UnmarshalJSON also takes the older names of the keys, accessKeyId and
+// secretAccessKey, as the Event Gateway's docs gave them.
+func (p *Provider) UnmarshalJSON(b []byte) error {
+	type plain Provider
+	var v struct {
+		plain
+		AccessKeyID     string `json:"accessKeyId"`
+		SecretAccessKey string `json:"secretAccessKey"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	*p = Provider(v.plain)
+	if p.AWSAccessKeyID == "" {
+		p.AWSAccessKeyID = v.AccessKeyID
+	}
+	if p.AWSSecretAccessKey == "" {
+		p.AWSSecretAccessKey = v.SecretAccessKey
+	}
+	return nil
+}
+
+// Redacted is f as the config API shows it: without its secret key and
+// session token.
+func (f Function) Redacted() Function {
+	if f.Provider.AWSSecretAccessKey != "" {
+		f.Provider.AWSSecretAccessKey = "*****"
+	}
+	if f.Provider.AWSSessionToken != "" {
+		f.Provider.AWSSessionToken = "*****"
+	}
+	return f
 }
 
 // Function is a registered function.
@@ -104,7 +152,8 @@ func format(sub Subscription, fn Function) string {
 		return sub.EventFormat
 	case fn.EventFormat != "":
 		return fn.EventFormat
-	case fn.Type == TypeHTTP:
+	case fn.Type == TypeHTTP, fn.Type == TypeAWSLambda:
+		// A Lambda handler's event is JSON: the Event Gateway's envelope.
 		return FormatEG01
 	}
 	return FormatCEBinary
@@ -240,15 +289,41 @@ func (f *Function) Normalize(check func(string) error) error {
 			}
 		}
 		f.Provider.Function = ""
+		f.Provider.ARN, f.Provider.Region, f.Provider.AWSAccessKeyID, f.Provider.AWSSecretAccessKey, f.Provider.AWSSessionToken = "", "", "", "", ""
+	case TypeAWSLambda:
+		p := &f.Provider
+		a, err := ParseLambdaARN(p.ARN)
+		if err != nil {
+			return fmt.Errorf("provider.arn: %v", err)
+		}
+		if p.Region == "" {
+			p.Region = a.Region
+		}
+		if p.Region != a.Region {
+			return fmt.Errorf("provider.region %q is not the ARN's region %q", p.Region, a.Region)
+		}
+		if (p.AWSAccessKeyID == "") != (p.AWSSecretAccessKey == "") {
+			return errors.New("provider.awsAccessKeyId and provider.awsSecretAccessKey go together: give both, or neither to use nimbus's own Lambda API or credentials")
+		}
+		if p.AWSSessionToken != "" && p.AWSAccessKeyID == "" {
+			return errors.New("provider.awsSessionToken needs provider.awsAccessKeyId and provider.awsSecretAccessKey")
+		}
+		for name, v := range map[string]string{"awsAccessKeyId": p.AWSAccessKeyID, "awsSecretAccessKey": p.AWSSecretAccessKey, "awsSessionToken": p.AWSSessionToken} {
+			if strings.ContainsFunc(v, func(r rune) bool { return r < 0x21 || r > 0x7e }) || len(v) > 2048 {
+				return fmt.Errorf("provider.%s holds characters a key cannot (or is over 2048)", name)
+			}
+		}
+		p.URL, p.Function = "", ""
 	case TypeNimbus:
 		if err := function.ValidateName("provider.function", f.Provider.Function); err != nil {
 			return fmt.Errorf(`%v (the name of a nimbus function in this space's namespace)`, err)
 		}
 		f.Provider.URL = ""
+		f.Provider.ARN, f.Provider.Region, f.Provider.AWSAccessKeyID, f.Provider.AWSSecretAccessKey, f.Provider.AWSSessionToken = "", "", "", "", ""
 	case "":
-		return errors.New(`type is required: "http" (provider.url) or "nimbus" (provider.function)`)
+		return errors.New(`type is required: "http" (provider.url), "nimbus" (provider.function) or "awslambda" (provider.arn)`)
 	default:
-		return fmt.Errorf(`function type %q is not supported: use "http" (provider.url) or "nimbus" (provider.function)`, f.Type)
+		return fmt.Errorf(`function type %q is not supported: use "http" (provider.url), "nimbus" (provider.function) or "awslambda" (provider.arn)`, f.Type)
 	}
 	return nil
 }
@@ -348,4 +423,46 @@ func validMethod(m string) bool {
 		return true
 	}
 	return false
+}
+
+// LambdaARN is a Lambda function's ARN, taken apart:
+// arn:PARTITION:lambda:REGION:ACCOUNT:function:NAME[:QUALIFIER].
+type LambdaARN struct {
+	Partition, Region, Account, Name, Qualifier string
+}
+
+var (
+	lambdaNameRE      = regexp.MustCompile(`^[a-zA-Z0-9_-]{1,64}$`)
+	lambdaQualifierRE = regexp.MustCompile(`^(\$LATEST|[a-zA-Z0-9_-]{1,128})$`)
+	regionRE          = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-[0-9]{1,2}$`)
+)
+
+// ParseLambdaARN takes a function ARN apart, or says what is wrong with it.
+func ParseLambdaARN(s string) (LambdaARN, error) {
+	const form = "arn:aws:lambda:REGION:ACCOUNT:function:NAME[:QUALIFIER]"
+	p := strings.Split(s, ":")
+	if s == "" {
+		return LambdaARN{}, fmt.Errorf("is required: %s", form)
+	}
+	if len(p) < 7 || len(p) > 8 || p[0] != "arn" || p[2] != "lambda" || p[5] != "function" {
+		return LambdaARN{}, fmt.Errorf("%q is not a Lambda function ARN: use %s", s, form)
+	}
+	a := LambdaARN{Partition: p[1], Region: p[3], Account: p[4], Name: p[6]}
+	if len(p) == 8 {
+		a.Qualifier = p[7]
+		if !lambdaQualifierRE.MatchString(a.Qualifier) {
+			return LambdaARN{}, fmt.Errorf("%q: the qualifier %q is not a version or alias", s, a.Qualifier)
+		}
+	}
+	switch {
+	case a.Partition != "aws" && a.Partition != "aws-cn" && a.Partition != "aws-us-gov":
+		return LambdaARN{}, fmt.Errorf("%q: partition %q is not aws, aws-cn or aws-us-gov", s, a.Partition)
+	case !regionRE.MatchString(a.Region):
+		return LambdaARN{}, fmt.Errorf("%q: %q is not a region (such as us-east-1)", s, a.Region)
+	case len(a.Account) != 12 || strings.Trim(a.Account, "0123456789") != "":
+		return LambdaARN{}, fmt.Errorf("%q: the account %q is not 12 digits", s, a.Account)
+	case !lambdaNameRE.MatchString(a.Name):
+		return LambdaARN{}, fmt.Errorf("%q: the function name %q is not 1-64 letters, digits, - or _", s, a.Name)
+	}
+	return a, nil
 }

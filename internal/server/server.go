@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sync"
@@ -31,6 +32,7 @@ import (
 	"nimbus/internal/function"
 	"nimbus/internal/gateway"
 	"nimbus/internal/lambdaapi"
+	"nimbus/internal/lambdaclient"
 	"nimbus/internal/outbound"
 	"nimbus/internal/provider"
 	"nimbus/internal/queue/natsqueue"
@@ -63,6 +65,7 @@ type Config struct {
 	MaxCallRecords   int              // how many call records are kept for lookup (default 100,000)
 	EventsListen     string           // the Event Gateway events API address (default 127.0.0.1:4000; "off" for none)
 	MetricsAuth      bool             // /metrics needs the admin token
+	LambdaEndpoint   string           // the Lambda Invoke endpoint of awslambda event functions ("" nimbus's own)
 	Version          string
 	Logger           *slog.Logger
 }
@@ -112,6 +115,11 @@ func (c *Config) defaults() {
 func Run(ctx context.Context, cfg Config, started func(Started)) error {
 	cfg.defaults()
 	log := cfg.Logger
+	if e := cfg.LambdaEndpoint; e != "" {
+		if u, err := url.Parse(e); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("--lambda-endpoint %q is not an http or https URL (such as https://lambda.us-east-1.amazonaws.com)", e)
+		}
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data dir %s: %w", cfg.DataDir, err)
 	}
@@ -241,8 +249,9 @@ func Run(ctx context.Context, cfg Config, started func(Started)) error {
 	sched := &trigger.Scheduler{Store: triggers, Queue: q, Spec: gw.Spec, Record: rec.recorder.Record, Logger: log}
 	wg.Go(func() { sched.Run(runCtx) })
 
-	ingress := &events.Ingress{Store: evStore, MaxBodyBytes: cfg.MaxBodyBytes, Logger: log, Space: disk.check,
-		Deliver: &events.Deliverer{Queue: q, Gateway: gw, Spec: gw.Spec, Client: guard.Client(30 * time.Second), Record: rec.recorder.Record}}
+	deliver := &events.Deliverer{Queue: q, Gateway: gw, Spec: gw.Spec, Client: guard.Client(30 * time.Second), Record: rec.recorder.Record,
+		LambdaRemote: cfg.LambdaEndpoint != ""}
+	ingress := &events.Ingress{Store: evStore, MaxBodyBytes: cfg.MaxBodyBytes, Logger: log, Space: disk.check, Deliver: deliver}
 	spool := filepath.Join(cfg.DataDir, "tmp")
 	os.RemoveAll(spool) // uploads an earlier run left half-checked
 	if err := os.MkdirAll(spool, 0o700); err != nil {
@@ -263,6 +272,7 @@ func Run(ctx context.Context, cfg Config, started func(Started)) error {
 		StorePackage: func(ctx context.Context, tgz []byte) (string, error) { return api.StorePackage(ctx, tgz) },
 		Delete:       func(ctx context.Context, ns, name string) error { return api.DeleteFunction(ctx, ns, name) },
 	})
+	deliver.Lambda = lambdaclient.New(cfg.LambdaEndpoint, lambdaAPI)
 	api = apiserver.New(apiserver.Options{
 		SpoolDir: spool, PackageLimits: cfg.PackageLimits,
 		Store: st, Invoker: gw, Scaling: scale, Token: token, Runtimes: rt.names(), Prepare: rt.prepare, Version: cfg.Version,

@@ -51,15 +51,15 @@ func lambdaHandler(t *testing.T) []byte {
 }
 
 // deployLambda deploys the test handler as bootstrap, a lambda function
-// named name.
-func deployLambda(t *testing.T, n *nimbus, name string) {
+// named name; extra lines are added to its nimbus.yaml.
+func deployLambda(t *testing.T, n *nimbus, name string, extra ...string) {
 	t.Helper()
 	dir := t.TempDir()
 	os.Chmod(dir, 0o755)
 	if err := os.WriteFile(filepath.Join(dir, "bootstrap"), lambdaHandler(t), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	yaml := "name: " + name + "\nprotocol: lambda\ncommand: ./bootstrap\ntimeout: 10s\n"
+	yaml := "name: " + name + "\nprotocol: lambda\ncommand: ./bootstrap\ntimeout: 10s\n" + strings.Join(extra, "\n") + "\n"
 	if err := os.WriteFile(filepath.Join(dir, "nimbus.yaml"), []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
 	}
