@@ -12,6 +12,7 @@ import (
 	"path"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -111,7 +112,25 @@ type Function struct {
 	Secrets []string `json:"secrets,omitempty" yaml:"secrets,omitempty"`
 	// Async governs invocations through /async-function.
 	Async Async `json:"async,omitzero" yaml:"async,omitempty"`
+
+	// VersionOf and Version mark a published version (Lambda's
+	// PublishVersion): a frozen copy of the function VersionOf, named
+	// VersionName(VersionOf, Version), run beside it. Set by publishing
+	// only; a version is never updated.
+	VersionOf string `json:"versionOf,omitempty" yaml:"-"`
+	Version   int    `json:"version,omitempty" yaml:"-"`
 }
+
+// versionSuffixRE is the end of a published version's name.
+var versionSuffixRE = regexp.MustCompile(`--v[0-9]+$`)
+
+// VersionName is the name of version n of the function name: name--vN.
+// Names ending so are kept for versions.
+func VersionName(name string, n int) string { return name + "--v" + strconv.Itoa(n) }
+
+// MaxVersionedName is the longest name of a function that can publish
+// versions: its versions' names must be names too.
+const MaxVersionedName = 63 - len("--v999999")
 
 // Async is the retry policy of asynchronous invocations, as AWS Lambda's:
 // a failed attempt (5xx, timeout, crash) is retried up to MaxRetries times
@@ -291,6 +310,12 @@ func (f Function) Validate() error {
 	}
 	if err := ValidateName("namespace", f.Namespace); err != nil {
 		return err
+	}
+	switch {
+	case f.VersionOf == "" && f.Version == 0 && versionSuffixRE.MatchString(f.Name):
+		return fieldErr("name", "%q ends as the name of a published version (--vN): choose another name", f.Name)
+	case (f.VersionOf != "" || f.Version != 0) && (f.Version < 1 || ValidateName("versionOf", f.VersionOf) != nil || f.Name != VersionName(f.VersionOf, f.Version)):
+		return fieldErr("versionOf", "a published version is named NAME--vN after its function NAME and number N (got %q, version %d of %q)", f.Name, f.Version, f.VersionOf)
 	}
 	if f.Namespace == OpenFaaSNamespace {
 		return fieldErr("namespace", "%q is OpenFaaS's name of the namespace %q: use %q", OpenFaaSNamespace, DefaultNamespace, DefaultNamespace)

@@ -197,7 +197,8 @@ func TestDockerSpecs(t *testing.T) {
 }
 
 // TestLambdaProtocol: a lambda function takes one invocation at a time and
-// runs as processes; anything else is refused naming the field.
+// runs as a process or a container; anything else is refused naming the
+// field.
 func TestLambdaProtocol(t *testing.T) {
 	f := valid()
 	f.Protocol, f.Scale.MaxConcurrency = ProtocolLambda, 0
@@ -207,9 +208,7 @@ func TestLambdaProtocol(t *testing.T) {
 	}
 	for field, mutate := range map[string]func(*Function){
 		"scale.maxConcurrency": func(f *Function) { f.Scale.MaxConcurrency = 2 },
-		"protocol": func(f *Function) {
-			f.Runtime, f.Image, f.Package, f.Command = RuntimeDocker, "ghcr.io/you/fn:1.0", "", nil
-		},
+		"protocol":             func(f *Function) { f.Protocol = "grpc" },
 	} {
 		g := f
 		mutate(&g)
@@ -217,6 +216,32 @@ func TestLambdaProtocol(t *testing.T) {
 		if err := g.Validate(); !errors.As(err, &fe) || fe.Field != field {
 			t.Errorf("%s: got %v", field, err)
 		}
+	}
+}
+
+// TestVersionNames: a published version is named NAME--vN after its
+// function; names ending so are kept for versions.
+func TestVersionNames(t *testing.T) {
+	v := valid()
+	v.Name, v.VersionOf, v.Version = VersionName(v.Name, 3), v.Name, 3
+	if err := v.WithDefaults().Validate(); err != nil {
+		t.Fatalf("a version: %v", err)
+	}
+	for name, mutate := range map[string]func(*Function){
+		"name":        func(f *Function) { f.Name = "api--v2" },
+		"versionOf":   func(f *Function) { f.Name, f.VersionOf, f.Version = "api--v2", "api", 3 },
+		"versionOf ":  func(f *Function) { f.Name, f.VersionOf, f.Version = "api--v0", "api", 0 },
+		"versionOf  ": func(f *Function) { f.Name, f.VersionOf, f.Version = "other", "", 1 },
+	} {
+		g := valid()
+		mutate(&g)
+		var fe *FieldError
+		if err := g.WithDefaults().Validate(); !errors.As(err, &fe) || fe.Field != strings.TrimSpace(name) {
+			t.Errorf("%s: got %v", name, err)
+		}
+	}
+	if g := valid(); func() error { g.Name = "api-v2"; return g.WithDefaults().Validate() }() != nil {
+		t.Error("api-v2 refused: only --vN is kept")
 	}
 }
 

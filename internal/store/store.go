@@ -155,6 +155,37 @@ type Keys interface {
 	DeleteKey(ctx context.Context, id string) error
 }
 
+// Alias names a published version of a function, as Lambda's aliases.
+type Alias struct {
+	Name        string    `json:"name"`
+	Version     int       `json:"version"`
+	Description string    `json:"description,omitempty"`
+	Updated     time.Time `json:"updated"`
+}
+
+// VersionInfo is what a function keeps of its published versions beside
+// the versions themselves (which are functions: function.VersionOf): the
+// last number given, never given again, and its aliases, sorted by name.
+type VersionInfo struct {
+	Namespace string  `json:"namespace"`
+	Function  string  `json:"function"`
+	Last      int     `json:"last"`
+	Aliases   []Alias `json:"aliases,omitempty"`
+}
+
+// Versions keeps each function's VersionInfo.
+type Versions interface {
+	// VersionInfo returns a function's record and its revision; for a
+	// function that never published one it is a zero record (with the
+	// key fields set) and revision 0.
+	VersionInfo(ctx context.Context, namespace, name string) (VersionInfo, uint64, error)
+	// PutVersionInfo stores v if the stored revision is rev (0: there is
+	// none), else ErrConflict.
+	PutVersionInfo(ctx context.Context, v VersionInfo, rev uint64) error
+	// DeleteVersionInfo removes a function's record; none is no error.
+	DeleteVersionInfo(ctx context.Context, namespace, name string) error
+}
+
 // Store is everything nimbus keeps.
 type Store interface {
 	Functions
@@ -162,6 +193,7 @@ type Store interface {
 	Logs
 	Secrets
 	Keys
+	Versions
 	// Ping reports whether the backend answers.
 	Ping(ctx context.Context) error
 }

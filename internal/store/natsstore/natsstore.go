@@ -45,6 +45,8 @@ type Store struct {
 	log     jetstream.Stream
 	secrets jetstream.KeyValue
 	keys    jetstream.KeyValue
+	// versions holds store.VersionInfo by "NAMESPACE.NAME".
+	versions jetstream.KeyValue
 }
 
 // Open creates or binds the buckets and stream nimbus uses.
@@ -94,7 +96,14 @@ func Open(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, o Options)
 	if err != nil {
 		return nil, fmt.Errorf("keys bucket: %w", err)
 	}
-	return &Store{nc: nc, js: js, kv: kv, obs: obs, log: ls, secrets: sec, keys: keys}, nil
+	versions, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket: versionsBucket, Description: "nimbus functions' published version counters and aliases",
+		History: 1, Storage: jetstream.FileStorage, Replicas: o.Replicas,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("versions bucket: %w", err)
+	}
+	return &Store{nc: nc, js: js, kv: kv, obs: obs, log: ls, secrets: sec, keys: keys, versions: versions}, nil
 }
 
 // Ping reports whether JetStream answers.

@@ -27,6 +27,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		"Delete":           testDelete,
 		"Revisions":        testRevisions,
 		"Keys":             testKeys,
+		"VersionInfo":      testVersionInfo,
 		"Watch":            testWatch,
 		"Packages":         testPackages,
 		"LogsReadAndSince": testLogs,
@@ -188,6 +189,53 @@ func testRevisions(t *testing.T, s store.Store) {
 	}
 	if revs, err := s.Revisions(c, "default", "r"); err != nil || len(revs) != 1 || revs[0].Revision != r4.Revision {
 		t.Fatalf("Revisions after re-create: %v %v", revs, err)
+	}
+}
+
+// testVersionInfo: a zero record before any; compare-and-set on the
+// revision, a create racing another is a conflict; delete, then anew.
+func testVersionInfo(t *testing.T, s store.Store) {
+	c := ctx(t)
+	v, rev, err := s.VersionInfo(c, "default", "fn")
+	if err != nil || rev != 0 || v.Namespace != "default" || v.Function != "fn" || v.Last != 0 || len(v.Aliases) != 0 {
+		t.Fatalf("before any: %+v %d %v", v, rev, err)
+	}
+	v.Last = 1
+	if err := s.PutVersionInfo(c, v, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutVersionInfo(c, v, 0); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("a second create: want ErrConflict, got %v", err)
+	}
+	got, rev, err := s.VersionInfo(c, "default", "fn")
+	if err != nil || rev == 0 || got.Last != 1 {
+		t.Fatalf("after create: %+v %d %v", got, rev, err)
+	}
+	got.Last, got.Aliases = 2, []store.Alias{{Name: "live", Version: 2, Updated: time.Now().UTC().Truncate(time.Second)}}
+	if err := s.PutVersionInfo(c, got, rev); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutVersionInfo(c, got, rev); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("a stale revision: want ErrConflict, got %v", err)
+	}
+	if v, _, _ := s.VersionInfo(c, "other", "fn"); v.Last != 0 {
+		t.Fatalf("another namespace's function sees %+v", v)
+	}
+	now, _, err := s.VersionInfo(c, "default", "fn")
+	if err != nil || now.Last != 2 || len(now.Aliases) != 1 || now.Aliases[0].Name != "live" || now.Aliases[0].Version != 2 {
+		t.Fatalf("after update: %+v %v", now, err)
+	}
+	if err := s.DeleteVersionInfo(c, "default", "fn"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteVersionInfo(c, "default", "fn"); err != nil {
+		t.Fatalf("deleting none: %v", err)
+	}
+	if v, rev, err := s.VersionInfo(c, "default", "fn"); err != nil || rev != 0 || v.Last != 0 {
+		t.Fatalf("after delete: %+v %d %v", v, rev, err)
+	}
+	if err := s.PutVersionInfo(c, store.VersionInfo{Namespace: "default", Function: "fn", Last: 1}, 0); err != nil {
+		t.Fatalf("anew after delete: %v", err)
 	}
 }
 
