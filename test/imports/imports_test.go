@@ -59,6 +59,7 @@ var rules = map[string][]string{
 	"nimbus/internal/trigger/nattrigger":         {"nimbus/internal/trigger"},
 	"nimbus/internal/events":                     {"nimbus/internal/function", "nimbus/internal/queue", "nimbus/internal/calls", "nimbus/internal/gateway", "nimbus/internal/reqbody", "nimbus/internal/lambdaclient"},
 	"nimbus/internal/lambdaclient":               {},
+	"nimbus/internal/versions":                   {"nimbus/internal/store", "nimbus/internal/function"},
 	"nimbus/internal/events/natsevents":          {"nimbus/internal/events"},
 	"nimbus/internal/queue/natsqueue":            {"nimbus/internal/queue"},
 	"nimbus/internal/async":                      {"nimbus/internal/queue", "nimbus/internal/gateway", "nimbus/internal/function", "nimbus/internal/store", "nimbus/internal/calls", "nimbus/internal/reqbody"},
