@@ -26,6 +26,7 @@ import (
 	"nimbus/internal/series"
 	"nimbus/internal/store"
 	"nimbus/internal/trigger"
+	"nimbus/internal/versions"
 )
 
 // Invoker is the data plane as the API sees it.
@@ -96,6 +97,9 @@ type Options struct {
 	// comes from /v1 with the token); / redirects a browser to it.
 	// Optional.
 	UI http.Handler
+	// Versions lists and publishes functions' versions (/versions), and
+	// deletes a function's versions with it. Optional.
+	Versions *versions.Manager
 	// Lambda serves the AWS Lambda API under /2015-03-31/ (signed with
 	// access keys, not the admin token). Optional.
 	Lambda http.Handler
@@ -143,6 +147,8 @@ func New(o Options) *Server {
 		{"POST", "/v1/functions/{name}/scale", true, s.scaleFunction},
 		{"GET", "/v1/functions/{name}/series", true, s.functionSeries},
 		{"GET", "/v1/functions/{name}/revisions", true, s.functionRevisions},
+		{"GET", "/v1/functions/{name}/versions", true, s.functionVersions},
+		{"POST", "/v1/functions/{name}/versions", true, s.publishVersion},
 		{"GET", "/v1/secrets", true, s.listSecrets},
 		{"PUT", "/v1/secrets/{name}", true, s.putSecret},
 		{"DELETE", "/v1/secrets/{name}", true, s.deleteSecret},

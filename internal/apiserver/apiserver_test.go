@@ -42,6 +42,7 @@ import (
 	"nimbus/internal/store"
 	"nimbus/internal/store/natsstore"
 	"nimbus/internal/trigger/nattrigger"
+	"nimbus/internal/versions"
 )
 
 const token = "0123456789abcdef0123456789abcdef"
@@ -51,6 +52,8 @@ type env struct {
 	srv   *httptest.Server
 	api   *apiserver.Server
 	store store.Store
+	// versions is the versions manager the API was given.
+	versions *versions.Manager
 }
 
 // newEnv runs the API on a real embedded NATS store, a real gateway and the
@@ -116,10 +119,18 @@ func newEnvWith(t *testing.T, mod func(*apiserver.Options)) *env {
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), Ready: st.Ping, Version: "test",
 		Queue: q, Async: &async.Handler{Queue: q, Spec: gw.Spec, Record: recorder.Record}, Calls: index, Triggers: triggers,
 		EventConfig: &events.ConfigAPI{Store: evStore, CheckURL: guard.CheckURL}, CloudEvents: ingress.CloudEvents()}
+	var api *apiserver.Server
+	opts.Versions = &versions.Manager{Store: st,
+		Deploy: func(ctx context.Context, fn function.Function) (store.Record, error) {
+			rec, _, err := api.Deploy(ctx, fn, apiserver.CreateOnly, 0)
+			return rec, err
+		},
+		Delete: func(ctx context.Context, ns, name string) error { return api.RemoveFunction(ctx, ns, name) },
+	}
 	if mod != nil {
 		mod(&opts)
 	}
-	api := apiserver.New(opts)
+	api = apiserver.New(opts)
 	srv := httptest.NewServer(api)
 	evsrv := httptest.NewServer(ingress.EventsAPI())
 	t.Cleanup(func() {
@@ -132,7 +143,7 @@ func newEnvWith(t *testing.T, mod func(*apiserver.Options)) *env {
 		disp.Close()
 		bb.Close()
 	})
-	return &env{evsrv: evsrv, srv: srv, api: api, store: st}
+	return &env{evsrv: evsrv, srv: srv, api: api, store: st, versions: opts.Versions}
 }
 
 func (e *env) do(t *testing.T, method, path string, body io.Reader, auth bool) (int, []byte, http.Header) {

@@ -43,6 +43,9 @@ var (
 	errBodyTimeout        = &apiError{http.StatusRequestTimeout, "body_timeout"}
 	errBadPackage         = &apiError{http.StatusBadRequest, "invalid_package"}
 	errNoSpace            = &apiError{http.StatusInsufficientStorage, "insufficient_storage"}
+	errVersionImmutable   = &apiError{http.StatusConflict, "version_immutable"}
+	errVersionNotFound    = &apiError{http.StatusNotFound, "version_not_found"}
+	errVersionInUse       = &apiError{http.StatusConflict, "version_in_use"}
 )
 
 // writeBodyError answers a body that could not be read: 413 past limit,

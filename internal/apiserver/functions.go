@@ -157,7 +157,9 @@ func (s *Server) listFunctions(w http.ResponseWriter, r *http.Request) {
 	}
 	out := make([]FunctionView, 0, len(recs))
 	for _, rec := range recs {
-		out = append(out, s.view(rec))
+		if rec.Function.VersionOf == "" { // versions are listed by /versions
+			out = append(out, s.view(rec))
+		}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"functions": out})
 }
@@ -246,15 +248,38 @@ func (s *Server) deleteFunction(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := s.DeleteFunction(r.Context(), ns, name); err != nil {
-		writeStoreError(w, err, "function "+function.Key(ns, name))
+		writeVersionError(w, err, "function "+function.Key(ns, name))
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// DeleteFunction removes a function and waits (briefly) for the data plane
-// to stop serving it; store errors are the caller's to map.
+// DeleteFunction removes a function with its published versions and
+// aliases, or one version (unless an alias names it), and waits (briefly)
+// for the data plane to stop serving it; store errors are the caller's to
+// map.
 func (s *Server) DeleteFunction(ctx context.Context, ns, name string) error {
+	if v := s.opts.Versions; v != nil {
+		rec, err := s.opts.Store.Get(ctx, ns, name)
+		if err != nil {
+			return err
+		}
+		if f := rec.Function; f.VersionOf != "" {
+			return v.DeleteVersion(ctx, ns, f.VersionOf, f.Version)
+		}
+	}
+	if err := s.RemoveFunction(ctx, ns, name); err != nil {
+		return err
+	}
+	if v := s.opts.Versions; v != nil {
+		return v.DeleteAll(ctx, ns, name)
+	}
+	return nil
+}
+
+// RemoveFunction removes one stored function, whatever it is, and waits
+// (briefly) for the data plane to stop serving it.
+func (s *Server) RemoveFunction(ctx context.Context, ns, name string) error {
 	if err := s.opts.Store.Delete(ctx, ns, name, 0); err != nil {
 		return err
 	}

@@ -93,10 +93,10 @@ type Driver interface {
 func LambdaEnv(fn function.Function, revision uint64, instance, taskRoot, runtimeDir, runtimeAPI string) []string {
 	return []string{
 		"AWS_LAMBDA_RUNTIME_API=" + runtimeAPI,
-		"AWS_LAMBDA_FUNCTION_NAME=" + fn.Name,
-		"AWS_LAMBDA_FUNCTION_VERSION=$LATEST",
+		"AWS_LAMBDA_FUNCTION_NAME=" + fn.LambdaName(),
+		"AWS_LAMBDA_FUNCTION_VERSION=" + fn.LambdaVersion(),
 		"AWS_LAMBDA_FUNCTION_MEMORY_SIZE=" + strconv.FormatInt(fn.LambdaMemoryMiB(), 10),
-		"AWS_LAMBDA_LOG_GROUP_NAME=/aws/lambda/" + fn.Name,
+		"AWS_LAMBDA_LOG_GROUP_NAME=/aws/lambda/" + fn.LambdaName(),
 		"AWS_LAMBDA_LOG_STREAM_NAME=" + instance,
 		"AWS_LAMBDA_INITIALIZATION_TYPE=on-demand",
 		"AWS_REGION=" + function.LambdaRegion,

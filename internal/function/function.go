@@ -128,6 +128,9 @@ var versionSuffixRE = regexp.MustCompile(`--v[0-9]+$`)
 // Names ending so are kept for versions.
 func VersionName(name string, n int) string { return name + "--v" + strconv.Itoa(n) }
 
+// IsVersionName reports whether name is kept for published versions.
+func IsVersionName(name string) bool { return versionSuffixRE.MatchString(name) }
+
 // MaxVersionedName is the longest name of a function that can publish
 // versions: its versions' names must be names too.
 const MaxVersionedName = 63 - len("--v999999")
@@ -563,6 +566,33 @@ const (
 	LambdaRegion  = "us-east-1"
 	LambdaAccount = "000000000000"
 )
+
+// LambdaName is the Lambda function a function is: its own name, or for a
+// published version the function it is a version of.
+func (f Function) LambdaName() string {
+	if f.VersionOf != "" {
+		return f.VersionOf
+	}
+	return f.Name
+}
+
+// LambdaVersion is the version a function is: $LATEST, or a published
+// version's number.
+func (f Function) LambdaVersion() string {
+	if f.VersionOf != "" {
+		return strconv.Itoa(f.Version)
+	}
+	return "$LATEST"
+}
+
+// LambdaInvokedARN is the ARN a handler of f is told it was invoked as:
+// the function's, qualified by the version's number for a version.
+func (f Function) LambdaInvokedARN() string {
+	if f.VersionOf != "" {
+		return LambdaARN(f.VersionOf) + ":" + strconv.Itoa(f.Version)
+	}
+	return LambdaARN(f.Name)
+}
 
 // LambdaARN is the ARN of the Lambda function named name.
 func LambdaARN(name string) string {

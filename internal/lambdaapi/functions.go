@@ -76,11 +76,16 @@ func configOf(key store.AccessKey, rec store.Record) FunctionConfiguration {
 	if rt == "" {
 		rt = "provided.al2023"
 	}
+	name, arn, version := fn.Name, ARN(key, fn.Namespace, fn.Name), "$LATEST"
+	if fn.VersionOf != "" {
+		name, version = fn.VersionOf, strconv.Itoa(fn.Version)
+		arn = ARN(key, fn.Namespace, name) + ":" + version
+	}
 	return FunctionConfiguration{
-		FunctionName: LambdaName(key, fn.Namespace, fn.Name), FunctionArn: ARN(key, fn.Namespace, fn.Name),
+		FunctionName: LambdaName(key, fn.Namespace, name), FunctionArn: arn,
 		Runtime: rt, Role: fn.Annotations[annRole], Handler: fn.LambdaHandler(), CodeSize: size, CodeSha256: fn.Annotations[annCodeSha256],
 		Description: fn.Annotations[annDescription], Timeout: int(time.Duration(fn.Timeout).Seconds()), MemorySize: int(fn.LambdaMemoryMiB()),
-		LastModified: rec.Updated.UTC().Format("2006-01-02T15:04:05.000+0000"), Version: "$LATEST",
+		LastModified: rec.Updated.UTC().Format("2006-01-02T15:04:05.000+0000"), Version: version,
 		Environment: &Environment{Variables: vars}, PackageType: "Zip", State: "Active", LastUpdate: "Successful",
 		Architectures: []string{"x86_64"},
 	}
@@ -224,7 +229,7 @@ func (h *Handler) createFunction(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.o.Logger.Info("lambda function created", "function", fn.Key(), "key", c.key.ID)
-	writeJSON(w, http.StatusCreated, configOf(c.key, rec))
+	h.published(w, r, c, rec, req.Publish, http.StatusCreated)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -233,18 +238,33 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	json.NewEncoder(w).Encode(v)
 }
 
-// stored finds the function a request names, in the key's namespaces.
+// stored finds the function a request names, in the key's namespaces:
+// $LATEST (a qualifier is refused).
 func (h *Handler) stored(w http.ResponseWriter, r *http.Request) (*caller, store.Record, bool) {
+	return h.storedAt(w, r, false)
+}
+
+// storedAt is stored; with qualified, the version a qualifier (in the
+// ARN, or ?Qualifier=) names.
+func (h *Handler) storedAt(w http.ResponseWriter, r *http.Request, qualified bool) (*caller, store.Record, bool) {
 	c := callerOf(r)
 	ns, name, qualifier, aerr := resolve(c.key, r.PathValue("name"))
-	if aerr == nil && qualifier != "" && qualifier != "$LATEST" {
-		aerr = &apiErr{http.StatusNotFound, "ResourceNotFoundException", fmt.Sprintf("Function not found: %s:%s", ARN(c.key, ns, name), qualifier)}
+	if q := r.URL.Query().Get("Qualifier"); q != "" && aerr == nil {
+		qualifier = q
+	}
+	target := name
+	switch {
+	case aerr != nil:
+	case qualified:
+		target, _, aerr = h.qualified(r, c, ns, name, qualifier)
+	case qualifier != "" && qualifier != "$LATEST":
+		aerr = &apiErr{http.StatusNotFound, "ResourceNotFoundException", fmt.Sprintf("Function not found: %s:%s (this operation acts on $LATEST)", ARN(c.key, ns, name), qualifier)}
 	}
 	if aerr != nil {
 		writeErr(w, aerr)
 		return nil, store.Record{}, false
 	}
-	rec, err := h.o.Store.Get(r.Context(), ns, name)
+	rec, err := h.o.Store.Get(r.Context(), ns, target)
 	if err != nil {
 		writeErr(w, deployError(err, ARN(c.key, ns, name)))
 		return nil, store.Record{}, false
@@ -253,7 +273,7 @@ func (h *Handler) stored(w http.ResponseWriter, r *http.Request) (*caller, store
 }
 
 func (h *Handler) getFunction(w http.ResponseWriter, r *http.Request) {
-	c, rec, ok := h.stored(w, r)
+	c, rec, ok := h.storedAt(w, r, true)
 	if !ok {
 		return
 	}
@@ -262,7 +282,7 @@ func (h *Handler) getFunction(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) getConfiguration(w http.ResponseWriter, r *http.Request) {
-	if c, rec, ok := h.stored(w, r); ok {
+	if c, rec, ok := h.storedAt(w, r, true); ok {
 		writeJSON(w, http.StatusOK, configOf(c.key, rec))
 	}
 }
@@ -277,8 +297,8 @@ func (h *Handler) listFunctions(w http.ResponseWriter, r *http.Request) {
 	out := []FunctionConfiguration{}
 	for _, rec := range recs {
 		fn := rec.Function
-		if fn.Protocol != function.ProtocolLambda {
-			continue // only what Lambda's clients can run as Lambda functions
+		if fn.Protocol != function.ProtocolLambda || fn.VersionOf != "" {
+			continue // only what Lambda's clients can run as Lambda functions, at $LATEST
 		}
 		if !slices.Contains(c.key.Namespaces, "*") && !slices.Contains(c.key.Namespaces, fn.Namespace) {
 			continue
@@ -310,7 +330,7 @@ func (h *Handler) updateCode(w http.ResponseWriter, r *http.Request) {
 	fn.Package = digest
 	fn.Annotations = cloneMap(fn.Annotations)
 	fn.Annotations[annCodeSha256], fn.Annotations[annCodeSize] = sha, strconv.Itoa(len(req.ZipFile))
-	h.update(w, r, c, fn)
+	h.update(w, r, c, fn, req.Publish)
 }
 
 func (h *Handler) updateConfiguration(w http.ResponseWriter, r *http.Request) {
@@ -341,19 +361,27 @@ func (h *Handler) updateConfiguration(w http.ResponseWriter, r *http.Request) {
 	if req.Runtime != "" {
 		fn.Annotations[annRuntime] = req.Runtime
 	}
-	h.update(w, r, c, fn)
+	h.update(w, r, c, fn, false)
 }
 
-func (h *Handler) update(w http.ResponseWriter, r *http.Request, c *caller, fn function.Function) {
+func (h *Handler) update(w http.ResponseWriter, r *http.Request, c *caller, fn function.Function, publish bool) {
 	rec, err := h.o.Deploy(r.Context(), fn, false)
 	if err != nil {
 		writeErr(w, deployError(err, ARN(c.key, fn.Namespace, fn.Name)))
 		return
 	}
-	writeJSON(w, http.StatusOK, configOf(c.key, rec))
+	h.published(w, r, c, rec, publish, http.StatusOK)
 }
 
 func (h *Handler) deleteFunction(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query().Get("Qualifier")
+	if _, _, arnQ, aerr := resolve(callerOf(r).key, r.PathValue("name")); aerr == nil && q == "" {
+		q = arnQ
+	}
+	if q != "" && q != "$LATEST" && h.o.Versions != nil {
+		h.deleteVersion(w, r, q)
+		return
+	}
 	c, rec, ok := h.stored(w, r)
 	if !ok {
 		return
@@ -414,4 +442,39 @@ func cloneMap(m map[string]string) map[string]string {
 		out[k] = v
 	}
 	return out
+}
+
+// deleteVersion is DeleteFunction with a version's number as qualifier.
+func (h *Handler) deleteVersion(w http.ResponseWriter, r *http.Request, qualifier string) {
+	c := callerOf(r)
+	ns, name, _, aerr := resolve(c.key, r.PathValue("name"))
+	if aerr != nil {
+		writeErr(w, aerr)
+		return
+	}
+	n, err := strconv.Atoi(qualifier)
+	if err != nil || n < 1 {
+		writeErr(w, &apiErr{http.StatusBadRequest, "InvalidParameterValueException",
+			fmt.Sprintf("Qualifier %q: DeleteFunction deletes a version by its number; delete an alias with DeleteAlias", qualifier)})
+		return
+	}
+	if err := h.o.Versions.DeleteVersion(r.Context(), ns, name, n); err != nil {
+		writeErr(w, versionError(err))
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// published answers a create or update with Publish set: the version it
+// published, else the function.
+func (h *Handler) published(w http.ResponseWriter, r *http.Request, c *caller, rec store.Record, publish bool, status int) {
+	if publish && h.o.Versions != nil {
+		v, _, err := h.o.Versions.Publish(r.Context(), rec.Function.Namespace, rec.Function.Name, nil)
+		if err != nil {
+			writeErr(w, versionError(err))
+			return
+		}
+		rec = v
+	}
+	writeJSON(w, status, configOf(c.key, rec))
 }

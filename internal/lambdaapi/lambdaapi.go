@@ -30,6 +30,7 @@ import (
 	"nimbus/internal/function"
 	"nimbus/internal/sigv4"
 	"nimbus/internal/store"
+	"nimbus/internal/versions"
 )
 
 // Prefix is the API's path prefix.
@@ -51,6 +52,9 @@ type Options struct {
 	Deploy       func(ctx context.Context, fn function.Function, create bool) (store.Record, error)
 	StorePackage func(ctx context.Context, tgz []byte) (string, error)
 	Delete       func(ctx context.Context, namespace, name string) error
+	// Versions publishes, resolves and aliases versions; without it only
+	// $LATEST is served.
+	Versions *versions.Manager
 	// Now is the clock signatures are checked against (time.Now).
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -85,6 +89,15 @@ func New(o Options) *Handler {
 		h.mux.HandleFunc("PUT /2015-03-31/functions/{name}/configuration", h.updateConfiguration)
 		h.mux.HandleFunc("DELETE /2015-03-31/functions/{name}", h.deleteFunction)
 		h.mux.HandleFunc("PUT /2019-09-25/functions/{name}/event-invoke-config", h.putEventInvokeConfig)
+	}
+	if o.Versions != nil {
+		h.mux.HandleFunc("POST /2015-03-31/functions/{name}/versions", h.publishVersion)
+		h.mux.HandleFunc("GET /2015-03-31/functions/{name}/versions", h.listVersions)
+		h.mux.HandleFunc("POST /2015-03-31/functions/{name}/aliases", h.createAlias)
+		h.mux.HandleFunc("GET /2015-03-31/functions/{name}/aliases", h.listAliases)
+		h.mux.HandleFunc("GET /2015-03-31/functions/{name}/aliases/{alias}", h.getAlias)
+		h.mux.HandleFunc("PUT /2015-03-31/functions/{name}/aliases/{alias}", h.updateAlias)
+		h.mux.HandleFunc("DELETE /2015-03-31/functions/{name}/aliases/{alias}", h.deleteAlias)
 	}
 	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, &apiErr{http.StatusNotFound, "UnknownOperationException", "nimbus does not serve this Lambda operation: " + r.Method + " " + r.URL.Path})
@@ -181,7 +194,7 @@ func resolve(key store.AccessKey, name string) (ns, fn, qualifier string, err *a
 	if before, after, ok := strings.Cut(name, "_"); ok {
 		ns, fn = before, after
 	}
-	if function.ValidateName("name", fn) != nil || function.ValidateName("namespace", ns) != nil {
+	if function.ValidateName("name", fn) != nil || function.ValidateName("namespace", ns) != nil || function.IsVersionName(fn) {
 		return "", "", "", &apiErr{http.StatusBadRequest, "ValidationException",
 			fmt.Sprintf("%q names no nimbus function: use NAME, or NAMESPACE_NAME for another namespace (lower-case letters, digits and -)", name)}
 	}
@@ -220,12 +233,12 @@ func (h *Handler) invoke(w http.ResponseWriter, r *http.Request) {
 	if q := r.URL.Query().Get("Qualifier"); q != "" {
 		qualifier = q
 	}
-	if qualifier != "" && qualifier != "$LATEST" {
-		writeErr(w, &apiErr{http.StatusNotFound, "ResourceNotFoundException",
-			fmt.Sprintf("Function not found: %s:%s (nimbus serves $LATEST; versions and aliases are not published yet)", ARN(c.key, ns, name), qualifier)})
+	target, version, aerr := h.qualified(r, c, ns, name, qualifier)
+	if aerr != nil {
+		writeErr(w, aerr)
 		return
 	}
-	rec, err := h.o.Store.Get(r.Context(), ns, name)
+	rec, err := h.o.Store.Get(r.Context(), ns, target)
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			writeErr(w, &apiErr{http.StatusNotFound, "ResourceNotFoundException", "Function not found: " + ARN(c.key, ns, name)})
@@ -234,6 +247,7 @@ func (h *Handler) invoke(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, &apiErr{http.StatusServiceUnavailable, "ServiceException", "the store is unavailable; retry shortly"})
 		return
 	}
+	w.Header().Set("X-Amz-Executed-Version", version)
 	typ := r.Header.Get("X-Amz-Invocation-Type")
 	switch typ {
 	case "", "RequestResponse":
@@ -241,7 +255,6 @@ func (h *Handler) invoke(w http.ResponseWriter, r *http.Request) {
 	case "Event":
 		h.event(w, r, c, rec)
 	case "DryRun":
-		w.Header().Set("X-Amz-Executed-Version", "$LATEST")
 		w.WriteHeader(http.StatusNoContent)
 	default:
 		writeErr(w, &apiErr{http.StatusBadRequest, "InvalidParameterValueException",
@@ -299,7 +312,6 @@ func (h *Handler) requestResponse(w http.ResponseWriter, r *http.Request, c *cal
 	fn := rec.Function
 	res := through(h.o.Invoke, r, "/function/"+fn.Name+"."+fn.Namespace, c.body)
 	out := w.Header()
-	out.Set("X-Amz-Executed-Version", "$LATEST")
 	if id := res.Header().Get("X-Call-Id"); id != "" {
 		out.Set("X-Amz-Request-Id", id)
 		out.Set("X-Call-Id", id)

@@ -47,7 +47,9 @@ type Error struct {
 	Code, Message string
 }
 
-func (e *Error) Error() string { return "the Lambda API refused the invocation: " + e.Code + ": " + e.Message }
+func (e *Error) Error() string {
+	return "the Lambda API refused the invocation: " + e.Code + ": " + e.Message
+}
 
 // Client invokes through one endpoint.
 type Client struct {

@@ -155,7 +155,9 @@ func (h *Handler) list(w http.ResponseWriter, r *http.Request) {
 	}
 	out := make([]FunctionStatus, 0, len(recs))
 	for _, rec := range recs {
-		out = append(out, h.status(rec))
+		if rec.Function.VersionOf == "" { // a published version is not a function of its own to OpenFaaS
+			out = append(out, h.status(rec))
+		}
 	}
 	writeJSON(w, http.StatusOK, out)
 }

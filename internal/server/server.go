@@ -43,6 +43,7 @@ import (
 	"nimbus/internal/trigger"
 	"nimbus/internal/trigger/nattrigger"
 	"nimbus/internal/ui"
+	"nimbus/internal/versions"
 )
 
 // Config is everything `nimbus up` can be told.
@@ -260,6 +261,13 @@ func Run(ctx context.Context, cfg Config, started func(Started)) error {
 	asyncIn := &async.Handler{Queue: q, Spec: gw.Spec, MaxBodyBytes: cfg.MaxBodyBytes, Space: disk.check,
 		CheckCallback: guard.CheckURL, Record: rec.recorder.Record}
 	var api *apiserver.Server // the Lambda API deploys through it, and it serves the Lambda API
+	vers := &versions.Manager{Store: st,
+		Deploy: func(ctx context.Context, fn function.Function) (store.Record, error) {
+			rec, _, err := api.Deploy(ctx, fn, apiserver.CreateOnly, 0)
+			return rec, err
+		},
+		Delete: func(ctx context.Context, ns, name string) error { return api.RemoveFunction(ctx, ns, name) },
+	}
 	lambdaAPI := lambdaapi.New(lambdaapi.Options{Store: st, Invoke: gw, Async: asyncIn, Logger: log,
 		Deploy: func(ctx context.Context, fn function.Function, create bool) (store.Record, error) {
 			mode := apiserver.UpdateOnly
@@ -271,6 +279,7 @@ func Run(ctx context.Context, cfg Config, started func(Started)) error {
 		},
 		StorePackage: func(ctx context.Context, tgz []byte) (string, error) { return api.StorePackage(ctx, tgz) },
 		Delete:       func(ctx context.Context, ns, name string) error { return api.DeleteFunction(ctx, ns, name) },
+		Versions:     vers,
 	})
 	deliver.Lambda = lambdaclient.New(cfg.LambdaEndpoint, lambdaAPI)
 	api = apiserver.New(apiserver.Options{
@@ -278,6 +287,7 @@ func Run(ctx context.Context, cfg Config, started func(Started)) error {
 		Store: st, Invoker: gw, Scaling: scale, Token: token, Runtimes: rt.names(), Prepare: rt.prepare, Version: cfg.Version,
 		UI:          ui.Handler(),
 		Lambda:      lambdaAPI,
+		Versions:    vers,
 		Metrics:     promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
 		MetricsAuth: cfg.MetricsAuth,
 		Ready: func(ctx context.Context) error {

@@ -43,8 +43,10 @@ type Lambda struct {
 	// replaced, as Lambda resets the sandbox. The API is closed first, so
 	// the instance takes no more invocations.
 	Stuck func()
-	// MemoryMiB is reported in a log tail's REPORT line.
+	// MemoryMiB is reported in a log tail's REPORT line; Version in its
+	// START line ($LATEST when empty).
 	MemoryMiB int64
+	Version   string
 	// Drain, if set, brings the output the handler wrote so far to Output;
 	// it is called before a log tail is cut (X-Amz-Log-Type: Tail).
 	Drain func()
@@ -105,7 +107,11 @@ func appendTail(b []byte, s string) []byte {
 func (l *Lambda) logTail(inv *invocation, now time.Time) string {
 	d := now.Sub(inv.taken)
 	var b []byte
-	b = appendTail(b, "START RequestId: "+inv.id+" Version: $LATEST\n")
+	version := l.Version
+	if version == "" {
+		version = "$LATEST"
+	}
+	b = appendTail(b, "START RequestId: "+inv.id+" Version: "+version+"\n")
 	b = appendTail(b, string(inv.log))
 	b = appendTail(b, "END RequestId: "+inv.id+"\n")
 	b = appendTail(b, fmt.Sprintf("REPORT RequestId: %s\tDuration: %.2f ms\tBilled Duration: %d ms\tMemory Size: %d MB\t\n",

@@ -153,7 +153,7 @@ func (d *Driver) Start(ctx context.Context, spec driver.Spec) (driver.Instance, 
 			return nil, fmt.Errorf("%w: %w", driver.ErrStartFailed, err)
 		}
 		cfg.Env = append(cfg.Env, driver.LambdaEnv(fn, spec.Revision, id, LambdaTaskRoot, LambdaRuntimeDir, api.RuntimeAPI())...)
-		api.MemoryMiB = fn.LambdaMemoryMiB()
+		api.MemoryMiB, api.Version = fn.LambdaMemoryMiB(), fn.LambdaVersion()
 		spec.Log = driver.TeeLambdaOutput(spec.Log, api)
 	}
 	created, err := d.cli.ContainerCreate(ctx, client.ContainerCreateOptions{Config: cfg, HostConfig: host, Name: "nimbus-" + id})

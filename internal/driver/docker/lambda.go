@@ -33,7 +33,7 @@ func (d *Driver) lambdaAPI(ctx context.Context, fn function.Function) (*watchdog
 	}
 	for _, c := range res.Network.IPAM.Config {
 		if c.Gateway.Is4() {
-			api, err := watchdog.NewLambdaOn(c.Gateway.String(), function.LambdaARN(fn.Name), time.Duration(fn.Timeout))
+			api, err := watchdog.NewLambdaOn(c.Gateway.String(), fn.LambdaInvokedARN(), time.Duration(fn.Timeout))
 			if err != nil {
 				return nil, fmt.Errorf("the Runtime API on network %s's gateway %s (a lambda function needs the Docker engine on this machine): %w",
 					d.opts.Network, c.Gateway, err)

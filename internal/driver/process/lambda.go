@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"nimbus/internal/driver"
-	"nimbus/internal/function"
 	"nimbus/internal/watchdog"
 )
 
@@ -38,11 +37,11 @@ func (i *lambdaInstance) Stop(ctx context.Context) error {
 // waits until it asks for its first invocation.
 func startLambda(ctx context.Context, d *Driver, l *launch, spec driver.Spec) (*lambdaInstance, error) {
 	fn := spec.Function
-	api, err := watchdog.NewLambda(function.LambdaARN(fn.Name), time.Duration(fn.Timeout))
+	api, err := watchdog.NewLambda(fn.LambdaInvokedARN(), time.Duration(fn.Timeout))
 	if err != nil {
 		return nil, fmt.Errorf("%w: the Runtime API: %w", driver.ErrStartFailed, err)
 	}
-	api.MemoryMiB = fn.LambdaMemoryMiB()
+	api.MemoryMiB, api.Version = fn.LambdaMemoryMiB(), fn.LambdaVersion()
 	spec.Log = driver.TeeLambdaOutput(spec.Log, api)
 	inst := &lambdaInstance{api: api}
 	proc, err := startProcess(d, l, spec, "", driver.LambdaEnv(fn, spec.Revision, l.id, l.dir, l.dir, api.RuntimeAPI()), api.Close)
