@@ -58,7 +58,7 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	pf.StringVar(&g.dataDir, "data-dir", server.DefaultDataDir(), "nimbus data directory")
 	pf.StringVarP(&g.namespace, "namespace", "n", "", "function namespace (default \"default\")")
 
-	root.AddCommand(upCmd(g), newCmd(g), deployCmd(g), listCmd(g), describeCmd(g), invokeCmd(g),
+	root.AddCommand(upCmd(g), newCmd(g), deployCmd(g), listCmd(g), describeCmd(g), invokeCmd(g), versionsCmd(g), publishCmd(g),
 		logsCmd(g), scaleCmd(g), deleteCmd(g), versionCmd(g), watchdogCmd(g), dlqCmd(g), callsCmd(g), triggerCmd(g), keysCmd(g))
 	for _, c := range root.Commands() {
 		wrapArgs(c)

@@ -175,6 +175,25 @@ func (c *Client) Scale(ctx context.Context, ns, name string, replicas int) (apis
 	return v, err
 }
 
+// Versions returns a function's published versions and aliases.
+func (c *Client) Versions(ctx context.Context, ns, name string) (apiserver.VersionsView, error) {
+	var v apiserver.VersionsView
+	err := c.getJSON(ctx, "/v1/functions/"+url.PathEscape(name)+"/versions", nsQuery(ns), &v)
+	return v, err
+}
+
+// Publish publishes the function as it is now as a version; created is
+// false when the newest version already was it.
+func (c *Client) Publish(ctx context.Context, ns, name string) (v apiserver.VersionView, created bool, err error) {
+	resp, err := c.do(ctx, "POST", "/v1/functions/"+url.PathEscape(name)+"/versions", nsQuery(ns), nil, nil)
+	if err != nil {
+		return v, false, err
+	}
+	defer resp.Body.Close()
+	err = json.NewDecoder(resp.Body).Decode(&v)
+	return v, resp.StatusCode == http.StatusCreated, err
+}
+
 // Delete removes a function.
 func (c *Client) Delete(ctx context.Context, ns, name string) error {
 	resp, err := c.do(ctx, "DELETE", "/v1/functions/"+url.PathEscape(name), nsQuery(ns), nil, nil)

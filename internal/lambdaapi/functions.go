@@ -469,7 +469,7 @@ func (h *Handler) deleteVersion(w http.ResponseWriter, r *http.Request, qualifie
 // published, else the function.
 func (h *Handler) published(w http.ResponseWriter, r *http.Request, c *caller, rec store.Record, publish bool, status int) {
 	if publish && h.o.Versions != nil {
-		v, _, err := h.o.Versions.Publish(r.Context(), rec.Function.Namespace, rec.Function.Name, nil)
+		v, _, err := h.o.Versions.Publish(r.Context(), rec.Function.Namespace, rec.Function.Name, map[string]string{annDescription: ""})
 		if err != nil {
 			writeErr(w, versionError(err))
 			return

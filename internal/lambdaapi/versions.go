@@ -97,11 +97,9 @@ func (h *Handler) publishVersion(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	var ann map[string]string
-	if req.Description != "" {
-		ann = map[string]string{annDescription: req.Description}
-	}
-	rec, _, err := h.o.Versions.Publish(r.Context(), ns, name, ann)
+	// A version's description is its own: it does not make the function
+	// differ from its newest version.
+	rec, _, err := h.o.Versions.Publish(r.Context(), ns, name, map[string]string{annDescription: req.Description})
 	if err != nil {
 		writeErr(w, versionError(err))
 		return

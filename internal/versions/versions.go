@@ -141,9 +141,9 @@ func (m *Manager) List(ctx context.Context, ns, name string) ([]store.Record, st
 }
 
 // Publish makes the function as it is now a new version, with
-// annotations added to it; if the newest version is the function as it
-// is now (those annotations aside), that one is returned and created is
-// false, as Lambda does.
+// annotations added to it (an empty value adds nothing); if the newest
+// version is the function as it is now (the annotations named aside),
+// that one is returned and created is false, as Lambda does.
 func (m *Manager) Publish(ctx context.Context, ns, name string, annotations map[string]string) (rec store.Record, created bool, err error) {
 	fn, err := m.function(ctx, ns, name)
 	if err != nil {
@@ -182,7 +182,11 @@ func (m *Manager) Publish(ctx context.Context, ns, name string, annotations map[
 		if v.Annotations == nil {
 			v.Annotations = map[string]string{}
 		}
-		maps.Copy(v.Annotations, annotations)
+		for k, val := range annotations {
+			if val != "" {
+				v.Annotations[k] = val
+			}
+		}
 	}
 	rec, err = m.Deploy(ctx, v)
 	if err != nil {

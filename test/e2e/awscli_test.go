@@ -98,6 +98,30 @@ func TestAWSCLIInvoke(t *testing.T) {
 	if code != 0 || !strings.Contains(string(got), `"GREETING":"cli"`) {
 		t.Fatalf("invoke the created function: exit %d\nstderr: %s\nanswer: %s", code, stderr, got)
 	}
+	// publish-version, create-alias, invoke --qualifier the alias after
+	// $LATEST moved on, list-versions-by-function.
+	stdout, stderr, code = runAWS(t, bin, n.URL, id, secret, "lambda", "publish-version", "--function-name", "from-cli", "--description", "first")
+	if code != 0 || !strings.Contains(stdout, `"Version": "1"`) {
+		t.Fatalf("publish-version: exit %d\nstdout: %s\nstderr: %s", code, stdout, stderr)
+	}
+	stdout, stderr, code = runAWS(t, bin, n.URL, id, secret, "lambda", "create-alias", "--function-name", "from-cli", "--name", "live", "--function-version", "1")
+	if code != 0 || !strings.Contains(stdout, `"AliasArn": "arn:aws:lambda:us-east-1:000000000000:function:from-cli:live"`) {
+		t.Fatalf("create-alias: exit %d\nstdout: %s\nstderr: %s", code, stdout, stderr)
+	}
+	if _, stderr, code = runAWS(t, bin, n.URL, id, secret, "lambda", "update-function-configuration", "--function-name", "from-cli",
+		"--environment", "Variables={GREETING=later}"); code != 0 {
+		t.Fatalf("update-function-configuration: exit %d\nstderr: %s", code, stderr)
+	}
+	stdout, stderr, code = runAWS(t, bin, n.URL, id, secret, "lambda", "invoke", "--function-name", "from-cli", "--qualifier", "live",
+		"--cli-binary-format", "raw-in-base64-out", "--payload", `{}`, outFile)
+	got, _ = os.ReadFile(outFile)
+	if code != 0 || !strings.Contains(stdout, `"ExecutedVersion": "1"`) || !strings.Contains(string(got), `"GREETING":"cli"`) {
+		t.Fatalf("invoke --qualifier live: exit %d\nstdout: %s\nstderr: %s\nanswer: %s", code, stdout, stderr, got)
+	}
+	stdout, stderr, code = runAWS(t, bin, n.URL, id, secret, "lambda", "list-versions-by-function", "--function-name", "from-cli")
+	if code != 0 || !strings.Contains(stdout, `"Version": "$LATEST"`) || !strings.Contains(stdout, `"Description": "first"`) {
+		t.Fatalf("list-versions-by-function: exit %d\nstdout: %s\nstderr: %s", code, stdout, stderr)
+	}
 	if _, stderr, code = runAWS(t, bin, n.URL, id, secret, "lambda", "delete-function", "--function-name", "from-cli"); code != 0 {
 		t.Fatalf("delete-function: exit %d\nstderr: %s", code, stderr)
 	}
