@@ -40,6 +40,10 @@ type Deliverer struct {
 	// endpoint; LambdaRemote says the endpoint is not nimbus's own.
 	Lambda       LambdaInvoker
 	LambdaRemote bool
+	// Qualified resolves a qualified ARN of a local Lambda function (a
+	// version or alias) to the function that runs it; nil serves
+	// $LATEST only.
+	Qualified func(ctx context.Context, namespace, name, qualifier string) (string, error)
 }
 
 // LambdaInvoker invokes a Lambda function by ARN (lambdaclient.Client).
@@ -54,7 +58,7 @@ type LambdaInvoker interface {
 // only its own namespace so; a key of another namespace reaches that one,
 // through the signed path. ok is false when the function goes the signed
 // path.
-func (d *Deliverer) localLambda(space string, fn Function) (name string, ok bool, err error) {
+func (d *Deliverer) localLambda(ctx context.Context, space string, fn Function) (name string, ok bool, err error) {
 	p := fn.Provider
 	if d.LambdaRemote || p.AWSAccessKeyID != "" {
 		return "", false, nil
@@ -67,9 +71,6 @@ func (d *Deliverer) localLambda(space string, fn Function) (name string, ok bool
 		return "", true, fmt.Errorf("%s is of account %s in %s; nimbus's own Lambda API serves account %s in %s (start nimbus with --lambda-endpoint to reach another)",
 			p.ARN, a.Account, a.Region, function.LambdaAccount, function.LambdaRegion)
 	}
-	if a.Qualifier != "" && a.Qualifier != "$LATEST" {
-		return "", true, fmt.Errorf("%s: nimbus serves $LATEST only (no published versions or aliases)", p.ARN)
-	}
 	ns := Namespace(space)
 	name = a.Name
 	if before, after, cut := strings.Cut(a.Name, "_"); cut {
@@ -79,8 +80,18 @@ func (d *Deliverer) localLambda(space string, fn Function) (name string, ok bool
 		}
 		name = after
 	}
-	if err := function.ValidateName("name", name); err != nil {
-		return "", true, fmt.Errorf("%s names no nimbus function: %v", p.ARN, err)
+	if err := function.ValidateName("name", name); err != nil || function.IsVersionName(name) {
+		return "", true, fmt.Errorf("%s names no nimbus function: use the function's name, qualified by a version or alias", p.ARN)
+	}
+	if q := a.Qualifier; q != "" && q != "$LATEST" {
+		if d.Qualified == nil {
+			return "", true, fmt.Errorf("%s: this nimbus serves $LATEST only", p.ARN)
+		}
+		target, err := d.Qualified(ctx, ns, name, q)
+		if err != nil {
+			return "", true, fmt.Errorf("%s: %w", p.ARN, err)
+		}
+		return target, true, nil
 	}
 	return name, true, nil
 }
@@ -112,7 +123,7 @@ func (d *Deliverer) Enqueue(ctx context.Context, ev Event, sub Subscription, fn 
 	hdr.Set("X-Call-Id", id)
 	m := queue.Message{CallID: id, Method: http.MethodPost, Path: "/", Header: hdr, Body: body, Enqueued: time.Now().UTC()}
 	if fn.Type == TypeAWSLambda {
-		name, local, err := d.localLambda(sub.Space, fn)
+		name, local, err := d.localLambda(ctx, sub.Space, fn)
 		if !local {
 			// The Lambda API queues it (202) and retries it, as Lambda
 			// does an asynchronous invocation.
@@ -169,7 +180,7 @@ func (d *Deliverer) Invoke(ctx context.Context, ev Event, sub Subscription, fn F
 		return reply{}, err
 	}
 	if fn.Type == TypeAWSLambda {
-		name, local, err := d.localLambda(sub.Space, fn)
+		name, local, err := d.localLambda(ctx, sub.Space, fn)
 		switch {
 		case err != nil:
 			return reply{}, err

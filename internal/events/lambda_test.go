@@ -1,6 +1,8 @@
 package events
 
 import (
+	"context"
+	"errors"
 	"strings"
 	"testing"
 )
@@ -28,12 +30,13 @@ func TestLocalLambda(t *testing.T) {
 		{"team-a", arn + "team-a_hello", false, "hello", ""},
 		{"default", arn + "team-a_hello", false, "", "namespace \"team-a\""},
 		{"default", arn + "hello:live", false, "", "$LATEST only"},
+		{"default", arn + "hello--v1", false, "", "names no nimbus function"},
 		{"default", "arn:aws:lambda:eu-west-1:000000000000:function:hello", false, "", "--lambda-endpoint"},
 		{"default", "arn:aws:lambda:us-east-1:123456789012:function:hello", false, "", "account 123456789012"},
 		{"default", arn + "Hello", false, "", "names no nimbus function"},
 		{"default", arn + "team-a_hello", true, "", ""},
 	} {
-		name, local, err := d.localLambda(c.space, fn(c.arn, c.keyed))
+		name, local, err := d.localLambda(context.Background(), c.space, fn(c.arn, c.keyed))
 		switch {
 		case c.err != "" && (err == nil || !strings.Contains(err.Error(), c.err) || !local):
 			t.Errorf("%s in %s: %q %v %v, want an error with %q", c.arn, c.space, name, local, err, c.err)
@@ -43,9 +46,22 @@ func TestLocalLambda(t *testing.T) {
 			t.Errorf("%s in %s: %q %v %v, want %q", c.arn, c.space, name, local, err, c.name)
 		}
 	}
+	// With versions: a qualifier resolves to the function that runs it.
+	d.Qualified = func(_ context.Context, ns, name, q string) (string, error) {
+		if ns == "default" && name == "hello" && q == "live" {
+			return "hello--v3", nil
+		}
+		return "", errors.New("no such version")
+	}
+	if name, _, err := d.localLambda(context.Background(), "default", fn(arn+"hello:live", false)); err != nil || name != "hello--v3" {
+		t.Errorf("an alias: %q %v", name, err)
+	}
+	if _, _, err := d.localLambda(context.Background(), "default", fn(arn+"hello:beta", false)); err == nil || !strings.Contains(err.Error(), "no such version") {
+		t.Errorf("an unknown alias: %v", err)
+	}
 	// With another endpoint nothing is local.
 	remote := &Deliverer{LambdaRemote: true}
-	if _, local, _ := remote.localLambda("default", fn(arn+"hello", false)); local {
+	if _, local, _ := remote.localLambda(context.Background(), "default", fn(arn+"hello", false)); local {
 		t.Error("resolved locally with --lambda-endpoint set")
 	}
 }

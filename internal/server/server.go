@@ -282,6 +282,10 @@ func Run(ctx context.Context, cfg Config, started func(Started)) error {
 		Versions:     vers,
 	})
 	deliver.Lambda = lambdaclient.New(cfg.LambdaEndpoint, lambdaAPI)
+	deliver.Qualified = func(ctx context.Context, ns, name, qualifier string) (string, error) {
+		target, _, err := vers.Resolve(ctx, ns, name, qualifier)
+		return target, err
+	}
 	api = apiserver.New(apiserver.Options{
 		SpoolDir: spool, PackageLimits: cfg.PackageLimits,
 		Store: st, Invoker: gw, Scaling: scale, Token: token, Runtimes: rt.names(), Prepare: rt.prepare, Version: cfg.Version,

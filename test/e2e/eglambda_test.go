@@ -44,6 +44,8 @@ func TestEventGatewayLambdaFunctions(t *testing.T) {
 	// The older form (provider.type, accessKeyId, secretAccessKey), with a
 	// key of team-b.
 	must(cfg("POST", "/v1/spaces/default/functions", `{"functionId": "keyed", "provider":{"type": "awslambda", "arn": "arn:aws:lambda:us-east-1:000000000000:function:team-b_other-eg", "region": "us-east-1", "accessKeyId": "`+id+`", "secretAccessKey": "`+secret+`"}}`))
+	n.mustCLI("publish", "hello-eg")
+	must(cfg("POST", "/v1/spaces/default/functions", `{"functionId": "pinned", "type": "awslambda", "provider":{"arn": "arn:aws:lambda:us-east-1:000000000000:function:hello-eg:1", "region": "us-east-1"}}`))
 	must(cfg("POST", "/v1/spaces/default/functions", `{"functionId": "nokey", "type": "awslambda", "provider":{"arn": "arn:aws:lambda:us-east-1:000000000000:function:team-b_other-eg", "region": "us-east-1"}}`))
 	must(cfg("POST", "/v1/spaces/default/functions", `{"functionId": "forged", "type": "awslambda", "provider":{"arn": "arn:aws:lambda:us-east-1:000000000000:function:team-b_other-eg", "region": "us-east-1", "awsAccessKeyId": "`+id+`", "awsSecretAccessKey": "`+strings.Repeat("x", 40)+`"}}`))
 	if code, b := cfg("GET", "/v1/spaces/default/functions/keyed", ""); code != 200 || strings.Contains(b, secret) ||
@@ -62,6 +64,7 @@ func TestEventGatewayLambdaFunctions(t *testing.T) {
 	for _, sub := range []string{
 		`{"type":"sync","eventType":"http.request","functionId":"hello","path":"/hello","method":"POST"}`,
 		`{"type":"sync","eventType":"http.request","functionId":"keyed","path":"/keyed","method":"POST"}`,
+		`{"type":"sync","eventType":"http.request","functionId":"pinned","path":"/pinned","method":"POST"}`,
 		`{"type":"sync","eventType":"http.request","functionId":"nokey","path":"/nokey","method":"POST"}`,
 		`{"type":"sync","eventType":"http.request","functionId":"forged","path":"/forged","method":"POST"}`,
 		`{"type":"async","eventType":"job.done","functionId":"hello","path":"/jobs"}`,
@@ -87,6 +90,9 @@ func TestEventGatewayLambdaFunctions(t *testing.T) {
 	// Sync: the handler's answer; its ARN says which function ran.
 	if code, b := post("/hello", `{"x":1}`); code != 200 || !strings.Contains(b, `"arn":"arn:aws:lambda:us-east-1:000000000000:function:hello-eg"`) {
 		t.Fatalf("sync, resolved in the space's namespace: %d %s", code, b)
+	}
+	if code, b := post("/pinned", `{"x":5}`); code != 200 || !strings.Contains(b, `"arn":"arn:aws:lambda:us-east-1:000000000000:function:hello-eg:1"`) {
+		t.Fatalf("sync, a version's ARN: %d %s", code, b)
 	}
 	if code, b := post("/keyed", `{"x":2}`); code != 200 || !strings.Contains(b, `:function:other-eg"`) {
 		t.Fatalf("sync, signed with a key of team-b: %d %s", code, b)
