@@ -36,8 +36,13 @@ import (
 // Prefix is the API's path prefix.
 const Prefix = "/2015-03-31/"
 
-// MaxPayload bounds a synchronous invocation's payload, as Lambda (6 MB).
-const MaxPayload = 6 << 20
+// MaxPayload bounds a synchronous invocation's payload, as Lambda (6 MB);
+// MaxEventPayload an asynchronous one's (1 MB, as Lambda documents for
+// Invoke with InvocationType Event).
+const (
+	MaxPayload      = 6 << 20
+	MaxEventPayload = 1 << 20
+)
 
 // Options configure the API.
 type Options struct {
@@ -357,6 +362,11 @@ func functionError(w http.ResponseWriter, msg, typ string) {
 func (h *Handler) event(w http.ResponseWriter, r *http.Request, c *caller, rec store.Record) {
 	if h.o.Async == nil {
 		writeErr(w, &apiErr{http.StatusServiceUnavailable, "ServiceException", "asynchronous invocations are not enabled on this nimbus"})
+		return
+	}
+	if len(c.body) > MaxEventPayload {
+		writeErr(w, &apiErr{http.StatusRequestEntityTooLarge, "RequestTooLargeException",
+			fmt.Sprintf("Request must be smaller than %d bytes for the Invoke operation with InvocationType Event", MaxEventPayload)})
 		return
 	}
 	fn := rec.Function

@@ -16,7 +16,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
+
 	"github.com/aws/smithy-go"
+	"nimbus/internal/lambdaapi"
 )
 
 var (
@@ -152,6 +154,10 @@ func TestLambdaInvokeWithTheAWSSDK(t *testing.T) {
 	forged := &lambda.InvokeInput{FunctionName: aws.String("hello-sdk"), Payload: []byte(`{"name":"forged"}`)}
 	refused("a wrong secret", lambdaClient(n.URL, id, strings.Repeat("x", 40)), forged, "InvalidSignatureException")
 	refused("an unknown key", lambdaClient(n.URL, "AKIAAAAAAAAAAAAAAAAA", secret), forged, "UnrecognizedClientException")
+	big := []byte(`{"pad":"` + strings.Repeat("x", lambdaapi.MaxEventPayload) + `"}`)
+	refused("an Event over 1 MB", cl, &lambda.InvokeInput{FunctionName: aws.String("hello-sdk"), InvocationType: types.InvocationTypeEvent, Payload: big}, "RequestTooLargeException")
+	huge := []byte(`{"pad":"` + strings.Repeat("x", lambdaapi.MaxPayload) + `"}`)
+	refused("a payload over 6 MB", cl, &lambda.InvokeInput{FunctionName: aws.String("hello-sdk"), Payload: huge}, "RequestTooLargeException")
 	refused("an unknown function", cl, &lambda.InvokeInput{FunctionName: aws.String("nope")}, "ResourceNotFoundException")
 	refused("a qualifier not published", cl, &lambda.InvokeInput{FunctionName: aws.String("hello-sdk"), Qualifier: aws.String("live")}, "ResourceNotFoundException")
 	refused("another namespace", cl, &lambda.InvokeInput{FunctionName: aws.String("team-b_hello-sdk")}, "AccessDeniedException")
