@@ -438,7 +438,8 @@ func WaitLambdaReady(ctx context.Context, l *Lambda, exited <-chan struct{}) err
 		}
 		return ErrExited
 	case <-ctx.Done():
-		return ctx.Err()
+		return fmt.Errorf("the handler did not ask for an invocation (GET /%s/runtime/invocation/next at AWS_LAMBDA_RUNTIME_API) before the start deadline: %w",
+			LambdaAPIVersion, ctx.Err())
 	}
 }
 

@@ -173,6 +173,16 @@ func testLambda(t *testing.T, fx Fixture) {
 	if _, err := start(bad); err == nil || !strings.Contains(err.Error(), "giving up") {
 		t.Fatalf("a handler exiting at init: %v", err)
 	}
+	// A handler that never asks for an invocation fails its start, saying
+	// so, by the start's deadline.
+	never := fn
+	never.Env = map[string]string{"LAMBDAFN_NEVER_ASK": "1"}
+	ctx, cancel = context.WithTimeout(context.Background(), 2*time.Second)
+	_, err = d.Start(ctx, driver.Spec{Function: never, Revision: 7, OpenPackage: open})
+	cancel()
+	if err == nil || !strings.Contains(err.Error(), "did not ask for an invocation") {
+		t.Fatalf("a handler that never asks: %v", err)
+	}
 	mu.Lock()
 	defer mu.Unlock()
 	if all := strings.Join(logs, "\n"); !strings.Contains(all, "stdout: handled  nimbus") {

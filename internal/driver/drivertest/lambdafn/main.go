@@ -69,6 +69,9 @@ func handle(ctx context.Context, e Event) (Reply, error) {
 }
 
 func main() {
+	if os.Getenv("LAMBDAFN_NEVER_ASK") != "" {
+		time.Sleep(time.Hour) // never asks for an invocation
+	}
 	if os.Getenv("LAMBDAFN_EXIT_AT_INIT") != "" {
 		fmt.Fprintln(os.Stderr, "init: giving up")
 		os.Exit(1)
