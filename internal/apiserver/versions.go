@@ -40,6 +40,29 @@ func writeVersionError(w http.ResponseWriter, err error, what string) {
 	}
 }
 
+// versioned reads the function a /versions request names; it has
+// answered when it reports false.
+func (s *Server) versioned(w http.ResponseWriter, r *http.Request) (ns, name string, ok bool) {
+	if ns, name, ok = target(w, r); !ok {
+		return "", "", false
+	}
+	if s.opts.Versions == nil {
+		writeError(w, errNoRoute, "this nimbus keeps no versions")
+		return "", "", false
+	}
+	return ns, name, true
+}
+
+// writeFunctionVersionError answers an error about a function's versions:
+// a missing function is function_not_found.
+func writeFunctionVersionError(w http.ResponseWriter, err error, ns, name string) {
+	if errors.Is(err, versions.ErrNotFound) {
+		writeError(w, errNotFound, err.Error())
+		return
+	}
+	writeVersionError(w, err, "function "+function.Key(ns, name))
+}
+
 func versionView(rec store.Record) VersionView {
 	return VersionView{Version: rec.Function.Version, Name: rec.Function.Name, Revision: rec.Revision, Created: rec.Updated, Function: rec.Function}
 }
@@ -47,21 +70,13 @@ func versionView(rec store.Record) VersionView {
 // functionVersions lists a function's published versions, oldest first,
 // and its aliases.
 func (s *Server) functionVersions(w http.ResponseWriter, r *http.Request) {
-	ns, name, ok := target(w, r)
+	ns, name, ok := s.versioned(w, r)
 	if !ok {
-		return
-	}
-	if s.opts.Versions == nil {
-		writeError(w, errNoRoute, "this nimbus keeps no versions")
 		return
 	}
 	list, info, err := s.opts.Versions.List(r.Context(), ns, name)
 	if err != nil {
-		if errors.Is(err, versions.ErrNotFound) {
-			writeError(w, errNotFound, err.Error())
-			return
-		}
-		writeVersionError(w, err, "function "+function.Key(ns, name))
+		writeFunctionVersionError(w, err, ns, name)
 		return
 	}
 	out := VersionsView{Versions: []VersionView{}, Aliases: info.Aliases}
@@ -78,21 +93,13 @@ func (s *Server) functionVersions(w http.ResponseWriter, r *http.Request) {
 // with it, or 200 with the newest version when that is the function as it
 // is now.
 func (s *Server) publishVersion(w http.ResponseWriter, r *http.Request) {
-	ns, name, ok := target(w, r)
+	ns, name, ok := s.versioned(w, r)
 	if !ok {
-		return
-	}
-	if s.opts.Versions == nil {
-		writeError(w, errNoRoute, "this nimbus keeps no versions")
 		return
 	}
 	rec, created, err := s.opts.Versions.Publish(r.Context(), ns, name, nil)
 	if err != nil {
-		if errors.Is(err, versions.ErrNotFound) {
-			writeError(w, errNotFound, err.Error())
-			return
-		}
-		writeVersionError(w, err, "function "+function.Key(ns, name))
+		writeFunctionVersionError(w, err, ns, name)
 		return
 	}
 	status := http.StatusOK
