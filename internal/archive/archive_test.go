@@ -110,3 +110,37 @@ func TestRefusals(t *testing.T) {
 		}
 	}
 }
+
+// TestPackIgnoreFile: what .nimbusignore names stays out, a negation
+// takes a path back, the last match decides, a pattern without / matches
+// at any depth, a trailing / only directories; an ignored symlink is no
+// error; a bad pattern is an error naming the line.
+func TestPackIgnoreFile(t *testing.T) {
+	src := t.TempDir()
+	for _, f := range []string{"index.js", "notes.log", "lib/deep.log", "node_modules/keep/dist/a.js", "node_modules/keep/deps/big.tgz",
+		"node_modules/drop/x.js", "build", "cache/build/y"} {
+		os.MkdirAll(filepath.Join(src, filepath.Dir(f)), 0o755)
+		os.WriteFile(filepath.Join(src, f), []byte("x"), 0o644)
+	}
+	os.MkdirAll(filepath.Join(src, "node_modules", ".bin"), 0o755)
+	os.Symlink("../keep/dist/a.js", filepath.Join(src, "node_modules", ".bin", "keep"))
+	os.WriteFile(filepath.Join(src, IgnoreFile), []byte("# vendored runtime only\nnode_modules/*\n!node_modules/keep\n/node_modules/keep/deps\n\n*.log\nbuild/\n"), 0o644)
+	var buf bytes.Buffer
+	if _, err := Pack(src, &buf); err != nil {
+		t.Fatal(err)
+	}
+	dst := t.TempDir()
+	if _, err := Unpack(bytes.NewReader(buf.Bytes()), dst, Limits{}); err != nil {
+		t.Fatal(err)
+	}
+	for f, want := range map[string]bool{"index.js": true, "notes.log": false, "lib/deep.log": false, "node_modules/keep/dist/a.js": true,
+		"node_modules/keep/deps/big.tgz": false, "node_modules/drop/x.js": false, "build": true, "cache/build/y": false, IgnoreFile: true} {
+		if _, err := os.Stat(filepath.Join(dst, f)); (err == nil) != want {
+			t.Errorf("%s packed: %v, want %v", f, err == nil, want)
+		}
+	}
+	os.WriteFile(filepath.Join(src, IgnoreFile), []byte("ok\n[z-a\n"), 0o644)
+	if _, err := Pack(src, &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), "line 2") {
+		t.Fatalf("a bad pattern: %v", err)
+	}
+}

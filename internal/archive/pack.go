@@ -25,12 +25,17 @@ var skipped = map[string]bool{".git": true, ".hg": true, ".svn": true, ".DS_Stor
 
 // Pack writes every regular file under dir to w as a gzipped tar, in a
 // deterministic order with fixed times, so that the same tree always gives the
-// same bytes (and the same digest). Symbolic links are refused.
+// same bytes (and the same digest), leaving out what dir's IgnoreFile names.
+// Symbolic links are refused.
 func Pack(dir string, w io.Writer) (Stats, error) {
 	var st Stats
+	rules, err := readIgnore(dir)
+	if err != nil {
+		return st, err
+	}
 	gz, _ := gzip.NewWriterLevel(w, gzip.BestSpeed)
 	tw := tar.NewWriter(gz)
-	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+	err = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
@@ -44,11 +49,17 @@ func Pack(dir string, w io.Writer) (Stats, error) {
 			}
 			return nil
 		}
+		name := filepath.ToSlash(rel)
+		if rules.ignored(name, d.IsDir()) {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
 		info, err := d.Info()
 		if err != nil {
 			return err
 		}
-		name := filepath.ToSlash(rel)
 		switch {
 		case d.IsDir():
 			return tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: name + "/", Mode: 0o755, Format: tar.FormatPAX})
