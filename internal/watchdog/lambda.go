@@ -150,6 +150,15 @@ func NewLambdaOn(host, arn string, timeout time.Duration) (*Lambda, error) {
 // "/2018-06-01/runtime/...").
 func (l *Lambda) RuntimeAPI() string { return l.ln.Addr().String() + l.prefix }
 
+func (l *Lambda) isReady() bool {
+	select {
+	case <-l.ready:
+		return true
+	default:
+		return false
+	}
+}
+
 // Ready is closed when the handler first asks for an invocation.
 func (l *Lambda) Ready() <-chan struct{} { return l.ready }
 
@@ -279,6 +288,12 @@ func apiError(w http.ResponseWriter, status int, typ, msg string) {
 // serveAPI is the Runtime API, for the handler's process only.
 func (l *Lambda) serveAPI(w http.ResponseWriter, r *http.Request) {
 	rest, ok := strings.CutPrefix(r.URL.Path, l.prefix+"/"+LambdaAPIVersion+"/runtime/")
+	if !ok && r.URL.Path == "/"+LambdaAPIVersion+"/runtime/init/error" && !l.isReady() {
+		// The Node runtime interface client posts its init error with a
+		// client of its own that drops the prefix; before the first /next
+		// it is taken without one: all it can do is fail this start.
+		rest, ok = "init/error", true
+	}
 	if !ok {
 		apiError(w, http.StatusNotFound, "NotFound", "no such Runtime API path: "+r.URL.Path)
 		return

@@ -203,3 +203,50 @@ func TestLambdaLogTail(t *testing.T) {
 		t.Fatalf("a tail nobody asked for: %v, %d drains", r.resp.Header, drains)
 	}
 }
+
+// TestLambdaInitErrorWithoutPrefix: before the handler first asks for an
+// invocation, an init error is taken without the path prefix (the Node
+// runtime interface client drops it); after, nothing is.
+func TestLambdaInitErrorWithoutPrefix(t *testing.T) {
+	l, err := NewLambda("arn", time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	host := strings.SplitN(l.RuntimeAPI(), "/", 2)[0]
+	post := func() int {
+		resp, err := http.Post("http://"+host+"/"+LambdaAPIVersion+"/runtime/init/error", "application/json",
+			strings.NewReader(`{"errorMessage":"Cannot find module 'missing'","errorType":"Runtime.ImportModuleError"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := post(); code != 202 {
+		t.Fatalf("an init error before ready: %d", code)
+	}
+	if err := WaitLambdaReady(context.Background(), l, closedChan()); err == nil || !strings.Contains(err.Error(), "Runtime.ImportModuleError: Cannot find module") {
+		t.Fatalf("the start's error: %v", err)
+	}
+
+	l2, _ := NewLambda("arn", time.Second)
+	defer l2.Close()
+	res := invoke(l2, "{}")
+	resp, _ := runtimeCall(t, l2, "GET", "invocation/next", "")
+	host = strings.SplitN(l2.RuntimeAPI(), "/", 2)[0]
+	r, err := http.Post("http://"+host+"/"+LambdaAPIVersion+"/runtime/init/error", "application/json", strings.NewReader(`{}`))
+	if err != nil || r.StatusCode != 404 || l2.InitError() != nil {
+		t.Fatalf("an init error without the prefix after ready: %v %v %v", r, err, l2.InitError())
+	}
+	runtimeCall(t, l2, "POST", "invocation/"+resp.Header.Get("Lambda-Runtime-Aws-Request-Id")+"/response", `"ok"`)
+	if got := <-res; got.resp.StatusCode != 200 {
+		t.Fatalf("the invocation after: %d", got.resp.StatusCode)
+	}
+}
+
+func closedChan() chan struct{} {
+	c := make(chan struct{})
+	close(c)
+	return c
+}
