@@ -17,7 +17,7 @@ import (
 	"nimbus/internal/function"
 )
 
-//go:embed templates
+//go:embed all:templates
 var templates embed.FS
 
 // languages lists the templates `nimbus new` offers.
@@ -34,7 +34,7 @@ func languages() []string {
 func newCmd(g *globals) *cobra.Command {
 	var lang, dir string
 	c := &cobra.Command{
-		Use:   "new NAME --lang go|python|node|bash",
+		Use:   "new NAME --lang go|python|node|bash|lambda-node",
 		Short: "Make a new function directory from a template",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -63,7 +63,11 @@ func newCmd(g *globals) *cobra.Command {
 					return err
 				}
 			}
-			fmt.Fprintf(g.stdout, "Created %s (%s). Next: nimbus deploy %s && nimbus invoke %s\n", dir, lang, dir, name)
+			next := ""
+			if _, ok := files["package.json"]; ok {
+				next = "(cd " + dir + " && npm install) && "
+			}
+			fmt.Fprintf(g.stdout, "Created %s (%s). Next: %snimbus deploy %s && nimbus invoke %s\n", dir, lang, next, dir, name)
 			return nil
 		},
 	}
@@ -99,7 +103,7 @@ func render(lang, name string) (map[string]file, error) {
 		}
 		rel := strings.TrimSuffix(strings.TrimPrefix(p, root+"/"), ".tmpl")
 		mode := os.FileMode(0o644)
-		if strings.HasSuffix(rel, ".sh") {
+		if strings.HasSuffix(rel, ".sh") || rel == "bootstrap" {
 			mode = 0o755
 		}
 		out[rel] = file{buf.Bytes(), mode}
