@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -141,4 +142,62 @@ func retry(within time.Duration, f func() error) error {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// runLambdaOnly runs the lambda part of the latency scenario alone, with
+// the baselines it compares against (the direct call, the http protocol,
+// the bare cold start), and prints its figures and targets.
+func runLambdaOnly(coldRuns, runs int) error {
+	tmp, err := workDir()
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	fnBin, _, nimbusBin, err := buildAll(tmp)
+	if err != nil {
+		return err
+	}
+	env := baseEnv()
+	directPort := freePort()
+	fnCmd, err := startProc(append(env, "PORT="+strconv.Itoa(directPort)), fnBin)
+	if err != nil {
+		return err
+	}
+	defer stopProc(fnCmd)
+	direct := fmt.Sprintf("http://127.0.0.1:%d/", directPort)
+	if err := waitHTTP(direct, 10*time.Second); err != nil {
+		return err
+	}
+	nb, err := startNimbus(nimbusBin, filepath.Join(tmp, "data"), env)
+	if err != nil {
+		return err
+	}
+	defer stopProc(nb.cmd)
+	if err := nb.deployFn(fnBin, "bench", func(f *function.Function) {
+		f.Scale.Min, f.Scale.Max, f.Scale.MaxConcurrency = 1, 1, 1000
+	}); err != nil {
+		return err
+	}
+	if err := waitHTTP(nb.url+"/function/bench", 30*time.Second); err != nil {
+		return err
+	}
+	rep := report{When: time.Now().UTC(), GOMAXPROCS: numCPU(), Cold: map[string]latency{}}
+	bc, err := series(coldRuns, func() (time.Duration, error) { return bareColdStart(fnBin, env) })
+	if err != nil {
+		return err
+	}
+	rep.Cold["bare exec to first 200"] = summarize(bc)
+	if rep.Lambda, err = benchLambda(nb, tmp, direct, coldRuns, runs); err != nil {
+		return err
+	}
+	l := rep.Lambda
+	fmt.Printf("lambda (interleaved, one at a time, %d calls each): p50 direct %s µs, nimbus http %s µs, nimbus lambda %s µs; cold start p50 %.2f ms (bare exec %.2f ms)\n",
+		l.Calls, us(l.Direct.P50), us(l.HTTP.P50), us(l.Lambda.P50), float64(l.Cold.P50)/1e6, float64(rep.Cold["bare exec to first 200"].P50)/1e6)
+	fmt.Printf("CPU in nimbus per call: %s µs by the Lambda Invoke API (SigV4 included), %s µs by /function/\n", us(l.InvokeCPU), us(l.PlainCPU))
+	for _, t := range targets(rep) {
+		if strings.Contains(t.What, "lambda") || strings.Contains(t.What, "Runtime API") {
+			fmt.Printf("%-50s %12s  target %-14s met %v\n", t.What, t.Value, t.Goal, t.Met)
+		}
+	}
+	return nil
 }

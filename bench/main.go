@@ -90,7 +90,7 @@ func main() {
 	stdioRuns := flag.Int("stdio-runs", 300, "stdio calls to time")
 	flag.IntVar(&asyncCalls, "async-calls", 10000, "asynchronous invocations to send at c=32")
 	out := flag.String("out", "", "where to write the JSON report (default bench/results.json, or bench/scale.json for -scenario scale)")
-	scenario := flag.String("scenario", "latency", "latency (throughput, cold start, stdio, async against their baselines) or scale (autoscaling under a ramp, against fixed replicas)")
+	scenario := flag.String("scenario", "latency", "latency (throughput, cold start, stdio, lambda, async against their baselines), scale (autoscaling under a ramp, against fixed replicas) or lambda (the lambda part of latency alone, printed, not written)")
 	flag.Parse()
 	if *scenario == "scale" {
 		if *out == "" {
@@ -102,8 +102,15 @@ func main() {
 		}
 		return
 	}
+	if *scenario == "lambda" {
+		if err := runLambdaOnly(*coldRuns, *stdioRuns); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if *scenario != "latency" {
-		fmt.Fprintln(os.Stderr, "bench: -scenario is latency or scale")
+		fmt.Fprintln(os.Stderr, "bench: -scenario is latency, scale or lambda")
 		os.Exit(2)
 	}
 	if *out == "" {
