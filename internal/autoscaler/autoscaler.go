@@ -186,13 +186,16 @@ func Decide(s Spec, st Stats, prev State, now time.Time) (Decision, State) {
 // Activate is the decision when a request finds no replica with a free
 // slot: at least one replica, at once, without waiting for a window, and
 // for the concurrency metric as many as active (the requests in flight or
-// waiting) needs.
+// waiting) needs, but never more than there are requests: a replica no
+// request could use is headroom, which the windows add at the next tick
+// if the load stays (one request to a function that takes one at a time
+// starts one replica, not two).
 func Activate(s Spec, prev State, active int, now time.Time) (Decision, State) {
 	next := prev
 	next.LastActive = now
 	n := max(prev.Desired, 1)
 	if s.Metric == function.ScaleConcurrency {
-		n = max(n, int(math.Ceil(float64(active)/s.Target)))
+		n = max(n, min(int(math.Ceil(float64(active)/s.Target)), active))
 	}
 	n = min(max(n, s.Min), s.Max)
 	next.Desired = n

@@ -2,6 +2,7 @@ package autoscaler
 
 import (
 	"math"
+	"nimbus/internal/function"
 	"strconv"
 	"strings"
 	"testing"
@@ -347,6 +348,15 @@ func TestActivate(t *testing.T) {
 	spec.Max = 2
 	if d, _ = Activate(spec, State{}, 100, t0); d.Desired != 2 {
 		t.Errorf("activation past max: %d", d.Desired)
+	}
+	// A replica takes one request at once and aims at 0.7 of it: one cold
+	// request starts one replica, two start two.
+	one := SpecFor(function.Scale{Min: 0, Max: 10, MaxConcurrency: 1, TargetUtilization: 0.7, Type: function.ScaleConcurrency})
+	if d, _ = Activate(one, State{}, 1, t0); d.Desired != 1 {
+		t.Errorf("one cold request at maxConcurrency 1: desired %d, want 1", d.Desired)
+	}
+	if d, _ = Activate(one, State{}, 2, t0); d.Desired != 2 {
+		t.Errorf("two cold requests at maxConcurrency 1: desired %d, want 2", d.Desired)
 	}
 	// Right after an activation, with the window still empty, the decider
 	// keeps the replica (the grace counts from the activation).
