@@ -53,14 +53,15 @@ type Lambda struct {
 
 	prefix string
 	ln     net.Listener
-	srv    *http.Server
-	invoke chan *invocation // handed to /next
-	ready  chan struct{}    // closed at the first /next
+	ready  chan struct{} // closed at the first /next
 	closed chan struct{}
 
 	mu       sync.Mutex
-	current  *invocation // taken by the handler, not answered
-	logging  *invocation // whose output Output records: current, until its tail is cut
+	conns    map[*apiConn]struct{}
+	queue    []*invocation // waiting for the handler to ask
+	waiter   *waiter       // the handler's /next, parked
+	current  *invocation   // taken by the handler, not answered
+	logging  *invocation   // whose output Output records: current, until its tail is cut
 	initErr  error
 	once     sync.Once
 	readyOne sync.Once
@@ -139,9 +140,8 @@ func NewLambdaOn(host, arn string, timeout time.Duration) (*Lambda, error) {
 		return nil, err
 	}
 	l := &Lambda{ARN: arn, Timeout: timeout, prefix: "/" + randomHex(16), ln: ln,
-		invoke: make(chan *invocation), ready: make(chan struct{}), closed: make(chan struct{})}
-	l.srv = &http.Server{Handler: http.HandlerFunc(l.serveAPI), ReadHeaderTimeout: 10 * time.Second}
-	go l.srv.Serve(ln)
+		ready: make(chan struct{}), closed: make(chan struct{}), conns: map[*apiConn]struct{}{}}
+	go l.serve()
 	return l, nil
 }
 
@@ -169,17 +169,40 @@ func (l *Lambda) InitError() error {
 	return l.initErr
 }
 
-// Close stops serving the API; an invocation in flight fails.
+func (l *Lambda) isClosed() bool {
+	select {
+	case <-l.closed:
+		return true
+	default:
+		return false
+	}
+}
+
+// Close stops serving the API; an invocation in flight fails, and so do
+// those waiting for the handler.
 func (l *Lambda) Close() {
 	l.once.Do(func() {
-		close(l.closed)
-		l.srv.Close()
 		l.mu.Lock()
-		cur := l.current
-		l.current = nil
+		close(l.closed)
+		l.ln.Close()
+		cur, queued, w := l.current, l.queue, l.waiter
+		l.current, l.queue, l.waiter = nil, nil, nil
+		conns := make([]*apiConn, 0, len(l.conns))
+		for c := range l.conns {
+			conns = append(conns, c)
+		}
 		l.mu.Unlock()
+		if w != nil {
+			close(w.done)
+		}
 		if cur != nil {
 			cur.finish(lambdaError(http.StatusBadGateway, "Runtime.ExitError", "the handler's process ended before it answered"))
+		}
+		for _, inv := range queued {
+			inv.finish(lambdaError(http.StatusBadGateway, "Runtime.ExitError", "the handler's process has ended"))
+		}
+		for _, c := range conns {
+			c.c.Close()
 		}
 	})
 }
@@ -217,19 +240,14 @@ func (l *Lambda) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err := l.InitError(); err != nil {
 		return lambdaError(http.StatusBadGateway, "Runtime.InitError", err.Error()).response(req), nil
 	}
-	select {
-	case l.invoke <- inv:
-	case <-l.closed:
+	if !l.handOver(inv) {
 		return lambdaError(http.StatusBadGateway, "Runtime.ExitError", "the handler's process has ended").response(req), nil
-	case <-req.Context().Done():
-		return nil, req.Context().Err()
 	}
 	select {
 	case r := <-inv.result:
 		return r.response(req), nil
 	case <-l.closed:
-		// Closed between handing the event over and its being taken as
-		// current: nothing else would answer it.
+		// Close answers what it finds; this may have been between hands.
 		select {
 		case r := <-inv.result:
 			return r.response(req), nil
@@ -237,6 +255,10 @@ func (l *Lambda) RoundTrip(req *http.Request) (*http.Response, error) {
 			return lambdaError(http.StatusBadGateway, "Runtime.ExitError", "the handler's process ended before it answered").response(req), nil
 		}
 	case <-req.Context().Done():
+		if l.unqueue(inv) {
+			// Never handed to the handler: nothing more to do.
+			return nil, req.Context().Err()
+		}
 		if errors.Is(req.Context().Err(), context.DeadlineExceeded) {
 			// Past its deadline the handler is still at it: Lambda
 			// resets the sandbox; here the instance is replaced, and
@@ -251,6 +273,77 @@ func (l *Lambda) RoundTrip(req *http.Request) (*http.Response, error) {
 		// invocation waits for it, as one at a time must.
 		return nil, req.Context().Err()
 	}
+}
+
+// handOver gives inv to the handler's parked /next, writing it from this
+// goroutine, or queues it for the handler's next ask. It reports false
+// when the API is closed.
+func (l *Lambda) handOver(inv *invocation) bool {
+	for {
+		l.mu.Lock()
+		if l.isClosed() {
+			l.mu.Unlock()
+			return false
+		}
+		w := l.waiter
+		if w == nil || len(l.queue) > 0 {
+			l.queue = append(l.queue, inv)
+			l.mu.Unlock()
+			return true
+		}
+		l.waiter = nil
+		l.mu.Unlock()
+		if l.take(inv, w) {
+			return true
+		}
+		// That /next's connection is gone before the event reached it:
+		// the handler asks again on another; try again.
+	}
+}
+
+// unqueue removes inv from the queue; false if it was handed over.
+func (l *Lambda) unqueue(inv *invocation) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for i, x := range l.queue {
+		if x == inv {
+			l.queue = append(l.queue[:i], l.queue[i+1:]...)
+			return true
+		}
+	}
+	return false
+}
+
+// take makes inv the invocation in progress and writes it to w's
+// connection, as the answer to its /next; false if the write failed (inv
+// is then not in progress).
+func (l *Lambda) take(inv *invocation, w *waiter) bool {
+	if inv.tail && l.Drain != nil {
+		// What an earlier invocation wrote is not this one's log.
+		l.Drain()
+	}
+	l.mu.Lock()
+	l.current, l.logging = inv, inv
+	inv.taken = time.Now()
+	l.mu.Unlock()
+	h := [][2]string{{"Content-Type", "application/json"}, {"Lambda-Runtime-Aws-Request-Id", inv.id},
+		{"Lambda-Runtime-Deadline-Ms", strconv.FormatInt(inv.deadline.UnixMilli(), 10)},
+		{"Lambda-Runtime-Invoked-Function-Arn", l.ARN}, {"Lambda-Runtime-Trace-Id", inv.trace}}
+	if inv.client != "" {
+		h = append(h, [2]string{"Lambda-Runtime-Client-Context", inv.client})
+	}
+	err := w.conn.write(apiResponse{status: http.StatusOK, header: h, body: inv.event}, true)
+	if err != nil {
+		l.mu.Lock()
+		if l.current == inv {
+			l.current, l.logging = nil, nil
+		}
+		l.mu.Unlock()
+		w.conn.c.Close()
+	}
+	w.sent = err == nil
+	close(w.done)
+	return err == nil
 }
 
 func (inv *invocation) finish(r lambdaResult) {
@@ -278,15 +371,9 @@ func lambdaError(status int, typ, msg string) lambdaResult {
 	return lambdaResult{status: status, header: h, body: b}
 }
 
-// apiError answers the handler's process in the Runtime API's error shape.
-func apiError(w http.ResponseWriter, status int, typ, msg string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(map[string]string{"errorMessage": msg, "errorType": typ})
-}
-
-// serveAPI is the Runtime API, for the handler's process only.
-func (l *Lambda) serveAPI(w http.ResponseWriter, r *http.Request) {
+// route answers one request of the handler's process; a /next is parked
+// instead (the waiter returned), to be answered when an invocation comes.
+func (l *Lambda) route(ac *apiConn, r *http.Request) (apiResponse, *waiter) {
 	rest, ok := strings.CutPrefix(r.URL.Path, l.prefix+"/"+LambdaAPIVersion+"/runtime/")
 	if !ok && r.URL.Path == "/"+LambdaAPIVersion+"/runtime/init/error" && !l.isReady() {
 		// The Node runtime interface client posts its init error with a
@@ -295,12 +382,11 @@ func (l *Lambda) serveAPI(w http.ResponseWriter, r *http.Request) {
 		rest, ok = "init/error", true
 	}
 	if !ok {
-		apiError(w, http.StatusNotFound, "NotFound", "no such Runtime API path: "+r.URL.Path)
-		return
+		return apiErrorResponse(http.StatusNotFound, "NotFound", "no such Runtime API path: "+r.URL.Path), nil
 	}
 	switch {
 	case rest == "invocation/next" && r.Method == http.MethodGet:
-		l.next(w, r)
+		return apiResponse{}, l.next(ac)
 	case rest == "init/error" && r.Method == http.MethodPost:
 		body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
 		msg := errorMessage(body, r.Header.Get("Lambda-Runtime-Function-Error-Type"))
@@ -309,23 +395,22 @@ func (l *Lambda) serveAPI(w http.ResponseWriter, r *http.Request) {
 			l.initErr = fmt.Errorf("the handler failed to initialize: %s", msg)
 		}
 		l.mu.Unlock()
-		w.WriteHeader(http.StatusAccepted)
-		io.WriteString(w, `{"status":"OK"}`)
+		return acceptedResponse, nil
 	case strings.HasPrefix(rest, "invocation/") && r.Method == http.MethodPost:
 		id, what, _ := strings.Cut(strings.TrimPrefix(rest, "invocation/"), "/")
 		if what != "response" && what != "error" {
-			apiError(w, http.StatusNotFound, "NotFound", "no such Runtime API path: "+r.URL.Path)
-			return
+			return apiErrorResponse(http.StatusNotFound, "NotFound", "no such Runtime API path: "+r.URL.Path), nil
 		}
-		l.answer(w, r, id, what == "error")
-	default:
-		apiError(w, http.StatusNotFound, "NotFound", "no such Runtime API route: "+r.Method+" "+r.URL.Path)
+		return l.answer(r, id, what == "error"), nil
 	}
+	return apiErrorResponse(http.StatusNotFound, "NotFound", "no such Runtime API route: "+r.Method+" "+r.URL.Path), nil
 }
 
-// next hands the handler the next invocation, waiting for one.
-func (l *Lambda) next(w http.ResponseWriter, r *http.Request) {
+// next parks the handler's ask for an invocation, or hands it the one
+// waiting.
+func (l *Lambda) next(ac *apiConn) *waiter {
 	l.readyOne.Do(func() { close(l.ready) })
+	w := &waiter{conn: ac, done: make(chan struct{})}
 	l.mu.Lock()
 	if cur := l.current; cur != nil {
 		// Asking for the next one answers nothing: Lambda takes it as the
@@ -333,45 +418,37 @@ func (l *Lambda) next(w http.ResponseWriter, r *http.Request) {
 		l.current = nil
 		cur.finish(lambdaError(http.StatusBadGateway, "Runtime.NoResponse", "the handler asked for the next invocation without answering this one"))
 	}
+	if l.isClosed() {
+		l.mu.Unlock()
+		close(w.done)
+		return w
+	}
+	if len(l.queue) > 0 {
+		inv := l.queue[0]
+		l.queue = l.queue[1:]
+		l.mu.Unlock()
+		if !l.take(inv, w) {
+			inv.finish(lambdaError(http.StatusBadGateway, "Runtime.ExitError", "the handler's connection broke as the event was handed to it"))
+		}
+		return w
+	}
+	old := l.waiter
+	l.waiter = w
 	l.mu.Unlock()
-	var inv *invocation
-	select {
-	case inv = <-l.invoke:
-	case <-l.closed:
-		apiError(w, http.StatusGone, "Runtime.Closed", "the function instance is stopping")
-		return
-	case <-r.Context().Done():
-		return
+	if old != nil {
+		// An earlier ask on another connection: the handler gave up on it.
+		close(old.done)
 	}
-	if inv.tail && l.Drain != nil {
-		// What an earlier invocation wrote is not this one's log.
-		l.Drain()
-	}
-	l.mu.Lock()
-	l.current, l.logging = inv, inv
-	inv.taken = time.Now()
-	l.mu.Unlock()
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Lambda-Runtime-Aws-Request-Id", inv.id)
-	h.Set("Lambda-Runtime-Deadline-Ms", strconv.FormatInt(inv.deadline.UnixMilli(), 10))
-	h.Set("Lambda-Runtime-Invoked-Function-Arn", l.ARN)
-	h.Set("Lambda-Runtime-Trace-Id", inv.trace)
-	if inv.client != "" {
-		h.Set("Lambda-Runtime-Client-Context", inv.client)
-	}
-	w.WriteHeader(http.StatusOK)
-	w.Write(inv.event)
+	return w
 }
 
 // answer takes the handler's response or error for invocation id.
-func (l *Lambda) answer(w http.ResponseWriter, r *http.Request, id string, failed bool) {
+func (l *Lambda) answer(r *http.Request, id string, failed bool) apiResponse {
 	l.mu.Lock()
 	inv := l.current
 	if inv == nil || inv.id != id {
 		l.mu.Unlock()
-		apiError(w, http.StatusBadRequest, "InvalidRequestID", fmt.Sprintf("%q is not the invocation in progress", id))
-		return
+		return apiErrorResponse(http.StatusBadRequest, "InvalidRequestID", fmt.Sprintf("%q is not the invocation in progress", id))
 	}
 	l.current = nil
 	l.mu.Unlock()
@@ -379,12 +456,10 @@ func (l *Lambda) answer(w http.ResponseWriter, r *http.Request, id string, faile
 	switch {
 	case err != nil:
 		inv.finish(lambdaError(http.StatusBadGateway, "Runtime.ResponseError", "reading the handler's answer: "+err.Error()))
-		apiError(w, http.StatusBadRequest, "InvalidRequest", err.Error())
-		return
+		return apiErrorResponse(http.StatusBadRequest, "InvalidRequest", err.Error())
 	case len(body) > MaxLambdaPayload:
 		inv.finish(lambdaError(http.StatusBadGateway, "Function.ResponseSizeTooLarge", fmt.Sprintf("the response is over %d bytes", MaxLambdaPayload)))
-		apiError(w, http.StatusRequestEntityTooLarge, "RequestEntityTooLarge", fmt.Sprintf("the response is over %d bytes", MaxLambdaPayload))
-		return
+		return apiErrorResponse(http.StatusRequestEntityTooLarge, "RequestEntityTooLarge", fmt.Sprintf("the response is over %d bytes", MaxLambdaPayload))
 	}
 	var res lambdaResult
 	if failed {
@@ -416,8 +491,7 @@ func (l *Lambda) answer(w http.ResponseWriter, r *http.Request, id string, faile
 	}
 	l.mu.Unlock()
 	inv.finish(res)
-	w.WriteHeader(http.StatusAccepted)
-	io.WriteString(w, `{"status":"OK"}`)
+	return acceptedResponse
 }
 
 // errorMessage reads the message of an error body in Lambda's shape.

@@ -1,9 +1,11 @@
 package watchdog
 
 import (
+	"bufio"
 	"context"
 	"encoding/base64"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -249,4 +251,71 @@ func closedChan() chan struct{} {
 	c := make(chan struct{})
 	close(c)
 	return c
+}
+
+// TestLambdaAPIConnections: the API's own HTTP server answers a malformed
+// request with a 400 and closes; holds at most maxAPIConns connections;
+// answers Expect: 100-continue; keeps a connection alive unless asked to
+// close it.
+func TestLambdaAPIConnections(t *testing.T) {
+	l, err := NewLambda("arn", time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	host := strings.SplitN(l.RuntimeAPI(), "/", 2)[0]
+	prefix := "/" + strings.SplitN(l.RuntimeAPI(), "/", 2)[1]
+	dial := func() net.Conn {
+		c, err := net.Dial("tcp", host)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		return c
+	}
+	c := dial()
+	io.WriteString(c, "GARBAGE\x00\r\n\r\n")
+	b, _ := io.ReadAll(c) // the server closes after answering
+	if !strings.HasPrefix(string(b), "HTTP/1.1 400 ") || !strings.Contains(string(b), "InvalidRequest") {
+		t.Fatalf("a malformed request: %q", b)
+	}
+	c.Close()
+
+	// Expect: 100-continue, then the body; the connection stays open for
+	// the next request, until one asks to close.
+	c = dial()
+	defer c.Close()
+	io.WriteString(c, "POST "+prefix+"/"+LambdaAPIVersion+"/runtime/invocation/nope/response HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n")
+	br := bufio.NewReader(c)
+	if line, _ := br.ReadString('\n'); !strings.HasPrefix(line, "HTTP/1.1 100 ") {
+		t.Fatalf("no 100 Continue: %q", line)
+	}
+	br.ReadString('\n')
+	io.WriteString(c, "{}")
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != 400 {
+		t.Fatalf("an unknown id after 100-continue: %v %v", resp, err)
+	}
+	io.ReadAll(resp.Body)
+	io.WriteString(c, "GET "+prefix+"/nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+	if resp, err = http.ReadResponse(br, nil); err != nil || resp.StatusCode != 404 || !resp.Close {
+		t.Fatalf("a second request on the connection: %v %v", resp, err)
+	}
+
+	// At most maxAPIConns connections are held; the next is closed at once.
+	var held []net.Conn
+	for range maxAPIConns + 2 {
+		held = append(held, dial())
+	}
+	defer func() {
+		for _, c := range held {
+			c.Close()
+		}
+	}()
+	extra := dial() // accepted after them, in order
+
+	defer extra.Close()
+	if n, err := extra.Read(make([]byte, 1)); err == nil {
+		t.Fatalf("a connection past the cap was served (%d bytes)", n)
+	}
 }

@@ -1,0 +1,162 @@
+package watchdog
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// The Runtime API's server: a goroutine per connection reads requests with
+// net/http's parser (http.ReadRequest) and answers them itself. It is not
+// an http.Server so that a parked /next can be answered by the goroutine
+// that has the invocation (RoundTrip), with no goroutine woken on the way
+// to the handler, and so that a request costs no background read: the
+// handler is one local process, its two requests an invocation are most
+// of what an invocation costs.
+
+// maxAPIConns bounds the connections the API keeps open: a handler needs
+// one or two; more are a process that is not the handler.
+const maxAPIConns = 8
+
+// apiHeaderTimeout bounds how long a request takes to arrive once its
+// first byte has.
+const apiHeaderTimeout = 10 * time.Second
+
+// apiConn is one connection to the API.
+type apiConn struct {
+	c  net.Conn
+	br *bufio.Reader
+	mu sync.Mutex // held while writing
+	bw *bufio.Writer
+}
+
+// waiter is a /next parked until an invocation comes.
+type waiter struct {
+	conn *apiConn
+	done chan struct{} // closed when the invocation is written, or the wait ends
+	sent bool          // the invocation was written (set before done closes)
+}
+
+// apiResponse is an answer to one request.
+type apiResponse struct {
+	status int
+	header [][2]string
+	body   []byte
+}
+
+// write sends r; keepAlive false closes the connection after it.
+func (c *apiConn) write(r apiResponse, keepAlive bool) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	bw := c.bw
+	bw.WriteString("HTTP/1.1 ")
+	bw.WriteString(strconv.Itoa(r.status))
+	bw.WriteByte(' ')
+	bw.WriteString(http.StatusText(r.status))
+	bw.WriteString("\r\n")
+	for _, h := range r.header {
+		bw.WriteString(h[0])
+		bw.WriteString(": ")
+		bw.WriteString(h[1])
+		bw.WriteString("\r\n")
+	}
+	bw.WriteString("Content-Length: ")
+	bw.WriteString(strconv.Itoa(len(r.body)))
+	if !keepAlive {
+		bw.WriteString("\r\nConnection: close")
+	}
+	bw.WriteString("\r\n\r\n")
+	bw.Write(r.body)
+	return bw.Flush()
+}
+
+func apiErrorResponse(status int, typ, msg string) apiResponse {
+	b, _ := json.Marshal(map[string]string{"errorMessage": msg, "errorType": typ})
+	return apiResponse{status: status, header: [][2]string{{"Content-Type", "application/json"}}, body: b}
+}
+
+var acceptedResponse = apiResponse{status: http.StatusAccepted, header: [][2]string{{"Content-Type", "application/json"}}, body: []byte(`{"status":"OK"}`)}
+
+// serve accepts connections until the listener closes.
+func (l *Lambda) serve() {
+	for {
+		c, err := l.ln.Accept()
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			return
+		}
+		l.mu.Lock()
+		if len(l.conns) >= maxAPIConns || l.isClosed() {
+			l.mu.Unlock()
+			c.Close()
+			continue
+		}
+		ac := &apiConn{c: c, br: bufio.NewReaderSize(c, 4096), bw: bufio.NewWriterSize(c, 4096)}
+		l.conns[ac] = struct{}{}
+		l.mu.Unlock()
+		go l.serveConn(ac)
+	}
+}
+
+// serveConn answers a connection's requests in turn.
+func (l *Lambda) serveConn(ac *apiConn) {
+	defer func() {
+		ac.c.Close()
+		l.mu.Lock()
+		delete(l.conns, ac)
+		l.mu.Unlock()
+	}()
+	for {
+		// Wait for a request as long as it takes (the handler is at an
+		// invocation meanwhile); once it begins, it must arrive in time.
+		if _, err := ac.br.Peek(1); err != nil {
+			return
+		}
+		ac.c.SetReadDeadline(time.Now().Add(apiHeaderTimeout))
+		req, err := http.ReadRequest(ac.br)
+		if err != nil {
+			ac.write(apiErrorResponse(http.StatusBadRequest, "InvalidRequest", "a malformed request: "+err.Error()), false)
+			return
+		}
+		if req.Header.Get("Expect") == "100-continue" && req.ContentLength != 0 {
+			ac.mu.Lock()
+			ac.bw.WriteString("HTTP/1.1 100 Continue\r\n\r\n")
+			err := ac.bw.Flush()
+			ac.mu.Unlock()
+			if err != nil {
+				return
+			}
+		}
+		res, parked := l.route(ac, req)
+		// Whatever of the body the route left unread goes (bounded), so
+		// that the next request starts where it should.
+		_, err = io.Copy(io.Discard, io.LimitReader(req.Body, MaxLambdaPayload+1))
+		ac.c.SetReadDeadline(time.Time{})
+		keep := err == nil && !req.Close
+		if parked != nil {
+			// A /next: answered by whoever had the invocation, or by the
+			// wait's end.
+			<-parked.done
+			if !parked.sent {
+				ac.write(apiErrorResponse(http.StatusGone, "Runtime.Closed", "the function instance is stopping"), false)
+				return
+			}
+			if !keep {
+				return
+			}
+			continue
+		}
+		if ac.write(res, keep) != nil || !keep {
+			return
+		}
+	}
+}
