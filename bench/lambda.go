@@ -25,7 +25,12 @@ type lambdaReport struct {
 	Direct, HTTP, Lambda latency
 	Cold                 latency
 	InvokeCPU, PlainCPU  time.Duration
-	Calls                int
+	// HandlerCPU and FnCPU are the CPU the function's own process spent
+	// per warm call: the aws-lambda-go handler (its two Runtime API
+	// requests included) and the http fn, a share of each protocol's cost
+	// that is not nimbus's.
+	HandlerCPU, FnCPU time.Duration
+	Calls             int
 }
 
 // lambdaEvent is the event sent, a JSON string, which the handler answers.
@@ -55,6 +60,8 @@ func benchLambda(nb *nimbusProc, tmp, direct string, coldRuns, runs int) (*lambd
 	dc := newRawClient(strings.TrimSuffix(strings.TrimPrefix(direct, "http://"), "/"), "/")
 	hc := newRawClient(addr, "/function/bench")
 	var ds, hs, ls []time.Duration
+	fnPID, lambdaPID := childOf(nb.cmd.Process.Pid, "./fn"), childOf(nb.cmd.Process.Pid, "./bootstrap")
+	fn0, l0 := cpuTime(fnPID), cpuTime(lambdaPID)
 	for range runs { // interleaved, so all three see the same machine
 		for _, c := range []struct {
 			rc  *rawClient
@@ -68,6 +75,9 @@ func benchLambda(nb *nimbusProc, tmp, direct string, coldRuns, runs int) (*lambd
 		}
 	}
 	r := &lambdaReport{Direct: summarize(ds), HTTP: summarize(hs), Lambda: summarize(ls), Calls: runs}
+	if fnPID > 0 && lambdaPID > 0 {
+		r.FnCPU, r.HandlerCPU = (cpuTime(fnPID)-fn0)/time.Duration(runs), (cpuTime(lambdaPID)-l0)/time.Duration(runs)
+	}
 
 	if err := deploy("cold-lambda", func(f *function.Function) { f.Scale.IdleTimeout = function.Duration(100 * time.Millisecond) }); err != nil {
 		return nil, err
@@ -194,10 +204,37 @@ func runLambdaOnly(coldRuns, runs int) error {
 	fmt.Printf("lambda (interleaved, one at a time, %d calls each): p50 direct %s µs, nimbus http %s µs, nimbus lambda %s µs; cold start p50 %.2f ms (bare exec %.2f ms)\n",
 		l.Calls, us(l.Direct.P50), us(l.HTTP.P50), us(l.Lambda.P50), float64(l.Cold.P50)/1e6, float64(rep.Cold["bare exec to first 200"].P50)/1e6)
 	fmt.Printf("CPU in nimbus per call: %s µs by the Lambda Invoke API (SigV4 included), %s µs by /function/\n", us(l.InvokeCPU), us(l.PlainCPU))
+	fmt.Printf("CPU in the function's process per warm call: %s µs the aws-lambda-go handler, %s µs the http fn\n", us(l.HandlerCPU), us(l.FnCPU))
 	for _, t := range targets(rep) {
 		if strings.Contains(t.What, "lambda") || strings.Contains(t.What, "Runtime API") {
 			fmt.Printf("%-50s %12s  target %-14s met %v\n", t.What, t.Value, t.Goal, t.Met)
 		}
 	}
 	return nil
+}
+
+// childOf is the pid of a process whose parent is parent and whose first
+// argument is arg0 (one instance of a function), or 0.
+func childOf(parent int, arg0 string) int {
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			continue
+		}
+		s := string(stat)
+		f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+		if len(f) < 2 || f[1] != strconv.Itoa(parent) {
+			continue
+		}
+		cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		if args := strings.Split(strings.TrimRight(string(cmdline), "\x00"), "\x00"); len(args) == 1 && args[0] == arg0 {
+			return pid
+		}
+	}
+	return 0
 }

@@ -468,6 +468,8 @@ func printReport(r report) {
 			l.Calls, us(l.Direct.P50), us(l.HTTP.P50), us(l.Lambda.P50), float64(l.Cold.P50)/1e6)
 		fmt.Printf("CPU in nimbus per call of the lambda function: %s µs by the Lambda Invoke API (SigV4 included), %s µs by /function/\n",
 			us(l.InvokeCPU), us(l.PlainCPU))
+		fmt.Printf("CPU in the function's own process per warm call: %s µs the aws-lambda-go handler (its two Runtime API requests), %s µs the http fn\n",
+			us(l.HandlerCPU), us(l.FnCPU))
 	}
 	fmt.Printf("\n%-46s %12s %16s %s\n", "target", "measured", "goal", "")
 	for _, t := range r.Targets {
