@@ -1,23 +1,31 @@
 // Package lambdaclient invokes Lambda functions through a Lambda Invoke
-// endpoint with aws-sdk-go-v2's Lambda client, requests signed with
-// Signature Version 4: the Event Gateway's awslambda functions. The
-// endpoint is another Lambda API (AWS's, or another nimbus) or, when none
-// is set, nimbus's own, served in-process without a network hop.
+// endpoint (POST /2015-03-31/functions/ARN/invocations), requests signed
+// with Signature Version 4 by aws-sdk-go-v2's signer: the Event Gateway's
+// awslambda functions. The endpoint is another Lambda API (AWS's, or
+// another nimbus) or, when none is set, nimbus's own, served in-process
+// without a network hop. (Not the SDK's whole Lambda client: its
+// package-level state would grow every nimbus process by megabytes,
+// `nimbus watchdog` in a small container included.)
 package lambdaclient
 
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
+	"strconv"
+	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/lambda"
-	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
-	"github.com/aws/smithy-go"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 )
 
 // Request is one invocation.
@@ -44,27 +52,35 @@ type Result struct {
 // Error is the Lambda API refusing the request (not the function failing):
 // its error code and message.
 type Error struct {
+	Status        int
 	Code, Message string
 }
 
 func (e *Error) Error() string {
-	return "the Lambda API refused the invocation: " + e.Code + ": " + e.Message
+	return fmt.Sprintf("the Lambda API refused the invocation (%d): %s: %s", e.Status, e.Code, e.Message)
 }
+
+// MaxAnswer bounds the answer read: Lambda's synchronous response limit.
+const MaxAnswer = 6 << 20
 
 // Client invokes through one endpoint.
 type Client struct {
 	endpoint string
-	http     aws.HTTPClient
+	do       func(*http.Request) (*http.Response, error)
 }
 
 // New is a client of the Lambda API at endpoint (http or https URL); an
 // empty endpoint is local, the Lambda API handler of this nimbus,
 // called in-process.
 func New(endpoint string, local http.Handler) *Client {
+	c := &Client{endpoint: strings.TrimSuffix(endpoint, "/")}
 	if endpoint == "" {
-		return &Client{endpoint: "http://nimbus.internal", http: handlerClient{local}}
+		c.endpoint, c.do = "http://nimbus.internal", handlerClient{local}.Do
+	} else {
+		hc := &http.Client{Timeout: 15 * time.Minute} // Lambda's longest invocation
+		c.do = hc.Do
 	}
-	return &Client{endpoint: endpoint, http: http.DefaultClient}
+	return c
 }
 
 // Invoke runs one invocation.
@@ -77,28 +93,53 @@ func (c *Client) Invoke(ctx context.Context, r Request) (Result, error) {
 	if creds.AccessKeyID == "" || creds.SecretAccessKey == "" {
 		return Result{}, errors.New("no credentials to sign the invocation with: register the function with provider.awsAccessKeyId and awsSecretAccessKey, or give nimbus AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
 	}
-	cl := lambda.New(lambda.Options{
-		Region:       r.Region,
-		BaseEndpoint: aws.String(c.endpoint),
-		HTTPClient:   c.http,
-		Credentials: aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
-			return creds, nil
-		}),
-		RetryMaxAttempts: 1, // the caller's queue retries
-	})
-	in := &lambda.InvokeInput{FunctionName: aws.String(r.ARN), Payload: r.Payload}
-	if r.Event {
-		in.InvocationType = types.InvocationTypeEvent
-	}
-	out, err := cl.Invoke(ctx, in)
+	u := c.endpoint + "/2015-03-31/functions/" + url.PathEscape(r.ARN) + "/invocations"
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(r.Payload))
 	if err != nil {
-		var ae smithy.APIError
-		if errors.As(err, &ae) {
-			return Result{}, &Error{Code: ae.ErrorCode(), Message: ae.ErrorMessage()}
-		}
 		return Result{}, fmt.Errorf("invoking %s at %s: %w", r.ARN, c.endpoint, err)
 	}
-	return Result{Status: int(out.StatusCode), FunctionError: aws.ToString(out.FunctionError), Payload: out.Payload}, nil
+	typ := "RequestResponse"
+	if r.Event {
+		typ = "Event"
+	}
+	req.Header.Set("X-Amz-Invocation-Type", typ)
+	req.Header.Set("Content-Type", "application/json")
+	sum := sha256.Sum256(r.Payload)
+	// A signer of its own for each request: a v4.Signer keeps the keys it
+	// derives by access key id, not by secret, so one shared by functions
+	// registered with the same id and different secrets would sign with
+	// whichever secret came first (a wrong secret would pass).
+	if err := v4.NewSigner().SignHTTP(ctx, creds, req, hex.EncodeToString(sum[:]), "lambda", r.Region, time.Now()); err != nil {
+		return Result{}, fmt.Errorf("signing the invocation of %s: %w", r.ARN, err)
+	}
+	resp, err := c.do(req)
+	if err != nil {
+		return Result{}, fmt.Errorf("invoking %s at %s: %w", r.ARN, c.endpoint, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxAnswer+1))
+	if err != nil {
+		return Result{}, fmt.Errorf("reading the answer of %s: %w", r.ARN, err)
+	}
+	if len(body) > MaxAnswer {
+		return Result{}, fmt.Errorf("the answer of %s is over %d bytes", r.ARN, MaxAnswer)
+	}
+	if resp.StatusCode >= 300 {
+		e := &Error{Status: resp.StatusCode, Code: resp.Header.Get("X-Amzn-ErrorType")}
+		var b struct{ Message string }
+		json.Unmarshal(body, &b)
+		if e.Message = b.Message; e.Message == "" {
+			e.Message = strings.TrimSpace(string(body))
+		}
+		if i := strings.IndexByte(e.Code, ':'); i >= 0 {
+			e.Code = e.Code[:i] // AWS's X-Amzn-ErrorType may carry ":http://..."
+		}
+		if e.Code == "" {
+			e.Code = "HTTP" + strconv.Itoa(resp.StatusCode)
+		}
+		return Result{}, e
+	}
+	return Result{Status: resp.StatusCode, FunctionError: resp.Header.Get("X-Amz-Function-Error"), Payload: body}, nil
 }
 
 // handlerClient serves requests with a handler in-process.
