@@ -8,6 +8,7 @@ import (
 	"go/parser"
 	"go/token"
 	"io/fs"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -165,4 +166,21 @@ func hasPrefix(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// TestBinaryLinksNoHeavyClient: the nimbus binary, which is also the
+// watchdog in function containers as small as 6 MB, links no AWS service
+// client: their package state alone grows every process by megabytes
+// (aws-sdk-go-v2's Lambda client by 4 MB, which killed the watchdog in
+// the faas-cli test's container). Transitive imports, with go list -deps.
+func TestBinaryLinksNoHeavyClient(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", "nimbus/cmd/nimbus").Output()
+	if err != nil {
+		t.Fatalf("go list -deps: %v", err)
+	}
+	for _, pkg := range strings.Fields(string(out)) {
+		if strings.HasPrefix(pkg, "github.com/aws/aws-sdk-go-v2/service/") {
+			t.Errorf("cmd/nimbus links %s: sign requests with aws-sdk-go-v2/aws/signer/v4 and build them instead (see internal/lambdaclient)", pkg)
+		}
+	}
 }
