@@ -117,3 +117,52 @@ func TestEventGatewayLambdaFunctions(t *testing.T) {
 		t.Fatalf("team-b's function ran %d times, want 2 (the keyed sync and async calls):\n%s", strings.Count(logs, "handled "), logs)
 	}
 }
+
+// TestEventGatewayLambdaEndpoint: with --lambda-endpoint, an awslambda
+// function is invoked over the network at that Lambda API (here another
+// nimbus), signed with the registration's keys: sync and async, and a
+// function of this nimbus's own account is not resolved locally.
+func TestEventGatewayLambdaEndpoint(t *testing.T) {
+	remote := start(t, dataDir(t))
+	deployLambda(t, remote, "far-fn")
+	id, secret := newKey(t, remote, "default")
+	n := start(t, dataDir(t), "--lambda-endpoint", remote.URL)
+	deployLambda(t, n, "far-fn") // a local namesake, which must not run
+	token := strings.TrimSpace(readFile(t, n.dataDir+"/admin-token"))
+	cfg := func(method, path, body string) {
+		t.Helper()
+		code, b, _ := n.invoke(method, path, body, "Authorization", "Bearer "+token, "Content-Type", "application/json")
+		if code != 201 {
+			t.Fatalf("%s %s: %d %s", method, path, code, b)
+		}
+	}
+	cfg("POST", "/v1/spaces/default/functions", `{"functionId":"far","type":"awslambda","provider":{"arn":"arn:aws:lambda:us-east-1:000000000000:function:far-fn","region":"us-east-1","awsAccessKeyId":"`+id+`","awsSecretAccessKey":"`+secret+`"}}`)
+	cfg("POST", "/v1/spaces/default/eventtypes", `{"name":"http.request"}`)
+	cfg("POST", "/v1/spaces/default/eventtypes", `{"name":"far.job"}`)
+	cfg("POST", "/v1/spaces/default/subscriptions", `{"type":"sync","eventType":"http.request","functionId":"far","path":"/far","method":"POST"}`)
+	cfg("POST", "/v1/spaces/default/subscriptions", `{"type":"async","eventType":"far.job","functionId":"far","path":"/jobs"}`)
+	resp, err := http.Post(n.Events+"/far", "application/json", strings.NewReader(`{"x":1}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(b), `"arn":"arn:aws:lambda:us-east-1:000000000000:function:far-fn"`) {
+		t.Fatalf("sync through the remote Lambda API: %d %s", resp.StatusCode, b)
+	}
+	req, _ := http.NewRequest("POST", n.Events+"/jobs", strings.NewReader(`{"job":1}`))
+	for k, v := range map[string]string{"Ce-Specversion": "1.0", "Ce-Id": "far-1", "Ce-Source": "/ci", "Ce-Type": "far.job", "Content-Type": "application/json"} {
+		req.Header.Set(k, v)
+	}
+	if resp, err = http.DefaultClient.Do(req); err != nil || resp.StatusCode != 202 {
+		t.Fatalf("async emit: %v %v", err, resp)
+	}
+	resp.Body.Close()
+	waitUntil(t, "the remote function to run the async event", 20*time.Second, func() bool {
+		logs, _, _ := remote.cli("logs", "far-fn")
+		return strings.Count(logs, "handled ") >= 2
+	})
+	if logs := n.mustCLI("logs", "far-fn"); strings.Contains(logs, "handled") {
+		t.Fatalf("the local namesake ran:\n%s", logs)
+	}
+}
