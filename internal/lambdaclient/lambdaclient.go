@@ -19,7 +19,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -31,9 +30,9 @@ import (
 // Request is one invocation.
 type Request struct {
 	ARN, Region string
-	// Keys sign the request; empty takes AWS_ACCESS_KEY_ID,
-	// AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN from nimbus's
-	// environment, as an AWS SDK does.
+	// Keys sign the request: the registration's own. nimbus never signs
+	// with credentials of its own (its environment's), which would lend
+	// every space the operator's rights.
 	AccessKeyID, SecretAccessKey, SessionToken string
 	// Event: an asynchronous invocation (202), else RequestResponse.
 	Event   bool
@@ -86,12 +85,8 @@ func New(endpoint string, local http.Handler) *Client {
 // Invoke runs one invocation.
 func (c *Client) Invoke(ctx context.Context, r Request) (Result, error) {
 	creds := aws.Credentials{AccessKeyID: r.AccessKeyID, SecretAccessKey: r.SecretAccessKey, SessionToken: r.SessionToken}
-	if creds.AccessKeyID == "" {
-		creds = aws.Credentials{AccessKeyID: os.Getenv("AWS_ACCESS_KEY_ID"), SecretAccessKey: os.Getenv("AWS_SECRET_ACCESS_KEY"),
-			SessionToken: os.Getenv("AWS_SESSION_TOKEN")}
-	}
 	if creds.AccessKeyID == "" || creds.SecretAccessKey == "" {
-		return Result{}, errors.New("no credentials to sign the invocation with: register the function with provider.awsAccessKeyId and awsSecretAccessKey, or give nimbus AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
+		return Result{}, errors.New("no keys to sign the invocation with: register the function with provider.awsAccessKeyId and provider.awsSecretAccessKey")
 	}
 	u := c.endpoint + "/2015-03-31/functions/" + url.PathEscape(r.ARN) + "/invocations"
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(r.Payload))
