@@ -10,6 +10,8 @@ package apiserver
 import (
 	"context"
 	"crypto/subtle"
+	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"sort"
@@ -171,7 +173,13 @@ func New(o Options) *Server {
 	sort.Strings(orch)
 	ofo := openfaas.Options{
 		Store: o.Store, Secrets: o.Store, Logs: o.Store, Status: o.Invoker.Status, Token: o.Token, Version: o.Version,
-		Deleted:       func(ctx context.Context, ns, name string) { s.awaitApplied(ctx, ns, name, 0) },
+		Delete: func(ctx context.Context, ns, name string) error {
+			err := s.DeleteFunction(ctx, ns, name)
+			if errors.Is(err, versions.ErrInUse) {
+				return fmt.Errorf("%w: %v", openfaas.ErrRefused, err)
+			}
+			return err
+		},
 		Applied:       s.awaitApplied,
 		Orchestration: strings.Join(orch, ","),
 		Deploy: func(ctx context.Context, fn function.Function, createOnly, updateOnly bool) (store.Record, error) {

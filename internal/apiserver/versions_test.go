@@ -82,4 +82,17 @@ func TestVersionsNative(t *testing.T) {
 	if info, rev, _ := e.store.VersionInfo(context.Background(), "default", "echo"); rev != 0 || len(info.Aliases) != 0 {
 		t.Fatalf("the aliases outlived their function: %+v", info)
 	}
+	// So does OpenFaaS's delete; and an aliased version is a 409 there.
+	e.do(t, "PUT", "/v1/functions/of", spec(digest, ""), true)
+	e.do(t, "POST", "/v1/functions/of/versions", nil, true)
+	e.versions.SetAlias(context.Background(), "default", "of", "live", versions.AliasChange{Version: 1}, true)
+	if code, b, _ := e.do(t, "DELETE", "/system/functions", strings.NewReader(`{"functionName":"of--v1"}`), true); code != 409 || !strings.Contains(string(b), "alias live") {
+		t.Fatalf("OpenFaaS delete of an aliased version: %d %s", code, b)
+	}
+	if code, b, _ := e.do(t, "DELETE", "/system/functions", strings.NewReader(`{"functionName":"of"}`), true); code != 202 {
+		t.Fatalf("OpenFaaS delete: %d %s", code, b)
+	}
+	if code, _, _ := e.do(t, "GET", "/v1/functions/of--v1", nil, true); code != 404 {
+		t.Fatalf("a version outlived its function deleted through OpenFaaS: %d", code)
+	}
 }

@@ -41,8 +41,11 @@ type Options struct {
 	Replicas func(namespace, name string) (int, bool)
 	// Applied waits until the data plane serves a revision of a function.
 	Applied func(ctx context.Context, namespace, name string, rev uint64)
-	// Deleted waits until the data plane has stopped serving a function.
-	Deleted func(ctx context.Context, namespace, name string)
+	// Delete removes a function through nimbus's one delete path (its
+	// published versions and aliases with it) and waits until the data
+	// plane has stopped serving it. An error it wraps in ErrRefused is
+	// answered 409 with its words.
+	Delete  func(ctx context.Context, namespace, name string) error
 	Deploy  Deploy
 	Token   string
 	Version string
@@ -216,12 +219,13 @@ func (h *Handler) delete(w http.ResponseWriter, r *http.Request) {
 	if ns == "" {
 		ns = r.URL.Query().Get("namespace") // where faas-cli puts it
 	}
-	if err := h.opts.Store.Delete(r.Context(), namespaceOf(ns), req.FunctionName, 0); err != nil {
+	if err := h.opts.Delete(r.Context(), namespaceOf(ns), req.FunctionName); err != nil {
+		if errors.Is(err, ErrRefused) {
+			http.Error(w, err.Error(), http.StatusConflict)
+			return
+		}
 		storeError(w, err)
 		return
-	}
-	if h.opts.Deleted != nil {
-		h.opts.Deleted(r.Context(), namespaceOf(ns), req.FunctionName)
 	}
 	w.WriteHeader(http.StatusAccepted) // as faas-netes
 }
@@ -302,6 +306,9 @@ func (h *Handler) namespaces(w http.ResponseWriter, r *http.Request) {
 	sort.Strings(out)
 	writeJSON(w, http.StatusOK, out)
 }
+
+// ErrRefused marks a deletion refused for a reason its message gives.
+var ErrRefused = errors.New("refused")
 
 func storeError(w http.ResponseWriter, err error) {
 	switch {

@@ -165,12 +165,16 @@ type Alias struct {
 
 // VersionInfo is what a function keeps of its published versions beside
 // the versions themselves (which are functions: function.VersionOf): the
-// last number given, never given again, and its aliases, sorted by name.
+// last number given, never given again, the versions that stand, and its
+// aliases, sorted by name.
 type VersionInfo struct {
-	Namespace string  `json:"namespace"`
-	Function  string  `json:"function"`
-	Last      int     `json:"last"`
-	Aliases   []Alias `json:"aliases,omitempty"`
+	Namespace string `json:"namespace"`
+	Function  string `json:"function"`
+	Last      int    `json:"last"`
+	// Versions are the numbers published and not deleted, ascending: an
+	// alias may name only these, written in the same record.
+	Versions []int   `json:"versions,omitempty"`
+	Aliases  []Alias `json:"aliases,omitempty"`
 }
 
 // Versions keeps each function's VersionInfo.

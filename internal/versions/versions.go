@@ -192,14 +192,47 @@ func (m *Manager) Publish(ctx context.Context, ns, name string, annotations map[
 	if err != nil {
 		return store.Record{}, false, fmt.Errorf("publishing version %d of %s: %w", n, function.Key(ns, name), err)
 	}
+	// Only now does it stand (an alias may name it).
+	if err := m.update(ctx, ns, name, func(info *store.VersionInfo) error {
+		info.Versions = append(info.Versions, n)
+		slices.Sort(info.Versions)
+		return nil
+	}); err != nil {
+		return store.Record{}, false, fmt.Errorf("publishing version %d of %s: %w", n, function.Key(ns, name), err)
+	}
 	return rec, true, nil
+}
+
+// update changes a function's version info by compare-and-set, retrying
+// on a concurrent write; change's error stops it.
+func (m *Manager) update(ctx context.Context, ns, name string, change func(*store.VersionInfo) error) error {
+	for {
+		info, rev, err := m.Store.VersionInfo(ctx, ns, name)
+		if err != nil {
+			return err
+		}
+		if err := change(&info); err != nil {
+			return err
+		}
+		if err := m.Store.PutVersionInfo(ctx, info, rev); !errors.Is(err, store.ErrConflict) {
+			return err
+		}
+	}
 }
 
 // Version returns version n of a function.
 func (m *Manager) Version(ctx context.Context, ns, name string, n int) (store.Record, error) {
+	info, _, err := m.Store.VersionInfo(ctx, ns, name)
+	if err != nil {
+		return store.Record{}, err
+	}
+	notFound := fmt.Errorf("%w: version %d of %s", ErrNotFound, n, function.Key(ns, name))
+	if !slices.Contains(info.Versions, n) {
+		return store.Record{}, notFound
+	}
 	rec, err := m.Store.Get(ctx, ns, function.VersionName(name, n))
 	if errors.Is(err, store.ErrNotFound) || (err == nil && (rec.Function.VersionOf != name || rec.Function.Version != n)) {
-		return store.Record{}, fmt.Errorf("%w: version %d of %s", ErrNotFound, n, function.Key(ns, name))
+		return store.Record{}, notFound
 	}
 	return rec, err
 }
@@ -295,6 +328,10 @@ func (m *Manager) SetAlias(ctx context.Context, ns, name, aliasName string, c Al
 			return store.Alias{}, fmt.Errorf("%w: alias %s of %s", ErrExists, aliasName, function.Key(ns, name))
 		case !create && !ok:
 			return store.Alias{}, fmt.Errorf("%w: alias %s of %s", ErrNotFound, aliasName, function.Key(ns, name))
+		case c.Version != 0 && !slices.Contains(info.Versions, c.Version):
+			// Deleted since it was looked up: checked in the record the
+			// alias is written to, so no alias names a deleted version.
+			return store.Alias{}, fmt.Errorf("%w: version %d of %s", ErrNotFound, c.Version, function.Key(ns, name))
 		}
 		a.Name = aliasName
 		if c.Version != 0 {
@@ -335,19 +372,25 @@ func (m *Manager) DeleteAlias(ctx context.Context, ns, name, aliasName string) e
 	}
 }
 
-// DeleteVersion removes version n, unless an alias names it (ErrInUse).
+// DeleteVersion removes version n, unless an alias names it (ErrInUse):
+// it stops standing in the function's record first (by compare-and-set,
+// so an alias written meanwhile either came first and keeps it, or finds
+// it gone), then its function goes.
 func (m *Manager) DeleteVersion(ctx context.Context, ns, name string, n int) error {
 	if _, err := m.Version(ctx, ns, name, n); err != nil {
 		return err
 	}
-	info, _, err := m.Store.VersionInfo(ctx, ns, name)
+	err := m.update(ctx, ns, name, func(info *store.VersionInfo) error {
+		for _, a := range info.Aliases {
+			if a.Version == n {
+				return fmt.Errorf("%w: alias %s names version %d of %s: point it elsewhere or delete it first", ErrInUse, a.Name, n, function.Key(ns, name))
+			}
+		}
+		info.Versions = slices.DeleteFunc(info.Versions, func(v int) bool { return v == n })
+		return nil
+	})
 	if err != nil {
 		return err
-	}
-	for _, a := range info.Aliases {
-		if a.Version == n {
-			return fmt.Errorf("%w: alias %s names version %d of %s: point it elsewhere or delete it first", ErrInUse, a.Name, n, function.Key(ns, name))
-		}
 	}
 	return m.Delete(ctx, ns, function.VersionName(name, n))
 }

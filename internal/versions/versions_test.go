@@ -165,3 +165,34 @@ func TestPublishLongName(t *testing.T) {
 		t.Fatalf("%v", err)
 	}
 }
+
+// TestAliasNeverNamesADeletedVersion: a version stops standing in the
+// function's record before its function goes, and an alias is checked in
+// that record as it is written: one set while a delete is under way finds
+// the version gone even though its function still exists.
+func TestAliasNeverNamesADeletedVersion(t *testing.T) {
+	m, st := newManager(t)
+	ctx := context.Background()
+	fn := function.Function{Name: "api", Namespace: "default", Command: []string{"./api"}, Package: "sha256:" + strings.Repeat("a", 64)}.WithDefaults()
+	if _, err := st.Create(ctx, fn); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := m.Publish(ctx, "default", "api", nil); err != nil {
+		t.Fatal(err)
+	}
+	// A delete's first step, its second (the function's removal) not yet.
+	info, rev, _ := st.VersionInfo(ctx, "default", "api")
+	info.Versions = nil
+	if err := st.PutVersionInfo(ctx, info, rev); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Get(ctx, "default", "api--v1"); err != nil {
+		t.Fatalf("the version's function should still be there: %v", err)
+	}
+	if _, err := m.SetAlias(ctx, "default", "api", "live", AliasChange{Version: 1}, true); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("an alias of a version being deleted: %v", err)
+	}
+	if _, _, err := m.Resolve(ctx, "default", "api", "1"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("a version being deleted resolves: %v", err)
+	}
+}
