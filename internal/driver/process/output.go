@@ -7,6 +7,7 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unsafe"
 )
 
 // drainPipe carries a process's output to w through a pipe nimbus reads
@@ -39,13 +40,21 @@ func newDrainPipe(w io.Writer) (*drainPipe, *os.File, error) {
 	return &drainPipe{r: r, rc: rc, w: w, buf: make([]byte, 32<<10), done: make(chan struct{})}, wr, nil
 }
 
-// readNow reads what the pipe holds without waiting; eof is true at the
-// end of the output. The caller holds p.mu.
-func (p *drainPipe) readNow(fd uintptr) (eof bool, again bool) {
-	for {
-		n, err := syscall.Read(int(fd), p.buf)
+// readNow reads what the pipe holds without waiting, at most limit bytes
+// (< 0: no limit); eof is true at the end of the output. The caller holds
+// p.mu.
+func (p *drainPipe) readNow(fd uintptr, limit int) (eof bool, again bool) {
+	for limit != 0 {
+		buf := p.buf
+		if limit > 0 && limit < len(buf) {
+			buf = buf[:limit]
+		}
+		n, err := syscall.Read(int(fd), buf)
 		if n > 0 {
-			p.w.Write(p.buf[:n])
+			p.w.Write(buf[:n])
+			if limit > 0 {
+				limit -= n
+			}
 			continue
 		}
 		switch {
@@ -57,6 +66,7 @@ func (p *drainPipe) readNow(fd uintptr) (eof bool, again bool) {
 			return true, false
 		}
 	}
+	return false, false
 }
 
 // run copies the output until its end.
@@ -68,7 +78,7 @@ func (p *drainPipe) run() {
 			p.mu.Lock()
 			defer p.mu.Unlock()
 			var again bool
-			eof, again = p.readNow(fd)
+			eof, again = p.readNow(fd, -1)
 			return !again // false: wait until the pipe is readable
 		})
 		if err != nil {
@@ -77,12 +87,17 @@ func (p *drainPipe) run() {
 	}
 }
 
-// Drain takes what the pipe holds now.
+// Drain takes what the pipe holds now, and no more: a process that
+// writes without pause cannot keep it reading.
 func (p *drainPipe) Drain() {
 	p.rc.Control(func(fd uintptr) {
 		p.mu.Lock()
 		defer p.mu.Unlock()
-		p.readNow(fd)
+		var n int32
+		if _, _, e := syscall.Syscall(syscall.SYS_IOCTL, fd, syscall.TIOCINQ, uintptr(unsafe.Pointer(&n))); e != 0 || n <= 0 {
+			return
+		}
+		p.readNow(fd, int(n))
 	})
 }
 
