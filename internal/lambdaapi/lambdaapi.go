@@ -31,6 +31,7 @@ import (
 	"nimbus/internal/sigv4"
 	"nimbus/internal/store"
 	"nimbus/internal/versions"
+	"nimbus/internal/watchdog"
 )
 
 // Prefix is the API's path prefix.
@@ -295,12 +296,16 @@ func (r *recorder) Write(p []byte) (int, error) {
 // through sends the payload to one of nimbus's invocation routes and
 // records the answer.
 func through(h http.Handler, r *http.Request, path string, body []byte) *recorder {
-	req, _ := http.NewRequestWithContext(r.Context(), http.MethodPost, path, bytes.NewReader(body))
+	ctx := r.Context()
+	if strings.EqualFold(r.Header.Get("X-Amz-Log-Type"), "Tail") {
+		ctx = watchdog.WithLogTail(ctx) // the signed caller's, never a header's
+	}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, path, bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	if v := r.Header.Get("X-Amz-Client-Context"); v != "" {
 		req.Header.Set("X-Amz-Client-Context", v)
 	}
-	for _, k := range []string{"X-Amzn-Trace-Id", "X-Amz-Log-Type"} {
+	for _, k := range []string{"X-Amzn-Trace-Id"} {
 		if v := r.Header.Get(k); v != "" {
 			req.Header.Set(k, v)
 		}

@@ -48,7 +48,7 @@ type Lambda struct {
 	MemoryMiB int64
 	Version   string
 	// Drain, if set, brings the output the handler wrote so far to Output;
-	// it is called before a log tail is cut (X-Amz-Log-Type: Tail).
+	// it is called before a log tail is cut (WithLogTail).
 	Drain func()
 
 	prefix string
@@ -56,15 +56,19 @@ type Lambda struct {
 	ready  chan struct{} // closed at the first /next
 	closed chan struct{}
 
-	mu       sync.Mutex
-	conns    map[*apiConn]struct{}
-	queue    []*invocation // waiting for the handler to ask
-	waiter   *waiter       // the handler's /next, parked
-	current  *invocation   // taken by the handler, not answered
-	logging  *invocation   // whose output Output records: current, until its tail is cut
-	initErr  error
-	once     sync.Once
-	readyOne sync.Once
+	mu      sync.Mutex
+	conns   map[*apiConn]struct{}
+	queue   []*invocation // waiting for the handler to ask
+	waiter  *waiter       // the handler's /next, parked
+	current *invocation   // taken by the handler, not answered
+	logging *invocation   // whose output Output records: current, until its tail is cut
+	initErr error
+	// exitReason is an init error posted without the prefix: the reason
+	// given if the handler exits before asking for an invocation.
+	exitReason error
+	once       sync.Once
+	readyOne   sync.Once
+	stuckOnce  sync.Once
 }
 
 type invocation struct {
@@ -76,7 +80,24 @@ type invocation struct {
 	result   chan lambdaResult // buffered 1
 	tail     bool              // the caller asked for the log tail
 	taken    time.Time         // when the handler took it
+	timer    *time.Timer       // its deadline, from when it is taken
 	log      []byte            // its output, the last MaxLogTail bytes, if tail
+}
+
+type logTailKey struct{}
+
+// WithLogTail marks a context's invocation as one whose log tail is
+// answered (X-Amz-Log-Result). Only the Lambda API sets it, for a signed
+// caller: a header would let anyone who may call a function through
+// /function/ read its output.
+func WithLogTail(ctx context.Context) context.Context {
+	return context.WithValue(ctx, logTailKey{}, true)
+}
+
+// WantsLogTail reports whether ctx asks for the log tail.
+func WantsLogTail(ctx context.Context) bool {
+	v, _ := ctx.Value(logTailKey{}).(bool)
+	return v
 }
 
 // MaxLogTail is how much of an invocation's log X-Amz-Log-Result carries,
@@ -228,7 +249,7 @@ func (l *Lambda) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	inv := &invocation{id: newRequestID(), event: event, deadline: time.Now().Add(l.Timeout),
 		trace: traceHeader(req.Header.Get("X-Amzn-Trace-Id")), result: make(chan lambdaResult, 1),
-		tail: strings.EqualFold(req.Header.Get("X-Amz-Log-Type"), "Tail")}
+		tail: WantsLogTail(req.Context())}
 	if dl, ok := req.Context().Deadline(); ok && dl.Before(inv.deadline) {
 		inv.deadline = dl
 	}
@@ -255,24 +276,46 @@ func (l *Lambda) RoundTrip(req *http.Request) (*http.Response, error) {
 			return lambdaError(http.StatusBadGateway, "Runtime.ExitError", "the handler's process ended before it answered").response(req), nil
 		}
 	case <-req.Context().Done():
+		select {
+		case r := <-inv.result: // the answer came with the deadline
+			return r.response(req), nil
+		default:
+		}
 		if l.unqueue(inv) {
 			// Never handed to the handler: nothing more to do.
 			return nil, req.Context().Err()
 		}
 		if errors.Is(req.Context().Err(), context.DeadlineExceeded) {
-			// Past its deadline the handler is still at it: Lambda
-			// resets the sandbox; here the instance is replaced, and
-			// takes nothing more meanwhile.
-			l.Close()
-			if l.Stuck != nil {
-				l.Stuck()
-			}
+			l.stuck(inv)
 		}
 		// A caller that went away leaves the handler to finish: its
 		// answer is taken (and dropped) when it comes, and the next
-		// invocation waits for it, as one at a time must.
+		// invocation waits for it, as one at a time must, until the
+		// invocation's own deadline (see take).
 		return nil, req.Context().Err()
 	}
+}
+
+// deadlineGrace is how long after an invocation's deadline a handler still
+// at it is replaced when no caller waits for it.
+const deadlineGrace = 250 * time.Millisecond
+
+// stuck replaces an instance whose handler is still at inv past its
+// deadline: Lambda resets the sandbox; here the API closes, so the
+// instance takes nothing more, and Stuck stops it (once).
+func (l *Lambda) stuck(inv *invocation) {
+	l.mu.Lock()
+	still := l.current == inv
+	l.mu.Unlock()
+	if !still {
+		return
+	}
+	l.Close()
+	l.stuckOnce.Do(func() {
+		if l.Stuck != nil {
+			l.Stuck()
+		}
+	})
 }
 
 // handOver gives inv to the handler's parked /next, writing it from this
@@ -325,6 +368,20 @@ func (l *Lambda) take(inv *invocation, w *waiter) bool {
 	l.mu.Lock()
 	l.current, l.logging = inv, inv
 	inv.taken = time.Now()
+	// The deadline holds whether or not the caller still waits: a
+	// handler still at it then is replaced. (A caller that waits acts at
+	// the deadline itself; this is for one that went away, a moment
+	// later.)
+	inv.timer = time.AfterFunc(time.Until(inv.deadline)+deadlineGrace, func() {
+		l.mu.Lock()
+		still := l.current == inv
+		l.mu.Unlock()
+		if still {
+			inv.finish(lambdaError(http.StatusGatewayTimeout, "Sandbox.Timedout",
+				fmt.Sprintf("Task timed out after %.2f seconds", inv.deadline.Sub(inv.taken).Seconds())))
+			l.stuck(inv)
+		}
+	})
 	l.mu.Unlock()
 	h := [][2]string{{"Content-Type", "application/json"}, {"Lambda-Runtime-Aws-Request-Id", inv.id},
 		{"Lambda-Runtime-Deadline-Ms", strconv.FormatInt(inv.deadline.UnixMilli(), 10)},
@@ -338,6 +395,7 @@ func (l *Lambda) take(inv *invocation, w *waiter) bool {
 		if l.current == inv {
 			l.current, l.logging = nil, nil
 		}
+		inv.timer.Stop()
 		l.mu.Unlock()
 		w.conn.c.Close()
 	}
@@ -347,6 +405,9 @@ func (l *Lambda) take(inv *invocation, w *waiter) bool {
 }
 
 func (inv *invocation) finish(r lambdaResult) {
+	if inv.timer != nil {
+		inv.timer.Stop()
+	}
 	select {
 	case inv.result <- r:
 	default: // answered already
@@ -375,11 +436,24 @@ func lambdaError(status int, typ, msg string) lambdaResult {
 // instead (the waiter returned), to be answered when an invocation comes.
 func (l *Lambda) route(ac *apiConn, r *http.Request) (apiResponse, *waiter) {
 	rest, ok := strings.CutPrefix(r.URL.Path, l.prefix+"/"+LambdaAPIVersion+"/runtime/")
-	if !ok && r.URL.Path == "/"+LambdaAPIVersion+"/runtime/init/error" && !l.isReady() {
+	if ok && !ac.handler {
+		l.mu.Lock()
+		ac.handler = true // it knows the prefix: it is the handler's
+		l.mu.Unlock()
+	}
+	if !ok && r.URL.Path == "/"+LambdaAPIVersion+"/runtime/init/error" && r.Method == http.MethodPost && !l.isReady() {
 		// The Node runtime interface client posts its init error with a
-		// client of its own that drops the prefix; before the first /next
-		// it is taken without one: all it can do is fail this start.
-		rest, ok = "init/error", true
+		// client of its own that drops the prefix. Before the first /next
+		// it is kept without one, but only as the reason of a start whose
+		// handler then exits: from anyone, it can fail nothing.
+		body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+		msg := errorMessage(body, r.Header.Get("Lambda-Runtime-Function-Error-Type"))
+		l.mu.Lock()
+		if l.exitReason == nil {
+			l.exitReason = fmt.Errorf("the handler failed to initialize: %s", msg)
+		}
+		l.mu.Unlock()
+		return acceptedResponse, nil
 	}
 	if !ok {
 		return apiErrorResponse(http.StatusNotFound, "NotFound", "no such Runtime API path: "+r.URL.Path), nil
@@ -525,11 +599,26 @@ func WaitLambdaReady(ctx context.Context, l *Lambda, exited <-chan struct{}) err
 		if err := l.InitError(); err != nil {
 			return err
 		}
+		l.mu.Lock()
+		reason := l.exitReason
+		l.mu.Unlock()
+		if reason != nil {
+			return fmt.Errorf("%w: %w", ErrExited, reason)
+		}
 		return ErrExited
 	case <-ctx.Done():
 		return fmt.Errorf("the handler did not ask for an invocation (GET /%s/runtime/invocation/next at AWS_LAMBDA_RUNTIME_API) before the start deadline: %w",
 			LambdaAPIVersion, ctx.Err())
 	}
+}
+
+// ExitReason is " (REASON)" when an ErrExited from WaitLambdaReady carries
+// the init error the handler posted before it exited, else "".
+func ExitReason(err error) string {
+	if msg, ok := strings.CutPrefix(err.Error(), ErrExited.Error()+": "); ok {
+		return " (" + msg + ")"
+	}
+	return ""
 }
 
 func randomHex(n int) string {

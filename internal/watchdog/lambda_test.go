@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/base64"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -32,9 +33,13 @@ type result struct {
 }
 
 func invoke(l *Lambda, body string, hdr ...string) chan result {
+	return invokeCtx(context.Background(), l, body, hdr...)
+}
+
+func invokeCtx(ctx context.Context, l *Lambda, body string, hdr ...string) chan result {
 	ch := make(chan result, 1)
 	go func() {
-		req, _ := http.NewRequest("POST", "http://fn/", strings.NewReader(body))
+		req, _ := http.NewRequestWithContext(ctx, "POST", "http://fn/", strings.NewReader(body))
 		for i := 0; i+1 < len(hdr); i += 2 {
 			req.Header.Set(hdr[i], hdr[i+1])
 		}
@@ -170,7 +175,7 @@ func TestLambdaLogTail(t *testing.T) {
 	l.MemoryMiB = 256
 	drains := 0
 	l.Drain = func() { drains++ }
-	res := invoke(l, `{}`, "X-Amz-Log-Type", "Tail")
+	res := invokeCtx(WithLogTail(context.Background()), l, `{}`)
 	l.Output("before the invocation") // no invocation yet: nobody's
 	resp, _ := runtimeCall(t, l, "GET", "invocation/next", "")
 	id := resp.Header.Get("Lambda-Runtime-Aws-Request-Id")
@@ -228,8 +233,19 @@ func TestLambdaInitErrorWithoutPrefix(t *testing.T) {
 	if code := post(); code != 202 {
 		t.Fatalf("an init error before ready: %d", code)
 	}
-	if err := WaitLambdaReady(context.Background(), l, closedChan()); err == nil || !strings.Contains(err.Error(), "Runtime.ImportModuleError: Cannot find module") {
+	if err := WaitLambdaReady(context.Background(), l, closedChan()); !errors.Is(err, ErrExited) || !strings.Contains(ExitReason(err), "Runtime.ImportModuleError: Cannot find module") {
 		t.Fatalf("the start's error: %v", err)
+	}
+	// From anyone, it fails nothing: a handler that goes on to ask is
+	// served.
+	if l.InitError() != nil {
+		t.Fatalf("an unprefixed init error failed the API: %v", l.InitError())
+	}
+	res0 := invoke(l, `{}`)
+	resp0, _ := runtimeCall(t, l, "GET", "invocation/next", "")
+	runtimeCall(t, l, "POST", "invocation/"+resp0.Header.Get("Lambda-Runtime-Aws-Request-Id")+"/response", `"ok"`)
+	if got := <-res0; got.err != nil || got.resp.StatusCode != 200 {
+		t.Fatalf("an invocation after an unprefixed init error: %v %v", got.err, got.resp)
 	}
 
 	l2, _ := NewLambda("arn", time.Second)
@@ -302,7 +318,9 @@ func TestLambdaAPIConnections(t *testing.T) {
 		t.Fatalf("a second request on the connection: %v %v", resp, err)
 	}
 
-	// At most maxAPIConns connections are held; the next is closed at once.
+	// Idle connections of another process cannot lock the handler out:
+	// past maxAPIConns, one that never made a request under the prefix
+	// is dropped for the new one, which is served.
 	var held []net.Conn
 	for range maxAPIConns + 2 {
 		held = append(held, dial())
@@ -312,10 +330,99 @@ func TestLambdaAPIConnections(t *testing.T) {
 			c.Close()
 		}
 	}()
-	extra := dial() // accepted after them, in order
+	h := dial()
+	defer h.Close()
+	io.WriteString(h, "GET "+prefix+"/nope HTTP/1.1\r\nHost: x\r\n\r\n")
+	if resp, err := http.ReadResponse(bufio.NewReader(h), nil); err != nil || resp.StatusCode != 404 {
+		t.Fatalf("the handler's connection after %d idle ones: %v %v", len(held), resp, err)
+	}
+	dropped := 0
+	for _, c := range held {
+		// The drops came before h was served: their end is there to read.
+		c.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+		if _, err := c.Read(make([]byte, 1)); err == io.EOF {
+			dropped++
+		}
+	}
+	if dropped < 3 {
+		t.Fatalf("%d idle connections dropped, want at least 3 (%d held, cap %d)", dropped, len(held)+1, maxAPIConns)
+	}
+}
 
-	defer extra.Close()
-	if n, err := extra.Read(make([]byte, 1)); err == nil {
-		t.Fatalf("a connection past the cap was served (%d bytes)", n)
+// TestLambdaDeadlineWithoutCaller: a caller that goes away leaves the
+// handler to finish, but not past the invocation's deadline: a handler
+// still at it then is replaced (Stuck), and nothing more is taken.
+func TestLambdaDeadlineWithoutCaller(t *testing.T) {
+	l, err := NewLambda("arn", 300*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	stuck := make(chan struct{}, 2)
+	l.Stuck = func() { stuck <- struct{}{} }
+	ctx, cancel := context.WithCancel(context.Background())
+	res := invokeCtx(ctx, l, `{}`)
+	resp, _ := runtimeCall(t, l, "GET", "invocation/next", "")
+	if resp.StatusCode != 200 {
+		t.Fatalf("next: %d", resp.StatusCode)
+	}
+	cancel() // the caller leaves; the handler never answers
+	if r := <-res; r.err == nil {
+		t.Fatal("an abandoned invocation answered its caller")
+	}
+	select {
+	case <-stuck:
+	case <-time.After(5 * time.Second):
+		t.Fatal("a handler past its deadline was not replaced after its caller left")
+	}
+	if r := <-invoke(l, `{}`); r.err != nil || r.resp.StatusCode != 502 {
+		t.Fatalf("the replaced instance took another invocation: %v %v", r.err, r.resp)
+	}
+	select {
+	case <-stuck:
+		t.Fatal("Stuck called twice")
+	case <-time.After(400 * time.Millisecond):
+	}
+}
+
+// TestLambdaParkedNextClosed: a /next whose connection the handler closes
+// is withdrawn, so the next event goes to the handler's new ask instead
+// of into the closed one.
+func TestLambdaParkedNextClosed(t *testing.T) {
+	l, err := NewLambda("arn", 3*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	host, prefix, _ := strings.Cut(l.RuntimeAPI(), "/")
+	c, err := net.Dial("tcp", host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(c, "GET /"+prefix+"/"+LambdaAPIVersion+"/runtime/invocation/next HTTP/1.1\r\nHost: x\r\n\r\n")
+	<-l.Ready()
+	c.Close()
+	// Wait until the ask is withdrawn (the API sees the close).
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		l.mu.Lock()
+		w := l.waiter
+		l.mu.Unlock()
+		if w == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the closed connection's ask is still parked")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	res := invoke(l, `{"n":1}`)
+	resp, body := runtimeCall(t, l, "GET", "invocation/next", "")
+	if resp.StatusCode != 200 || body != `{"n":1}` {
+		t.Fatalf("the new ask: %d %s", resp.StatusCode, body)
+	}
+	runtimeCall(t, l, "POST", "invocation/"+resp.Header.Get("Lambda-Runtime-Aws-Request-Id")+"/response", `"ok"`)
+	if r := <-res; r.err != nil || r.resp.StatusCode != 200 {
+		t.Fatalf("the invocation: %v %v", r.err, r.resp)
 	}
 }

@@ -34,6 +34,9 @@ type apiConn struct {
 	br *bufio.Reader
 	mu sync.Mutex // held while writing
 	bw *bufio.Writer
+	// handler: it made a request under the API's prefix (set under the
+	// Lambda's mu). A connection that has not may be dropped to make room.
+	handler bool
 }
 
 // waiter is a /next parked until an invocation comes.
@@ -95,16 +98,77 @@ func (l *Lambda) serve() {
 			return
 		}
 		l.mu.Lock()
-		if len(l.conns) >= maxAPIConns || l.isClosed() {
+		if l.isClosed() {
 			l.mu.Unlock()
 			c.Close()
 			continue
+		}
+		if len(l.conns) >= maxAPIConns {
+			// Full: a connection that never made a request under the
+			// prefix goes, so that idle connections of another process
+			// cannot lock the handler out; if all are the handler's, the
+			// new one does.
+			var drop *apiConn
+			for x := range l.conns {
+				if !x.handler {
+					drop = x
+					break
+				}
+			}
+			if drop == nil {
+				l.mu.Unlock()
+				c.Close()
+				continue
+			}
+			delete(l.conns, drop)
+			drop.c.Close()
 		}
 		ac := &apiConn{c: c, br: bufio.NewReaderSize(c, 4096), bw: bufio.NewWriterSize(c, 4096)}
 		l.conns[ac] = struct{}{}
 		l.mu.Unlock()
 		go l.serveConn(ac)
 	}
+}
+
+// park waits with a parked /next until it is answered, reading the
+// connection meanwhile; false when the connection is done for.
+func (l *Lambda) park(ac *apiConn, w *waiter) bool {
+	peeked := make(chan error, 1)
+	go func() {
+		_, err := ac.br.Peek(1)
+		peeked <- err
+	}()
+	var perr error
+	got := false
+	select {
+	case <-w.done:
+	case perr = <-peeked:
+		got = true
+		if perr != nil {
+			// Gone before an event reached it: withdraw the ask, unless
+			// an event is being written to it right now.
+			l.mu.Lock()
+			if l.waiter == w {
+				l.waiter = nil
+				close(w.done)
+			}
+			l.mu.Unlock()
+		}
+		// A request began (the event reached the handler) or the
+		// connection ended: either way whoever answers is done soon.
+		<-w.done
+	}
+	if !w.sent {
+		ac.write(apiErrorResponse(http.StatusGone, "Runtime.Closed", "the function instance is stopping"), false)
+		return false
+	}
+	if !got {
+		// The read goes on in the goroutine; the loop's own Peek must
+		// not race it: wait for it (the handler's next request, or the
+		// end).
+		perr = <-peeked
+	}
+	return perr == nil
 }
 
 // serveConn answers a connection's requests in turn.
@@ -138,19 +202,17 @@ func (l *Lambda) serveConn(ac *apiConn) {
 		}
 		res, parked := l.route(ac, req)
 		// Whatever of the body the route left unread goes (bounded), so
-		// that the next request starts where it should.
-		_, err = io.Copy(io.Discard, io.LimitReader(req.Body, MaxLambdaPayload+1))
+		// that the next request starts where it should; past the bound
+		// the connection closes.
+		n, err := io.Copy(io.Discard, io.LimitReader(req.Body, MaxLambdaPayload+1))
 		ac.c.SetReadDeadline(time.Time{})
-		keep := err == nil && !req.Close
+		keep := err == nil && n <= MaxLambdaPayload && !req.Close
 		if parked != nil {
-			// A /next: answered by whoever had the invocation, or by the
-			// wait's end.
-			<-parked.done
-			if !parked.sent {
-				ac.write(apiErrorResponse(http.StatusGone, "Runtime.Closed", "the function instance is stopping"), false)
-				return
-			}
-			if !keep {
+			// A /next: answered by whoever has the invocation, or by the
+			// wait's end. Meanwhile the connection is read: the handler
+			// sends nothing until it has the event, so a read that ends
+			// says the handler closed the connection, and its ask goes.
+			if !l.park(ac, parked) || !keep {
 				return
 			}
 			continue

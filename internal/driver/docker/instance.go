@@ -345,7 +345,7 @@ func (i *instance) waitLambda(ctx context.Context) error {
 	case err == nil:
 		return nil
 	case errors.Is(err, watchdog.ErrExited):
-		return fmt.Errorf("the handler exited before asking for an invocation: %w", i.Err())
+		return fmt.Errorf("the handler exited before asking for an invocation%s: %w", watchdog.ExitReason(err), i.Err())
 	default:
 		return err
 	}

@@ -14,6 +14,7 @@ import (
 
 	"nimbus/internal/driver"
 	"nimbus/internal/function"
+	"nimbus/internal/watchdog"
 )
 
 // testLambda runs an unmodified aws-lambda-go handler (lambda.Start,
@@ -93,10 +94,10 @@ func testLambda(t *testing.T, fx Fixture) {
 	if _, ok := r.Env[Canary]; ok {
 		t.Error("the handler sees nimbus's environment")
 	}
-	// X-Amz-Log-Type: Tail: the invocation's log, as Lambda's
-	// X-Amz-Log-Result, base64: START, what the handler wrote, END, REPORT.
-	req, _ := http.NewRequest("POST", "http://lam/", strings.NewReader(`{"name":"tail"}`))
-	req.Header.Set("X-Amz-Log-Type", "Tail")
+	// A log tail asked for (the Lambda API's X-Amz-Log-Type: Tail): the
+	// invocation's log, as Lambda's X-Amz-Log-Result, base64: START, what
+	// the handler wrote, END, REPORT. A header asks for nothing.
+	req, _ := http.NewRequestWithContext(watchdog.WithLogTail(context.Background()), "POST", "http://lam/", strings.NewReader(`{"name":"tail"}`))
 	resp, err = inst.Transport().RoundTrip(req)
 	if err != nil || resp.StatusCode != 200 {
 		t.Fatalf("invoke with a log tail: %v %v", err, resp)
@@ -108,6 +109,11 @@ func testLambda(t *testing.T, fx Fixture) {
 	}
 	if resp, _, _ := call(context.Background(), `{}`); resp.Header.Get("X-Amz-Log-Result") != "" {
 		t.Fatal("a log tail nobody asked for")
+	}
+	hreq, _ := http.NewRequest("POST", "http://lam/", strings.NewReader(`{}`))
+	hreq.Header.Set("X-Amz-Log-Type", "Tail")
+	if resp, err := inst.Transport().RoundTrip(hreq); err != nil || resp.Header.Get("X-Amz-Log-Result") != "" {
+		t.Fatalf("a log tail for a header: %v %v", err, resp)
 	}
 	// Another request id each time; an empty body is the event {}.
 	_, body2, _ := call(context.Background(), "")

@@ -64,7 +64,7 @@ func startLambda(ctx context.Context, d *Driver, l *launch, spec driver.Spec) (*
 	case err == nil:
 	case errors.Is(err, watchdog.ErrExited):
 		inst.Stop(context.Background())
-		return nil, fmt.Errorf("%w: the handler exited before asking for an invocation: %w", driver.ErrStartFailed, proc.Err())
+		return nil, fmt.Errorf("%w: the handler exited before asking for an invocation%s: %w", driver.ErrStartFailed, watchdog.ExitReason(err), proc.Err())
 	default:
 		inst.Stop(context.Background())
 		return nil, fmt.Errorf("%w: %w", driver.ErrStartFailed, err)
