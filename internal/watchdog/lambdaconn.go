@@ -130,45 +130,31 @@ func (l *Lambda) serve() {
 	}
 }
 
-// park waits with a parked /next until it is answered, reading the
-// connection meanwhile; false when the connection is done for.
+// park waits with a parked /next until it is answered; false when the
+// connection is done for. It waits by reading the connection: the
+// handler sends nothing until it has the event, so the read returns
+// when the event has reached it (its next request begins), or when the
+// connection ends (the handler closed it, or Close did), and then the
+// ask is withdrawn unless the event is being written to it right now.
 func (l *Lambda) park(ac *apiConn, w *waiter) bool {
-	peeked := make(chan error, 1)
-	go func() {
-		_, err := ac.br.Peek(1)
-		peeked <- err
-	}()
-	var perr error
-	got := false
-	select {
-	case <-w.done:
-	case perr = <-peeked:
-		got = true
-		if perr != nil {
-			// Gone before an event reached it: withdraw the ask, unless
-			// an event is being written to it right now.
-			l.mu.Lock()
-			if l.waiter == w {
-				l.waiter = nil
-				close(w.done)
-			}
-			l.mu.Unlock()
+	_, err := ac.br.Peek(1)
+	if err != nil {
+		l.mu.Lock()
+		if l.waiter == w {
+			l.waiter = nil
+			close(w.done)
 		}
-		// A request began (the event reached the handler) or the
-		// connection ended: either way whoever answers is done soon.
-		<-w.done
+		l.mu.Unlock()
+	}
+	<-w.done
+	if err != nil {
+		return false
 	}
 	if !w.sent {
 		ac.write(apiErrorResponse(http.StatusGone, "Runtime.Closed", "the function instance is stopping"), false)
 		return false
 	}
-	if !got {
-		// The read goes on in the goroutine; the loop's own Peek must
-		// not race it: wait for it (the handler's next request, or the
-		// end).
-		perr = <-peeked
-	}
-	return perr == nil
+	return true
 }
 
 // serveConn answers a connection's requests in turn.
