@@ -35,8 +35,10 @@ type apiConn struct {
 	mu sync.Mutex // held while writing
 	bw *bufio.Writer
 	// handler: it made a request under the API's prefix (set under the
-	// Lambda's mu). A connection that has not may be dropped to make room.
+	// Lambda's mu). A connection that has not may be dropped to make room,
+	// the oldest (since) first.
 	handler bool
+	since   time.Time
 }
 
 // waiter is a /next parked until an invocation comes.
@@ -108,11 +110,10 @@ func (l *Lambda) serve() {
 			// prefix goes, so that idle connections of another process
 			// cannot lock the handler out; if all are the handler's, the
 			// new one does.
-			var drop *apiConn
+			var drop *apiConn // the oldest: a handler's new connection is the newest
 			for x := range l.conns {
-				if !x.handler {
+				if !x.handler && (drop == nil || x.since.Before(drop.since)) {
 					drop = x
-					break
 				}
 			}
 			if drop == nil {
@@ -123,7 +124,7 @@ func (l *Lambda) serve() {
 			delete(l.conns, drop)
 			drop.c.Close()
 		}
-		ac := &apiConn{c: c, br: bufio.NewReaderSize(c, 4096), bw: bufio.NewWriterSize(c, 4096)}
+		ac := &apiConn{c: c, br: bufio.NewReaderSize(c, 4096), bw: bufio.NewWriterSize(c, 4096), since: time.Now()}
 		l.conns[ac] = struct{}{}
 		l.mu.Unlock()
 		go l.serveConn(ac)
