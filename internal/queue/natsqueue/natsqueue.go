@@ -221,6 +221,13 @@ func (q *Queue) Consume(ctx context.Context, ns, name string, maxInFlight int, h
 		return fmt.Errorf("%w: consumer for %s/%s: %v", queue.ErrUnavailable, ns, name, err)
 	}
 	cc, err := cons.Consume(func(msg jetstream.Msg) {
+		if ctx.Err() != nil {
+			// Pulled as this consumer was stopping (a resize starts
+			// another on the same durable): give it back at once, not
+			// after AckWait.
+			msg.Nak()
+			return
+		}
 		var m queue.Message
 		if err := json.Unmarshal(msg.Data(), &m); err != nil {
 			// Not ours to understand: never redeliver it, but say so.
@@ -259,7 +266,16 @@ func (q *Queue) Consume(ctx context.Context, ns, name string, maxInFlight int, h
 		return fmt.Errorf("%w: consume %s/%s: %v", queue.ErrUnavailable, ns, name, err)
 	}
 	<-ctx.Done()
-	cc.Stop()
+	// Drain, not Stop: Stop drops what the pull already brought, unacked,
+	// and it would come back only after AckWait (with MaxAckPending 1,
+	// holding up everything behind it); draining hands it to the callback
+	// above, which gives it back.
+	cc.Drain()
+	select {
+	case <-cc.Closed():
+	case <-time.After(5 * time.Second):
+		cc.Stop()
+	}
 	return nil
 }
 
