@@ -48,6 +48,21 @@ const eg = new SDK({ url: process.env.EG_URL, configurationUrl: process.env.EG_C
   await step('deleteFunction', async () => {
     assert.strictEqual(await eg.deleteFunction({ functionId: 'spare' }), undefined)
   })
+  await step('createFunction of type awslambda', async () => {
+    // The Event Gateway's registration of a Lambda function, keys and all:
+    // the secret is never shown back, and stays through an update that
+    // sends the masked value.
+    const provider = { arn: 'arn:aws:lambda:us-east-1:000000000000:function:greeter', region: 'us-east-1',
+      awsAccessKeyId: 'AKIAEXAMPLE', awsSecretAccessKey: 'not-shown' }
+    const f = await eg.createFunction({ functionId: 'lambda-greeter', type: 'awslambda', provider })
+    assert.deepStrictEqual(f.provider, { ...provider, awsSecretAccessKey: '*****' })
+    const u = await eg.updateFunction({ functionId: 'lambda-greeter', type: 'awslambda', provider: f.provider })
+    assert.strictEqual(u.provider.awsSecretAccessKey, '*****')
+    assert.strictEqual(await eg.deleteFunction({ functionId: 'lambda-greeter' }), undefined)
+  })
+  await step('createFunction of type awslambda, a bad ARN', () => rejects(
+    eg.createFunction({ functionId: 'bad-lambda', type: 'awslambda', provider: { arn: 'arn:aws:s3:::bucket', region: 'us-east-1' } }),
+    'Failed to create the function bad-lambda due the error: Function doesn\'t validate. Validation error: provider.arn: "arn:aws:s3:::bucket" is not a Lambda function ARN: use arn:aws:lambda:REGION:ACCOUNT:function:NAME[:QUALIFIER]'))
   await step('deleteFunction of a missing one', () => rejects(eg.deleteFunction({ functionId: 'missing-func' }),
     'Failed to delete the function missing-func due the error: Function "missing-func" not found.'))
   let asyncSub
