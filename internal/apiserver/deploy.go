@@ -81,12 +81,6 @@ func (s *Server) Deploy(ctx context.Context, fn function.Function, mode DeployMo
 		return store.Record{}, false, &DeployError{Status: http.StatusBadRequest, Code: errInvalidSpec.code, Field: "versionOf",
 			Message: "versionOf is set by publishing a version (POST /v1/functions/NAME/versions); a version is never updated"}
 	}
-	if mode != CreateOnly {
-		if cur, err := s.opts.Store.Get(ctx, fn.Namespace, fn.Name); err == nil && cur.Function.VersionOf != "" {
-			return store.Record{}, false, &DeployError{Status: http.StatusConflict, Code: errVersionImmutable.code, Field: "name",
-				Message: fmt.Sprintf("%s is version %d of %s, which is never updated: update %s and publish a new version", fn.Name, cur.Function.Version, cur.Function.VersionOf, cur.Function.VersionOf)}
-		}
-	}
 	rec, created, err := s.put(ctx, fn, mode, ifMatch)
 	if err == nil {
 		s.opts.Logger.Info("function deployed", "function", fn.Key(), "revision", rec.Revision)
@@ -128,6 +122,10 @@ func (s *Server) put(ctx context.Context, fn function.Function, mode DeployMode,
 			return store.Record{}, false, err
 		case mode == CreateOnly:
 			return store.Record{}, false, fmt.Errorf("%w: function %s", store.ErrExists, fn.Key())
+		case cur.Function.VersionOf != "":
+			v := cur.Function
+			return store.Record{}, false, &DeployError{Status: http.StatusConflict, Code: errVersionImmutable.code, Field: "name",
+				Message: fmt.Sprintf("%s is version %d of %s, which is never updated: update %s and publish a new version", fn.Name, v.Version, v.VersionOf, v.VersionOf)}
 		}
 		rev := cur.Revision
 		if ifMatch != 0 {

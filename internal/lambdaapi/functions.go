@@ -76,10 +76,10 @@ func configOf(key store.AccessKey, rec store.Record) FunctionConfiguration {
 	if rt == "" {
 		rt = "provided.al2023"
 	}
-	name, arn, version := fn.Name, ARN(key, fn.Namespace, fn.Name), "$LATEST"
+	name, version := fn.LambdaName(), fn.LambdaVersion()
+	arn := ARN(key, fn.Namespace, name)
 	if fn.VersionOf != "" {
-		name, version = fn.VersionOf, strconv.Itoa(fn.Version)
-		arn = ARN(key, fn.Namespace, name) + ":" + version
+		arn += ":" + version
 	}
 	return FunctionConfiguration{
 		FunctionName: LambdaName(key, fn.Namespace, name), FunctionArn: arn,
@@ -197,6 +197,10 @@ func (h *Handler) createFunction(w http.ResponseWriter, r *http.Request) {
 	ns, name, _, aerr := resolve(c.key, req.FunctionName)
 	if aerr != nil {
 		writeErr(w, aerr)
+		return
+	}
+	if req.Code.S3Bucket != "" {
+		writeErr(w, &apiErr{http.StatusBadRequest, "InvalidParameterValueException", "Code.S3Bucket: nimbus reads no S3; give the zip as Code.ZipFile (aws lambda create-function --zip-file fileb://function.zip)"})
 		return
 	}
 	if req.PackageType == "Image" || req.Code.ImageUri != "" {

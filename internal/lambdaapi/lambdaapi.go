@@ -34,9 +34,6 @@ import (
 	"nimbus/internal/watchdog"
 )
 
-// Prefix is the API's path prefix.
-const Prefix = "/2015-03-31/"
-
 // MaxPayload bounds a synchronous invocation's payload, as Lambda (6 MB);
 // MaxEventPayload an asynchronous one's (1 MB, as Lambda documents for
 // Invoke with InvocationType Event).
@@ -305,10 +302,8 @@ func through(h http.Handler, r *http.Request, path string, body []byte) *recorde
 	if v := r.Header.Get("X-Amz-Client-Context"); v != "" {
 		req.Header.Set("X-Amz-Client-Context", v)
 	}
-	for _, k := range []string{"X-Amzn-Trace-Id"} {
-		if v := r.Header.Get(k); v != "" {
-			req.Header.Set(k, v)
-		}
+	if v := r.Header.Get("X-Amzn-Trace-Id"); v != "" {
+		req.Header.Set("X-Amzn-Trace-Id", v)
 	}
 	rec := &recorder{header: http.Header{}}
 	h.ServeHTTP(rec, req)

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -85,7 +86,7 @@ func Verify(r *http.Request, body []byte, service string, secret func(accessKey 
 		return c, fmt.Errorf("%w: the credential's date %s is not X-Amz-Date's", ErrMalformed, c.Date)
 	}
 	names := strings.Split(signedHeaders, ";")
-	if !sort.StringsAreSorted(names) || !contains(names, "host") || !contains(names, "x-amz-date") {
+	if !sort.StringsAreSorted(names) || !slices.Contains(names, "host") || !slices.Contains(names, "x-amz-date") {
 		return c, fmt.Errorf("%w: SignedHeaders must be sorted and include host and x-amz-date", ErrMalformed)
 	}
 	key, ok := secret(c.AccessKey)
@@ -123,15 +124,6 @@ func mac(key []byte, data string) []byte {
 	h := hmac.New(sha256.New, key)
 	h.Write([]byte(data))
 	return h.Sum(nil)
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // headerValue is a signed header's canonical value: its values joined by

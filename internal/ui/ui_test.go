@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"io/fs"
+	"net/http/httptest"
 	"regexp"
 	"strings"
 	"testing"
@@ -46,5 +47,18 @@ func TestWeightAndNothingExternal(t *testing.T) {
 	t.Logf("%d files, %d bytes gzipped", files, total)
 	if files < 3 || total > 300<<10 {
 		t.Fatalf("%d files weigh %d bytes gzipped; the limit is 300 KiB", files, total)
+	}
+}
+
+// TestOnlyReads: the handler itself answers anything but GET and HEAD with
+// a 405 (whatever mux it is mounted on).
+func TestOnlyReads(t *testing.T) {
+	h := Handler()
+	for method, want := range map[string]int{"GET": 200, "HEAD": 200, "POST": 405, "PUT": 405, "DELETE": 405} {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(method, "/ui/", nil))
+		if rec.Code != want {
+			t.Errorf("%s /ui/: %d, want %d", method, rec.Code, want)
+		}
 	}
 }

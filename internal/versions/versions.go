@@ -162,19 +162,12 @@ func (m *Manager) Publish(ctx context.Context, ns, name string, annotations map[
 	// Take the number first: a number is never given twice, even if the
 	// deploy then fails.
 	var n int
-	for {
-		info, rev, err := m.Store.VersionInfo(ctx, ns, name)
-		if err != nil {
-			return store.Record{}, false, err
-		}
+	if err := m.update(ctx, ns, name, func(info *store.VersionInfo) error {
 		info.Last++
-		if err := m.Store.PutVersionInfo(ctx, info, rev); errors.Is(err, store.ErrConflict) {
-			continue
-		} else if err != nil {
-			return store.Record{}, false, err
-		}
 		n = info.Last
-		break
+		return nil
+	}); err != nil {
+		return store.Record{}, false, err
 	}
 	v := frozen(fn.Function, n)
 	if len(annotations) > 0 {
@@ -317,21 +310,18 @@ func (m *Manager) SetAlias(ctx context.Context, ns, name, aliasName string, c Al
 			return store.Alias{}, err
 		}
 	}
-	for {
-		info, rev, err := m.Store.VersionInfo(ctx, ns, name)
-		if err != nil {
-			return store.Alias{}, err
-		}
-		a, ok := alias(info, aliasName)
+	var out store.Alias
+	err := m.update(ctx, ns, name, func(info *store.VersionInfo) error {
+		a, ok := alias(*info, aliasName)
 		switch {
 		case create && ok:
-			return store.Alias{}, fmt.Errorf("%w: alias %s of %s", ErrExists, aliasName, function.Key(ns, name))
+			return fmt.Errorf("%w: alias %s of %s", ErrExists, aliasName, function.Key(ns, name))
 		case !create && !ok:
-			return store.Alias{}, fmt.Errorf("%w: alias %s of %s", ErrNotFound, aliasName, function.Key(ns, name))
+			return fmt.Errorf("%w: alias %s of %s", ErrNotFound, aliasName, function.Key(ns, name))
 		case c.Version != 0 && !slices.Contains(info.Versions, c.Version):
 			// Deleted since it was looked up: checked in the record the
 			// alias is written to, so no alias names a deleted version.
-			return store.Alias{}, fmt.Errorf("%w: version %d of %s", ErrNotFound, c.Version, function.Key(ns, name))
+			return fmt.Errorf("%w: version %d of %s", ErrNotFound, c.Version, function.Key(ns, name))
 		}
 		a.Name = aliasName
 		if c.Version != 0 {
@@ -344,32 +334,21 @@ func (m *Manager) SetAlias(ctx context.Context, ns, name, aliasName string, c Al
 		info.Aliases = slices.DeleteFunc(slices.Clone(info.Aliases), func(x store.Alias) bool { return x.Name == aliasName })
 		info.Aliases = append(info.Aliases, a)
 		slices.SortFunc(info.Aliases, func(x, y store.Alias) int { return cmp.Compare(x.Name, y.Name) })
-		if err := m.Store.PutVersionInfo(ctx, info, rev); errors.Is(err, store.ErrConflict) {
-			continue
-		} else if err != nil {
-			return store.Alias{}, err
-		}
-		return a, nil
-	}
+		out = a
+		return nil
+	})
+	return out, err
 }
 
 // DeleteAlias removes an alias.
 func (m *Manager) DeleteAlias(ctx context.Context, ns, name, aliasName string) error {
-	for {
-		info, rev, err := m.Store.VersionInfo(ctx, ns, name)
-		if err != nil {
-			return err
-		}
-		if _, ok := alias(info, aliasName); !ok {
+	return m.update(ctx, ns, name, func(info *store.VersionInfo) error {
+		if _, ok := alias(*info, aliasName); !ok {
 			return fmt.Errorf("%w: alias %s of %s", ErrNotFound, aliasName, function.Key(ns, name))
 		}
 		info.Aliases = slices.DeleteFunc(slices.Clone(info.Aliases), func(x store.Alias) bool { return x.Name == aliasName })
-		if err := m.Store.PutVersionInfo(ctx, info, rev); errors.Is(err, store.ErrConflict) {
-			continue
-		} else {
-			return err
-		}
-	}
+		return nil
+	})
 }
 
 // DeleteVersion removes version n, unless an alias names it (ErrInUse):

@@ -247,7 +247,7 @@ func (l *Lambda) RoundTrip(req *http.Request) (*http.Response, error) {
 	if len(event) == 0 {
 		event = []byte("{}") // Lambda's event when the payload is empty
 	}
-	inv := &invocation{id: newRequestID(), event: event, deadline: time.Now().Add(l.Timeout),
+	inv := &invocation{id: requestID(req.Header.Get("X-Call-Id")), event: event, deadline: time.Now().Add(l.Timeout),
 		trace: traceHeader(req.Header.Get("X-Amzn-Trace-Id")), result: make(chan lambdaResult, 1),
 		tail: WantsLogTail(req.Context())}
 	if dl, ok := req.Context().Deadline(); ok && dl.Before(inv.deadline) {
@@ -446,13 +446,7 @@ func (l *Lambda) route(ac *apiConn, r *http.Request) (apiResponse, *waiter) {
 		// client of its own that drops the prefix. Before the first /next
 		// it is kept without one, but only as the reason of a start whose
 		// handler then exits: from anyone, it can fail nothing.
-		body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
-		msg := errorMessage(body, r.Header.Get("Lambda-Runtime-Function-Error-Type"))
-		l.mu.Lock()
-		if l.exitReason == nil {
-			l.exitReason = fmt.Errorf("the handler failed to initialize: %s", msg)
-		}
-		l.mu.Unlock()
+		l.keepInitError(r, &l.exitReason)
 		return acceptedResponse, nil
 	}
 	if !ok {
@@ -462,13 +456,7 @@ func (l *Lambda) route(ac *apiConn, r *http.Request) (apiResponse, *waiter) {
 	case rest == "invocation/next" && r.Method == http.MethodGet:
 		return apiResponse{}, l.next(ac)
 	case rest == "init/error" && r.Method == http.MethodPost:
-		body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
-		msg := errorMessage(body, r.Header.Get("Lambda-Runtime-Function-Error-Type"))
-		l.mu.Lock()
-		if l.initErr == nil {
-			l.initErr = fmt.Errorf("the handler failed to initialize: %s", msg)
-		}
-		l.mu.Unlock()
+		l.keepInitError(r, &l.initErr)
 		return acceptedResponse, nil
 	case strings.HasPrefix(rest, "invocation/") && r.Method == http.MethodPost:
 		id, what, _ := strings.Cut(strings.TrimPrefix(rest, "invocation/"), "/")
@@ -478,6 +466,17 @@ func (l *Lambda) route(ac *apiConn, r *http.Request) (apiResponse, *waiter) {
 		return l.answer(r, id, what == "error"), nil
 	}
 	return apiErrorResponse(http.StatusNotFound, "NotFound", "no such Runtime API route: "+r.Method+" "+r.URL.Path), nil
+}
+
+// keepInitError keeps the init error r posts in *into, the first one only.
+func (l *Lambda) keepInitError(r *http.Request, into *error) {
+	body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	msg := errorMessage(body, r.Header.Get("Lambda-Runtime-Function-Error-Type"))
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if *into == nil {
+		*into = fmt.Errorf("the handler failed to initialize: %s", msg)
+	}
 }
 
 // next parks the handler's ask for an invocation, or hands it the one
@@ -625,6 +624,17 @@ func randomHex(n int) string {
 	b := make([]byte, n)
 	rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// requestID is an invocation's request id: the gateway's call id (which
+// the Lambda API answers as X-Amz-Request-Id, and an async call keeps
+// through its retries, as Lambda's), if it can stand in a Runtime API
+// path, else a new one.
+func requestID(callID string) string {
+	if callID != "" && len(callID) <= 128 && strings.Trim(callID, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") == "" {
+		return callID
+	}
+	return newRequestID()
 }
 
 // newRequestID is a version 4 UUID, as Lambda's request ids.

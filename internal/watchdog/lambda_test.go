@@ -428,3 +428,17 @@ func TestLambdaParkedNextClosed(t *testing.T) {
 		t.Fatalf("the invocation: %v %v", r.err, r.resp)
 	}
 }
+
+// TestRequestIDIsTheCallID: the handler's request id is the gateway's
+// call id (what the Lambda API answers as X-Amz-Request-Id), unless it
+// could not stand in a Runtime API path.
+func TestRequestIDIsTheCallID(t *testing.T) {
+	if got := requestID("3f1c9a2e-0b7d-4c55-9e21-6a8b0c4d2f10"); got != "3f1c9a2e-0b7d-4c55-9e21-6a8b0c4d2f10" {
+		t.Errorf("a call id: %q", got)
+	}
+	for _, bad := range []string{"", "a/b", "a b", strings.Repeat("x", 129), "id\x00"} {
+		if got := requestID(bad); got == bad || len(got) != 36 {
+			t.Errorf("%q: %q, want a new UUID", bad, got)
+		}
+	}
+}

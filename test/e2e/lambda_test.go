@@ -58,7 +58,7 @@ func testLambdaThroughNimbus(t *testing.T, dir, yaml string) {
 		Env                   map[string]string
 	}
 	if err := json.Unmarshal([]byte(body), &r); code != 200 || err != nil || r.Hello != "e2e" || r.RequestID == "" ||
-		!strings.HasSuffix(r.ARN, ":function:hello-lambda") || r.Env["GREETING"] != "hi" || hdr.Get("X-Call-Id") == "" {
+		!strings.HasSuffix(r.ARN, ":function:hello-lambda") || r.Env["GREETING"] != "hi" || hdr.Get("X-Call-Id") == "" || hdr.Get("X-Call-Id") != r.RequestID {
 		t.Fatalf("sync invoke: %d %s %v", code, body, hdr)
 	}
 	code, body, hdr = n.invoke("POST", "/function/hello-lambda", `{"op":"fail","name":"e2e"}`)
