@@ -12,6 +12,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -564,6 +565,12 @@ func (l *Lambda) answer(r *http.Request, id string, failed bool) apiResponse {
 	}
 	l.mu.Unlock()
 	inv.finish(res)
+	// The caller's goroutine, woken by finish, waits on this P while this
+	// one writes the 202 (a loopback write that wakes the handler, tens
+	// of µs): yield it the P, so that the answer goes on its way first and
+	// the 202 is written by another (measured: 86 → 50 µs from the
+	// answer's arrival to the caller's goroutine running).
+	runtime.Gosched()
 	return acceptedResponse
 }
 
