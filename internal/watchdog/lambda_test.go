@@ -298,6 +298,24 @@ func TestLambdaAPIConnections(t *testing.T) {
 	}
 	c.Close()
 
+	// A head without end is cut at the request's bound, not kept
+	// growing in memory.
+	c = dial()
+	go func() {
+		io.WriteString(c, "GET "+prefix+"/x HTTP/1.1\r\nHost: x\r\nX-A: ")
+		chunk := strings.Repeat("a", 64<<10)
+		for range (maxAPIRequest >> 16) + 2 {
+			if _, err := io.WriteString(c, chunk); err != nil {
+				return // the server closed
+			}
+		}
+	}()
+	b, _ = io.ReadAll(c)
+	if !strings.HasPrefix(string(b), "HTTP/1.1 400 ") {
+		t.Fatalf("an endless head: %.200q", b)
+	}
+	c.Close()
+
 	// Expect: 100-continue, then the body; the connection stays open for
 	// the next request, until one asks to close.
 	c = dial()

@@ -28,12 +28,19 @@ const maxAPIConns = 8
 // first byte has.
 const apiHeaderTimeout = 10 * time.Second
 
+// maxAPIRequest bounds what one request to the API brings: a body as large
+// as an answer may be, its chunks' framing and a head.
+const maxAPIRequest = MaxLambdaPayload + 1<<20
+
 // apiConn is one connection to the API.
 type apiConn struct {
 	c  net.Conn
 	br *bufio.Reader
-	mu sync.Mutex // held while writing
-	bw *bufio.Writer
+	// lim is what br reads the connection through: each request may
+	// bring maxAPIRequest bytes, head and body, no more.
+	lim *io.LimitedReader
+	mu  sync.Mutex // held while writing
+	bw  *bufio.Writer
 	// handler: it made a request under the API's prefix (set under the
 	// Lambda's mu). A connection that has not may be dropped to make room,
 	// the oldest (since) first.
@@ -124,7 +131,8 @@ func (l *Lambda) serve() {
 			delete(l.conns, drop)
 			drop.c.Close()
 		}
-		ac := &apiConn{c: c, br: bufio.NewReaderSize(c, 4096), bw: bufio.NewWriterSize(c, 4096), since: time.Now()}
+		lim := &io.LimitedReader{R: c, N: maxAPIRequest}
+		ac := &apiConn{c: c, lim: lim, br: bufio.NewReaderSize(lim, 4096), bw: bufio.NewWriterSize(c, 4096), since: time.Now()}
 		l.conns[ac] = struct{}{}
 		l.mu.Unlock()
 		go l.serveConn(ac)
@@ -168,12 +176,14 @@ func (l *Lambda) serveConn(ac *apiConn) {
 	}()
 	for {
 		// Wait for a request as long as it takes (the handler is at an
-		// invocation meanwhile); once it begins, it must arrive in time.
+		// invocation meanwhile); once it begins, it must arrive in time,
+		// and within its size.
+		ac.lim.N = maxAPIRequest
 		if _, err := ac.br.Peek(1); err != nil {
 			return
 		}
 		ac.c.SetReadDeadline(time.Now().Add(apiHeaderTimeout))
-		req, err := http.ReadRequest(ac.br)
+		req, err := readAPIRequest(ac.br)
 		if err != nil {
 			ac.write(apiErrorResponse(http.StatusBadRequest, "InvalidRequest", "a malformed request: "+err.Error()), false)
 			return
