@@ -25,12 +25,19 @@ type lambdaReport struct {
 	Direct, HTTP, Lambda latency
 	Cold                 latency
 	InvokeCPU, PlainCPU  time.Duration
+	// HTTPCPU is nimbus's CPU per call of the http function, beside
+	// PlainCPU (the lambda function's, through the same /function/).
+	HTTPCPU time.Duration
 	// HandlerCPU and FnCPU are the CPU the function's own process spent
 	// per warm call: the aws-lambda-go handler (its two Runtime API
 	// requests included) and the http fn, a share of each protocol's cost
 	// that is not nimbus's.
 	HandlerCPU, FnCPU time.Duration
 	Calls             int
+	// AddedHTTP and AddedLambda are the medians of each call's time less
+	// the direct call's of the same round: what nimbus adds, paired, so
+	// that the machine drifting between rounds cancels out.
+	AddedHTTP, AddedLambda time.Duration
 }
 
 // lambdaEvent is the event sent, a JSON string, which the handler answers.
@@ -74,7 +81,8 @@ func benchLambda(nb *nimbusProc, tmp, direct string, coldRuns, runs int) (*lambd
 			*c.out = append(*c.out, d)
 		}
 	}
-	r := &lambdaReport{Direct: summarize(ds), HTTP: summarize(hs), Lambda: summarize(ls), Calls: runs}
+	r := &lambdaReport{Direct: summarize(ds), HTTP: summarize(hs), Lambda: summarize(ls), Calls: runs,
+		AddedHTTP: pairedAdded(hs, ds), AddedLambda: pairedAdded(ls, ds)}
 	if fnPID > 0 && lambdaPID > 0 {
 		r.FnCPU, r.HandlerCPU = (cpuTime(fnPID)-fn0)/time.Duration(runs), (cpuTime(lambdaPID)-l0)/time.Duration(runs)
 	}
@@ -138,8 +146,23 @@ func benchLambda(nb *nimbusProc, tmp, direct string, coldRuns, runs int) (*lambd
 		}
 	}
 	c2 := cpuTime(pid)
-	r.InvokeCPU, r.PlainCPU = (c1-c0)/time.Duration(runs), (c2-c1)/time.Duration(runs)
+	for range runs {
+		if _, err := hc.call(); err != nil {
+			return nil, err
+		}
+	}
+	c3 := cpuTime(pid)
+	r.InvokeCPU, r.PlainCPU, r.HTTPCPU = (c1-c0)/time.Duration(runs), (c2-c1)/time.Duration(runs), (c3-c2)/time.Duration(runs)
 	return r, nil
+}
+
+// pairedAdded is the median of xs[i] - base[i].
+func pairedAdded(xs, base []time.Duration) time.Duration {
+	d := make([]time.Duration, len(xs))
+	for i := range xs {
+		d[i] = xs[i] - base[i]
+	}
+	return percentile(d, 50)
 }
 
 // retry calls f until it succeeds or within passes.
@@ -203,7 +226,8 @@ func runLambdaOnly(coldRuns, runs int) error {
 	l := rep.Lambda
 	fmt.Printf("lambda (interleaved, one at a time, %d calls each): p50 direct %s µs, nimbus http %s µs, nimbus lambda %s µs; cold start p50 %.2f ms (bare exec %.2f ms)\n",
 		l.Calls, us(l.Direct.P50), us(l.HTTP.P50), us(l.Lambda.P50), float64(l.Cold.P50)/1e6, float64(rep.Cold["bare exec to first 200"].P50)/1e6)
-	fmt.Printf("CPU in nimbus per call: %s µs by the Lambda Invoke API (SigV4 included), %s µs by /function/\n", us(l.InvokeCPU), us(l.PlainCPU))
+	fmt.Printf("added, paired by round (median of call - direct): http %s µs, lambda %s µs: ratio %.2f\n", us(l.AddedHTTP), us(l.AddedLambda), float64(l.AddedLambda)/float64(max(l.AddedHTTP, 1)))
+	fmt.Printf("CPU in nimbus per call: %s µs by the Lambda Invoke API (SigV4 included), %s µs by /function/ (the http function's: %s µs)\n", us(l.InvokeCPU), us(l.PlainCPU), us(l.HTTPCPU))
 	fmt.Printf("CPU in the function's process per warm call: %s µs the aws-lambda-go handler, %s µs the http fn\n", us(l.HandlerCPU), us(l.FnCPU))
 	for _, t := range targets(rep) {
 		if strings.Contains(t.What, "lambda") || strings.Contains(t.What, "Runtime API") {

@@ -466,8 +466,8 @@ func printReport(r report) {
 	if l := r.Lambda; l != nil {
 		fmt.Printf("\nlambda (interleaved, one at a time, %d calls each): p50 direct %s µs, nimbus http %s µs, nimbus lambda (Runtime API) %s µs; cold start p50 %.2f ms\n",
 			l.Calls, us(l.Direct.P50), us(l.HTTP.P50), us(l.Lambda.P50), float64(l.Cold.P50)/1e6)
-		fmt.Printf("CPU in nimbus per call of the lambda function: %s µs by the Lambda Invoke API (SigV4 included), %s µs by /function/\n",
-			us(l.InvokeCPU), us(l.PlainCPU))
+		fmt.Printf("CPU in nimbus per call of the lambda function: %s µs by the Lambda Invoke API (SigV4 included), %s µs by /function/ (the http function's: %s µs)\n",
+			us(l.InvokeCPU), us(l.PlainCPU), us(l.HTTPCPU))
 		fmt.Printf("CPU in the function's own process per warm call: %s µs the aws-lambda-go handler (its two Runtime API requests), %s µs the http fn\n",
 			us(l.HandlerCPU), us(l.FnCPU))
 	}
