@@ -19,7 +19,7 @@ var (
 	ofImageErr  error
 )
 
-// ofImage is an OpenFaaS-style image: a watchdog entrypoint (nimbus's, which
+// ofImage is an OpenFaaS-style image: a watchdog entrypoint (nimbus-watchdog, which
 // serves /_/health like OpenFaaS's) in front of drivertest's testfn.
 const ofImage = "nimbus-e2e/openfaas-fn:local"
 
@@ -31,7 +31,7 @@ func buildOFImage(t *testing.T) {
 			return
 		}
 		defer os.RemoveAll(dir)
-		for out, pkg := range map[string]string{"nimbus": "nimbus/cmd/nimbus", "testfn": "nimbus/internal/driver/drivertest/testfn"} {
+		for out, pkg := range map[string]string{"nimbus": "nimbus/cmd/nimbus-watchdog", "testfn": "nimbus/internal/driver/drivertest/testfn"} {
 			cmd := exec.Command("go", "build", "-o", filepath.Join(dir, out), pkg)
 			cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 			if b, err := cmd.CombinedOutput(); err != nil {

@@ -18,10 +18,10 @@ import (
 const mod = "nimbus/"
 
 // backends are implementations; only internal/server may import them.
-var backends = []string{"nimbus/internal/scaler/natscluster", "nimbus/internal/store/natsstore", "nimbus/internal/queue/natsqueue", "nimbus/internal/calls/natscalls", "nimbus/internal/trigger/nattrigger", "nimbus/internal/events/natsevents", "nimbus/internal/driver/process", "nimbus/internal/driver/docker", "nimbus/internal/backbone"}
+var backends = []string{"nimbus/internal/scaler/natscluster", "nimbus/internal/store/natsstore", "nimbus/internal/queue/natsqueue", "nimbus/internal/calls/natscalls", "nimbus/internal/trigger/nattrigger", "nimbus/internal/events/natsevents", "nimbus/internal/driver/process", "nimbus/internal/driver/docker", "nimbus/internal/provider/kube", "nimbus/internal/backbone"}
 
 // sdks are the libraries only backends (and the wiring) may touch.
-var sdks = []string{"github.com/nats-io/", "github.com/moby/", "github.com/containerd/"}
+var sdks = []string{"github.com/nats-io/", "github.com/moby/", "github.com/containerd/", "k8s.io/"}
 
 // rules: for packages with this prefix, every project import must be one of
 // allowed (prefix match). stdlib-only packages allow nothing.
@@ -38,6 +38,8 @@ var rules = map[string][]string{
 	"nimbus/internal/driver/drivertest":          {"nimbus/internal/driver", "nimbus/internal/function", "nimbus/internal/archive", "nimbus/internal/watchdog"},
 	"nimbus/internal/backbone":                   {},
 	"nimbus/cmd/nimbus":                          {"nimbus/internal/cli"},
+	"nimbus/cmd/nimbus-watchdog":                 {"nimbus/internal/watchdogcmd"},
+	"nimbus/internal/watchdogcmd":                {"nimbus/internal/watchdog"},
 	"nimbus/internal/controller":                 {"nimbus/internal/store", "nimbus/internal/function"},
 	"nimbus/internal/gateway":                    {"nimbus/internal/store", "nimbus/internal/provider", "nimbus/internal/autoscaler", "nimbus/internal/function", "nimbus/internal/calls", "nimbus/internal/reqbody", "nimbus/internal/series"},
 	"nimbus/internal/series":                     {},
@@ -46,6 +48,8 @@ var rules = map[string][]string{
 	"nimbus/internal/lambdaapi":                  {"nimbus/internal/store", "nimbus/internal/function", "nimbus/internal/sigv4", "nimbus/internal/archive", "nimbus/internal/versions", "nimbus/internal/watchdog"},
 	"nimbus/internal/autoscaler":                 {"nimbus/internal/function"},
 	"nimbus/internal/provider":                   {"nimbus/internal/driver", "nimbus/internal/function", "nimbus/internal/store"},
+	"nimbus/internal/provider/kube":              {"nimbus/internal/provider", "nimbus/internal/function", "nimbus/internal/provider/providertest", "nimbus/internal/provider/kube/kubetest"},
+	"nimbus/internal/provider/kube/kubetest":     {},
 	"nimbus/internal/provider/providertest":      {"nimbus/internal/provider", "nimbus/internal/function", "nimbus/internal/driver/drivertest"},
 	"nimbus/internal/scaler":                     {"nimbus/internal/autoscaler", "nimbus/internal/provider", "nimbus/internal/function", "nimbus/internal/store"},
 	"nimbus/internal/scaler/natscluster":         {"nimbus/internal/scaler"},
@@ -67,7 +71,7 @@ var rules = map[string][]string{
 	"nimbus/internal/openfaas":                   {"nimbus/internal/store", "nimbus/internal/gateway", "nimbus/internal/function", "nimbus/internal/reqbody"},
 	"nimbus/internal/apiserver":                  {"nimbus/internal/store", "nimbus/internal/gateway", "nimbus/internal/scaler", "nimbus/internal/function", "nimbus/internal/openfaas", "nimbus/internal/queue", "nimbus/internal/calls", "nimbus/internal/trigger", "nimbus/internal/events", "nimbus/internal/reqbody", "nimbus/internal/archive", "nimbus/internal/series", "nimbus/internal/versions"},
 	"nimbus/internal/client":                     {"nimbus/internal/apiserver", "nimbus/internal/gateway", "nimbus/internal/store", "nimbus/internal/function", "nimbus/internal/queue", "nimbus/internal/calls", "nimbus/internal/trigger"},
-	"nimbus/internal/cli":                        {"nimbus/internal/client", "nimbus/internal/apiserver", "nimbus/internal/gateway", "nimbus/internal/queue", "nimbus/internal/server", "nimbus/internal/outbound", "nimbus/internal/calls", "nimbus/internal/trigger", "nimbus/internal/store", "nimbus/internal/function", "nimbus/internal/archive", "nimbus/internal/watchdog", "nimbus/internal/openfaas"},
+	"nimbus/internal/cli":                        {"nimbus/internal/client", "nimbus/internal/apiserver", "nimbus/internal/gateway", "nimbus/internal/queue", "nimbus/internal/server", "nimbus/internal/outbound", "nimbus/internal/calls", "nimbus/internal/trigger", "nimbus/internal/store", "nimbus/internal/function", "nimbus/internal/archive", "nimbus/internal/watchdog", "nimbus/internal/watchdogcmd", "nimbus/internal/openfaas"},
 	"nimbus/internal/driver/drivertest/testfn":   {},
 	"nimbus/internal/driver/drivertest/lambdafn": {},
 }
@@ -130,7 +134,8 @@ func TestImportRules(t *testing.T) {
 		seen++
 		isBackend := contains(backends, pkg)
 		for _, imp := range imports {
-			if !isBackend && hasPrefix(sdks, imp) && pkg != "nimbus/internal/backbone" {
+			// kubetest's job is a cluster for the kube backend's tests.
+			if !isBackend && hasPrefix(sdks, imp) && pkg != "nimbus/internal/backbone" && pkg != "nimbus/internal/provider/kube/kubetest" {
 				t.Errorf("%s imports the backend SDK %s: only backends may", pkg, imp)
 			}
 			if !strings.HasPrefix(imp, mod) {
@@ -181,6 +186,30 @@ func TestBinaryLinksNoHeavyClient(t *testing.T) {
 	for _, pkg := range strings.Fields(string(out)) {
 		if strings.HasPrefix(pkg, "github.com/aws/aws-sdk-go-v2/service/") {
 			t.Errorf("cmd/nimbus links %s: sign requests with aws-sdk-go-v2/aws/signer/v4 and build them instead (see internal/lambdaclient)", pkg)
+		}
+		// client-go's clientset and informers link every API group's
+		// types and clients (+35 MB of binary, +20 MB of memory at the
+		// start of every nimbus process, the watchdog's included).
+		if pkg == "k8s.io/client-go/kubernetes" || pkg == "k8s.io/client-go/kubernetes/scheme" || pkg == "k8s.io/client-go/informers" {
+			t.Errorf("cmd/nimbus links %s: use the REST client over a scheme of the groups needed (see internal/provider/kube/api.go)", pkg)
+		}
+	}
+}
+
+// TestWatchdogBinaryIsSmall: nimbus-watchdog, the build for function
+// images, links the watchdog and its command line alone (the standard
+// library, cobra), none of the platform.
+func TestWatchdogBinaryIsSmall(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", "-f", "{{if not .Standard}}{{.ImportPath}}{{end}}", "nimbus/cmd/nimbus-watchdog").Output()
+	if err != nil {
+		t.Fatalf("go list -deps: %v", err)
+	}
+	for _, pkg := range strings.Fields(string(out)) {
+		switch {
+		case pkg == "nimbus/cmd/nimbus-watchdog", pkg == "nimbus/internal/watchdogcmd", pkg == "nimbus/internal/watchdog",
+			strings.HasPrefix(pkg, "github.com/spf13/"), strings.HasPrefix(pkg, "vendor/"):
+		default:
+			t.Errorf("cmd/nimbus-watchdog links %s: it must stay the watchdog alone", pkg)
 		}
 	}
 }
