@@ -50,6 +50,8 @@ const (
 const (
 	RuntimeProcess = "process"
 	RuntimeDocker  = "docker"
+	// RuntimeKube runs a function as a Kubernetes Deployment.
+	RuntimeKube = "kube"
 )
 
 // Limits on spec values; they bound what one function may ask of the machine.
@@ -323,8 +325,8 @@ func (f Function) Validate() error {
 	if f.Namespace == OpenFaaSNamespace {
 		return fieldErr("namespace", "%q is OpenFaaS's name of the namespace %q: use %q", OpenFaaSNamespace, DefaultNamespace, DefaultNamespace)
 	}
-	if f.Runtime != RuntimeProcess && f.Runtime != RuntimeDocker {
-		return fieldErr("runtime", "%q is not supported: use %q or %q", f.Runtime, RuntimeProcess, RuntimeDocker)
+	if f.Runtime != RuntimeProcess && f.Runtime != RuntimeDocker && f.Runtime != RuntimeKube {
+		return fieldErr("runtime", "%q is not supported: use %q, %q or %q", f.Runtime, RuntimeProcess, RuntimeDocker, RuntimeKube)
 	}
 	switch f.Protocol {
 	case ProtocolHTTP, ProtocolStdio:
@@ -335,15 +337,15 @@ func (f Function) Validate() error {
 	default:
 		return fieldErr("protocol", "%q is not supported: use %q, %q or %q", f.Protocol, ProtocolHTTP, ProtocolStdio, ProtocolLambda)
 	}
-	if f.Runtime == RuntimeDocker {
+	if f.Runtime == RuntimeDocker || f.Runtime == RuntimeKube {
 		if err := validateImage(f.Image); err != nil {
 			return err
 		}
 		if f.Package != "" {
-			return fieldErr("package", "is for runtime %q; a %q function runs its image: remove package", RuntimeProcess, RuntimeDocker)
+			return fieldErr("package", "is for runtime %q; a %q function runs its image: remove package", RuntimeProcess, f.Runtime)
 		}
 	} else if f.Image != "" {
-		return fieldErr("image", "is for runtime %q: set runtime: docker, or remove image", RuntimeDocker)
+		return fieldErr("image", "is for runtimes %q and %q: set runtime: docker or kube, or remove image", RuntimeDocker, RuntimeKube)
 	}
 	if f.Runtime == RuntimeProcess && (len(f.Command) == 0 || strings.TrimSpace(f.Command[0]) == "") {
 		return fieldErr("command", "is required: the program to run, e.g. [\"./hello\"] or [\"python3\", \"main.py\"]")

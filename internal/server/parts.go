@@ -18,6 +18,8 @@ import (
 	"nimbus/internal/driver/docker"
 	"nimbus/internal/driver/process"
 	"nimbus/internal/function"
+	"nimbus/internal/provider"
+	"nimbus/internal/provider/kube"
 )
 
 // ParseUIDRange reads --function-uids ("700000-799999").
@@ -150,4 +152,33 @@ func gatewayID() string {
 	var rnd [4]byte
 	rand.Read(rnd[:])
 	return name + "-" + hex.EncodeToString(rnd[:])
+}
+
+// openKube starts the kube runtime's provider: on the cluster of
+// --kubeconfig, or, in a pod, of the in-cluster config; nil when neither.
+// Missing permissions fail the start, naming them.
+func openKube(ctx context.Context, cfg Config, watch provider.Watcher, drain provider.Drainer) (*kube.Provider, error) {
+	rc, where, err := kube.Config(cfg.Kubeconfig)
+	if err != nil || rc == nil {
+		return nil, err
+	}
+	ns := cfg.KubeNamespace
+	if ns == "" {
+		ns = function.OpenFaaSNamespace
+	}
+	api, err := kube.NewAPI(rc)
+	if err != nil {
+		return nil, fmt.Errorf("kube: %s: %w", where, err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := kube.CheckAccess(ctx, api, ns); err != nil {
+		return nil, fmt.Errorf("kube (%s): %w", where, err)
+	}
+	p, err := kube.New(ctx, kube.Options{API: api, Namespace: ns, Watch: watch, Drain: drain, Logger: cfg.Logger})
+	if err != nil {
+		return nil, fmt.Errorf("kube (%s): %w", where, err)
+	}
+	cfg.Logger.Info("runtime kube is on", "cluster", where, "namespace", ns)
+	return p, nil
 }

@@ -67,6 +67,8 @@ type Config struct {
 	EventsListen     string           // the Event Gateway events API address (default 127.0.0.1:4000; "off" for none)
 	MetricsAuth      bool             // /metrics needs the admin token
 	LambdaEndpoint   string           // the Lambda Invoke endpoint of awslambda event functions ("" nimbus's own)
+	Kubeconfig       string           // the kube runtime's cluster: a kubeconfig file ("" in-cluster config when in a pod, else no kube runtime)
+	KubeNamespace    string           // the namespace kube functions' Deployments go in (default openfaas-fn)
 	Version          string
 	Logger           *slog.Logger
 }
@@ -182,9 +184,21 @@ func Run(ctx context.Context, cfg Config, started func(Started)) error {
 		st.AppendLog(context.Background(), l)
 	}
 	var scale *scaler.Scaler // the gateway's activator pokes it; it needs the providers, which report to the gateway
-	gw := gateway.New(gateway.Options{
+	var gw *gateway.Gateway
+	// A provider reports only functions it was given (by the scaler, once
+	// the gateway is up), so the gateway can be named here before it is.
+	kp, err := openKube(ctx, cfg, func(ns, name string, s provider.State) { gw.SetState(ns, name, s) },
+		func(ctx context.Context, ns, name, id string) { gw.Drain(ctx, ns, name, id) })
+	if err != nil {
+		return err
+	}
+	names := rt.names()
+	if kp != nil {
+		names[kp.Name()] = true
+	}
+	gw = gateway.New(gateway.Options{
 		OnCall:          rec.recorder.Record,
-		Runtimes:        rt.names(),
+		Runtimes:        names,
 		Activate:        func(fn function.Function, active int) { scale.Activate(fn, active) },
 		Burst:           func(fn function.Function, want int) { scale.Burst(fn, want) },
 		Log:             appendLog,
@@ -199,6 +213,10 @@ func Run(ctx context.Context, cfg Config, started func(Started)) error {
 			Log: appendLog, Watch: gw.SetState, Drain: gw.Drain, Logger: log})
 		providers[name] = p
 		down.push(p.Close) // after the gateway has failed what was queued
+	}
+	if kp != nil {
+		providers[kp.Name()] = kp
+		down.push(kp.Close)
 	}
 	cluster, err := natscluster.Open(ctx, bb.Conn, bb.JS, gatewayID(), 1)
 	if err != nil {

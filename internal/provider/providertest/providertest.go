@@ -26,6 +26,10 @@ type Fixture struct {
 	// Function returns a spec that runs testfn with args (Name is set by
 	// the suite).
 	Function func(args ...string) function.Function
+	// ExternalRetry: the substrate retries failed starts on its own
+	// schedule (Kubernetes's backoff), so the suite checks that a failure
+	// is reported, not the provider's own backoff.
+	ExternalRetry bool
 }
 
 // RunLocal runs the suite against provider.Local on a driver fixture.
@@ -280,6 +284,14 @@ func testFailure(t *testing.T, fx Fixture) {
 	s := r.until(t, "the failure", func(s provider.State) bool { return s.Failed != nil })
 	if s.LastError == "" || len(s.Ready) != 0 {
 		t.Fatalf("failure state: %+v", s)
+	}
+	if fx.ExternalRetry {
+		if !strings.Contains(s.LastError, "start") {
+			t.Fatalf("the failure does not say the start failed: %+v", s)
+		}
+		p.Ensure(target(fx, "broken", 2, 1, nil))
+		r.until(t, "the fixed revision", func(s provider.State) bool { return s.ReadyOf(2) == 1 && s.Failed == nil })
+		return
 	}
 	// It keeps trying, with backoff (100 ms doubling): a second failure
 	// comes, and the failures are never more than the backoff allows.

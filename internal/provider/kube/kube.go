@@ -1,0 +1,511 @@
+// Package kube is the provider.Provider that runs functions on Kubernetes
+// (client-go): a function is a Deployment, in one functions namespace,
+// with a headless Service whose EndpointSlices list its ready pods. The
+// provider watches those (Deployments, pods, EndpointSlices, through
+// informers, never polling) and reports the ready pods' IPs, so the
+// gateways route to pods directly, with no kube-proxy hop. Replicas are
+// set through the Deployment's scale subresource; a scale-down first takes
+// the pods it will remove out of service (the gateway drains them), then
+// asks the ReplicaSet to delete exactly those (pod-deletion-cost); a new
+// revision is a rolling update (a new pod ready before an old one goes,
+// which keeps serving through a preStop pause while the gateways learn
+// it is going).
+package kube
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv1 "k8s.io/api/autoscaling/v1"
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/util/retry"
+	"k8s.io/client-go/util/workqueue"
+
+	"nimbus/internal/function"
+	"nimbus/internal/provider"
+)
+
+// Options configure a Provider.
+type Options struct {
+	API *API
+	// Namespace is where functions' Deployments go.
+	Namespace string
+	// Watch is told of every change of a function's State.
+	Watch provider.Watcher
+	// Drain is called for a pod taken out of service before it is scaled
+	// away.
+	Drain provider.Drainer
+	// DrainTimeout bounds the wait for a pod's requests (default 15m, the
+	// longest function timeout).
+	DrainTimeout time.Duration
+	Logger       *slog.Logger
+}
+
+// Provider keeps functions as Deployments.
+type Provider struct {
+	o                  Options
+	deploys, pods, eps cache.SharedIndexInformer
+	queue              workqueue.TypedRateLimitingInterface[string]
+	stop               chan struct{}
+	wg                 sync.WaitGroup
+	stopOnce           sync.Once
+
+	mu       sync.Mutex
+	targets  map[string]provider.Target
+	reported map[string]reportedState
+	leaving  map[string]map[string]bool // function key → pods taken out of service
+	shrink   map[string]bool            // a scale-down in progress
+}
+
+type reportedState struct {
+	sig   string
+	state provider.State
+}
+
+// New starts the provider's informers and waits for their caches.
+func New(ctx context.Context, o Options) (*Provider, error) {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.DrainTimeout == 0 {
+		o.DrainTimeout = function.MaxTimeout
+	}
+	p := &Provider{o: o, stop: make(chan struct{}),
+		queue:   workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[string]()),
+		targets: map[string]provider.Target{}, reported: map[string]reportedState{},
+		leaving: map[string]map[string]bool{}, shrink: map[string]bool{},
+		deploys: informer(o.API.apps, "deployments", o.Namespace, &appsv1.Deployment{}),
+		pods:    informer(o.API.core, "pods", o.Namespace, &corev1.Pod{}),
+		eps:     informer(o.API.discovery, "endpointslices", o.Namespace, &discoveryv1.EndpointSlice{})}
+	h := cache.ResourceEventHandlerFuncs{AddFunc: p.changed, UpdateFunc: func(_, n any) { p.changed(n) }, DeleteFunc: p.changed}
+	for _, inf := range []cache.SharedIndexInformer{p.deploys, p.pods, p.eps} {
+		if _, err := inf.AddEventHandler(h); err != nil {
+			return nil, err
+		}
+		go inf.Run(p.stop)
+	}
+	if !cache.WaitForCacheSync(ctx.Done(), p.deploys.HasSynced, p.pods.HasSynced, p.eps.HasSynced) {
+		p.Close(context.Background())
+		return nil, fmt.Errorf("kube: the caches of deployments, pods and endpointslices in %q did not fill: %w", o.Namespace, context.Cause(ctx))
+	}
+	p.wg.Go(p.work)
+	return p, nil
+}
+
+// Name is the runtime that selects the provider.
+func (p *Provider) Name() string { return function.RuntimeKube }
+
+// changed queues the function an object belongs to.
+func (p *Provider) changed(obj any) {
+	if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = d.Obj
+	}
+	m, ok := obj.(metav1.Object)
+	if !ok {
+		return
+	}
+	l := m.GetLabels()
+	if l[LabelFunction] == "" || l[LabelNamespace] == "" {
+		return
+	}
+	p.queue.Add(function.Key(l[LabelNamespace], l[LabelFunction]))
+}
+
+// Ensure makes t the function's target.
+func (p *Provider) Ensure(t provider.Target) {
+	key := t.Function.Key()
+	p.mu.Lock()
+	p.targets[key] = t
+	p.mu.Unlock()
+	p.queue.Add(key)
+}
+
+// State reports a function's replicas.
+func (p *Provider) State(namespace, name string) (provider.State, bool) {
+	key := function.Key(namespace, name)
+	p.mu.Lock()
+	t, ok := p.targets[key]
+	leaving := cloneSet(p.leaving[key])
+	p.mu.Unlock()
+	if !ok {
+		return provider.State{}, false
+	}
+	s := stateOf(t, p.observe(t.Function, leaving))
+	return s, true
+}
+
+// Remove deletes a function's Deployment and Service and waits until its
+// pods are gone, or ctx ends.
+func (p *Provider) Remove(ctx context.Context, namespace, name string) {
+	key := function.Key(namespace, name)
+	p.mu.Lock()
+	delete(p.targets, key)
+	delete(p.reported, key)
+	p.mu.Unlock()
+	obj := ObjectName(namespace, name)
+	if err := p.o.API.deleteDeployment(ctx, p.o.Namespace, obj); err != nil && !apierrors.IsNotFound(err) {
+		p.o.Logger.Warn("kube: deleting a function's Deployment failed", "function", key, "err", err)
+	}
+	if err := p.o.API.deleteService(ctx, p.o.Namespace, obj); err != nil && !apierrors.IsNotFound(err) {
+		p.o.Logger.Warn("kube: deleting a function's Service failed", "function", key, "err", err)
+	}
+	for ctx.Err() == nil {
+		pods := podsOf(p.pods, key)
+		if len(pods) == 0 {
+			break
+		}
+		// The ReplicaSet's pods go with it; hasten them (a removed
+		// function serves nothing more).
+		for _, pod := range pods {
+			if pod.DeletionTimestamp == nil {
+				p.o.API.deletePod(ctx, p.o.Namespace, pod.Name, 0)
+			}
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	p.mu.Lock()
+	delete(p.leaving, key)
+	p.mu.Unlock()
+}
+
+// Close stops the provider's informers. The Deployments stay: they are
+// the cluster's, and other gateways may serve them.
+func (p *Provider) Close(context.Context) {
+	p.stopOnce.Do(func() {
+		close(p.stop)
+		p.queue.ShutDown()
+	})
+	p.wg.Wait()
+}
+
+// work reconciles queued functions until the queue shuts down.
+func (p *Provider) work() {
+	for {
+		key, quit := p.queue.Get()
+		if quit {
+			return
+		}
+		err := p.reconcile(key)
+		p.report(key)
+		if err != nil {
+			p.o.Logger.Warn("kube: reconciling a function failed; retrying", "function", key, "err", err)
+			p.queue.AddRateLimited(key)
+		} else {
+			p.queue.Forget(key)
+		}
+		p.queue.Done(key)
+	}
+}
+
+// observe reads a function's pods and EndpointSlices from the caches.
+func (p *Provider) observe(fn function.Function, leaving map[string]bool) observed {
+	return observed{pods: podsOf(p.pods, fn.Key()), slices: typed[*discoveryv1.EndpointSlice](p.eps, fn.Key()), leaving: leaving}
+}
+
+// typed lists a function's objects in an informer's cache.
+func typed[T any](inf cache.SharedIndexInformer, key string) []T {
+	objs, _ := inf.GetIndexer().ByIndex(byFunction, key)
+	out := make([]T, 0, len(objs))
+	for _, o := range objs {
+		if t, ok := o.(T); ok {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+func podsOf(inf cache.SharedIndexInformer, key string) []*corev1.Pod {
+	return typed[*corev1.Pod](inf, key)
+}
+
+// report tells Watch of the function's State when it changed.
+func (p *Provider) report(key string) {
+	p.mu.Lock()
+	t, ok := p.targets[key]
+	leaving := cloneSet(p.leaving[key])
+	p.mu.Unlock()
+	if !ok {
+		return
+	}
+	s := stateOf(t, p.observe(t.Function, leaving))
+	sig := signature(s)
+	p.mu.Lock()
+	if _, still := p.targets[key]; !still || p.reported[key].sig == sig {
+		p.mu.Unlock()
+		return
+	}
+	s.Seq = provider.NextSeq()
+	prev := p.reported[key].state.Ready
+	p.reported[key] = reportedState{sig: sig, state: s}
+	p.mu.Unlock()
+	if p.o.Watch != nil {
+		p.o.Watch(t.Function.Namespace, t.Function.Name, s)
+	}
+	// A replica that left the list without a scale-down (a rollout's old
+	// pod, a deleted one): its requests in flight are waited for — it
+	// keeps serving through its preStop pause meanwhile.
+	for _, e := range prev {
+		if !slices.ContainsFunc(s.Ready, func(x provider.Endpoint) bool { return x.ID == e.ID }) && !leaving[podName(e.ID)] && p.o.Drain != nil {
+			p.wg.Go(func() {
+				ctx, cancel := context.WithTimeout(context.Background(), preStopSeconds*time.Second)
+				defer cancel()
+				p.o.Drain(ctx, t.Function.Namespace, t.Function.Name, e.ID)
+			})
+		}
+	}
+}
+
+// podName is the pod of an endpoint id.
+func podName(id string) string {
+	if i := strings.LastIndexByte(id, '~'); i >= 0 {
+		return id[:i]
+	}
+	return id
+}
+
+// signature is what of a State, when it changes, is worth a report.
+func signature(s provider.State) string {
+	b, _ := json.Marshal(struct {
+		Rev       uint64
+		Desired   int
+		Starting  int
+		Ready     []string
+		Failed    string
+		LastError string
+	}{s.Revision, s.Desired, s.Starting, endpointKeys(s.Ready), errString(s.Failed), s.LastError})
+	return string(b)
+}
+
+func endpointKeys(es []provider.Endpoint) []string {
+	out := make([]string, len(es))
+	for i, e := range es {
+		out[i] = e.ID + "@" + e.Addr + "#" + strconv.FormatUint(e.Revision, 10)
+	}
+	return out
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+// reconcile brings a function's Deployment and Service to its target.
+func (p *Provider) reconcile(key string) error {
+	p.mu.Lock()
+	t, ok := p.targets[key]
+	p.mu.Unlock()
+	if !ok {
+		return nil
+	}
+	fn := t.Function
+	name := ObjectName(fn.Namespace, fn.Name)
+	obj, exists, err := p.deploys.GetIndexer().GetByKey(p.o.Namespace + "/" + name)
+	if err != nil {
+		return err
+	}
+	if !exists {
+		return p.create(context.Background(), t)
+	}
+	cur := obj.(*appsv1.Deployment)
+	if cur.Labels[LabelFunction] != fn.Name || cur.Labels[LabelNamespace] != fn.Namespace {
+		return fmt.Errorf("a Deployment named %q in namespace %q is not function %s's: rename or remove it", name, p.o.Namespace, key)
+	}
+	ctx := context.Background()
+	if cur.Annotations[AnnotationRevision] != strconv.FormatUint(t.Revision, 10) {
+		if err := p.update(ctx, t); err != nil {
+			return err
+		}
+	}
+	have := int32(1)
+	if cur.Spec.Replicas != nil {
+		have = *cur.Spec.Replicas
+	}
+	switch want := int32(t.Replicas); {
+	case want > have:
+		return p.scale(ctx, name, want)
+	case want < have:
+		p.scaleDown(key, t, int(have))
+	}
+	return nil
+}
+
+// create makes a function's Service and Deployment.
+func (p *Provider) create(ctx context.Context, t provider.Target) error {
+	d, err := Deployment(t.Function, t.Revision, t.Replicas, p.o.Namespace)
+	if err != nil {
+		return err
+	}
+	if err := p.o.API.createService(ctx, Service(t.Function, p.o.Namespace)); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("creating the Service of %s: %w", t.Function.Key(), err)
+	}
+	if err := p.o.API.createDeployment(ctx, d); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("creating the Deployment of %s: %w", t.Function.Key(), err)
+	}
+	return nil
+}
+
+// update rolls a function's Deployment to the target's revision, keeping
+// its replica count (scaling is the scale subresource's).
+func (p *Provider) update(ctx context.Context, t provider.Target) error {
+	want, err := Deployment(t.Function, t.Revision, 0, p.o.Namespace)
+	if err != nil {
+		return err
+	}
+	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		next, err := p.o.API.getDeployment(ctx, p.o.Namespace, want.Name)
+		if err != nil {
+			return err
+		}
+		next.Labels, next.Annotations = want.Labels, want.Annotations
+		next.Spec.Template, next.Spec.Strategy = want.Spec.Template, want.Spec.Strategy
+		return p.o.API.updateDeployment(ctx, next)
+	})
+}
+
+// scale sets a Deployment's replicas through its scale subresource.
+func (p *Provider) scale(ctx context.Context, name string, n int32) error {
+	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		sc, err := p.o.API.getScale(ctx, p.o.Namespace, name)
+		if err != nil {
+			return err
+		}
+		if sc.Spec.Replicas == n {
+			return nil
+		}
+		return p.o.API.updateScale(ctx, p.o.Namespace, name, &autoscalingv1.Scale{ObjectMeta: sc.ObjectMeta, Spec: autoscalingv1.ScaleSpec{Replicas: n}})
+	})
+}
+
+// scaleDown takes have-target pods out of service, drains them, marks
+// them the ReplicaSet's first to delete and then scales down, in the
+// background (draining takes as long as their requests); one at a time
+// per function.
+func (p *Provider) scaleDown(key string, t provider.Target, have int) {
+	p.mu.Lock()
+	if p.shrink[key] {
+		p.mu.Unlock()
+		return // the one in progress requeues the function when done
+	}
+	p.shrink[key] = true
+	p.mu.Unlock()
+	live := slices.DeleteFunc(podsOf(p.pods, key), func(pod *corev1.Pod) bool { return pod.DeletionTimestamp != nil })
+	// Not ready first, then older revisions, then the newest.
+	slices.SortStableFunc(live, func(a, b *corev1.Pod) int {
+		ra, rb := readySince(a).IsZero(), readySince(b).IsZero()
+		if ra != rb {
+			if ra {
+				return -1
+			}
+			return 1
+		}
+		va, vb := a.Labels[LabelRevision] == strconv.FormatUint(t.Revision, 10), b.Labels[LabelRevision] == strconv.FormatUint(t.Revision, 10)
+		if va != vb {
+			if !va {
+				return -1
+			}
+			return 1
+		}
+		return b.CreationTimestamp.Compare(a.CreationTimestamp.Time)
+	})
+	n := min(have-t.Replicas, len(live))
+	victims := live[:max(n, 0)]
+	p.mu.Lock()
+	set := p.leaving[key]
+	if set == nil {
+		set = map[string]bool{}
+		p.leaving[key] = set
+	}
+	for _, v := range victims {
+		set[v.Name] = true
+	}
+	p.mu.Unlock()
+	p.report(key) // out of the gateways' lists before anything else
+	p.wg.Go(func() {
+		defer func() {
+			p.mu.Lock()
+			delete(p.shrink, key)
+			p.mu.Unlock()
+			p.queue.Add(key)
+		}()
+		ctx, cancel := context.WithTimeout(context.Background(), p.o.DrainTimeout)
+		defer cancel()
+		go func() { // Close ends the wait
+			select {
+			case <-p.stop:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+		var wg sync.WaitGroup
+		for _, v := range victims {
+			if p.o.Drain != nil {
+				wg.Go(func() { p.o.Drain(ctx, t.Function.Namespace, t.Function.Name, endpointID(v)) })
+			}
+		}
+		wg.Wait()
+		patch := []byte(`{"metadata":{"annotations":{"` + AnnotationDeletionCost + `":"-1000"}}}`)
+		for _, v := range victims {
+			if err := p.o.API.patchPod(ctx, p.o.Namespace, v.Name, patch); err != nil && !apierrors.IsNotFound(err) {
+				p.o.Logger.Warn("kube: marking a pod to scale away failed", "pod", v.Name, "err", err)
+			}
+		}
+		p.mu.Lock()
+		want := int32(have - len(victims))
+		if cur, ok := p.targets[key]; ok && int32(cur.Replicas) > want {
+			want = int32(cur.Replicas) // asked for more meanwhile
+		}
+		p.mu.Unlock()
+		if err := p.scale(ctx, ObjectName(t.Function.Namespace, t.Function.Name), want); err != nil {
+			p.o.Logger.Warn("kube: scaling down failed", "function", key, "err", err)
+		}
+		// The victims stay out of service until they are gone.
+		for ctx.Err() == nil {
+			gone := 0
+			for _, v := range victims {
+				obj, exists, _ := p.pods.GetIndexer().GetByKey(p.o.Namespace + "/" + v.Name)
+				if !exists || obj.(*corev1.Pod).DeletionTimestamp != nil {
+					gone++
+				}
+			}
+			if gone == len(victims) {
+				break
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+		p.mu.Lock()
+		for _, v := range victims {
+			delete(p.leaving[key], v.Name)
+		}
+		p.mu.Unlock()
+	})
+}
+
+func cloneSet(m map[string]bool) map[string]bool {
+	out := make(map[string]bool, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+var _ provider.Provider = (*Provider)(nil)

@@ -1,0 +1,212 @@
+// Package kubetest gives tests a real Kubernetes cluster: the one the
+// project's harness runs (test/k8s/cluster.sh, state in Dir), or
+// $KUBECONFIG's; namespaces of their own in it; and images built here and
+// imported into the node's containerd (no registry is reachable).
+package kubetest
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	k8sruntime "k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/runtime/serializer"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+)
+
+// Dir is where the harness keeps its state: $NIMBUS_K8S_DIR, or
+// nimbus-k8s in the temp dir (as cluster.sh).
+func Dir() string {
+	if d := os.Getenv("NIMBUS_K8S_DIR"); d != "" {
+		return d
+	}
+	return filepath.Join(os.TempDir(), "nimbus-k8s")
+}
+
+// Kubeconfig is the cluster's kubeconfig file: $KUBECONFIG, else the
+// harness's.
+func Kubeconfig() string {
+	if k := os.Getenv("KUBECONFIG"); k != "" {
+		return k
+	}
+	return filepath.Join(Dir(), "kubeconfig")
+}
+
+// need skips (or, under CI, fails) a test that lacks what it needs.
+func need(t testing.TB, what string) {
+	t.Helper()
+	msg := what + ": start one with `test/k8s/cluster.sh build && test/k8s/cluster.sh up` (as root; NIMBUS_K8S_DIR sets where)"
+	if os.Getenv("CI") == "true" {
+		t.Fatal(msg)
+	}
+	t.Skip(msg)
+}
+
+// Cluster returns the cluster's config, or skips when none answers.
+func Cluster(t testing.TB) *rest.Config {
+	t.Helper()
+	kc := Kubeconfig()
+	if _, err := os.Stat(kc); err != nil {
+		need(t, "no Kubernetes cluster (no kubeconfig at "+kc+")")
+	}
+	cfg, err := clientcmd.BuildConfigFromFlags("", kc)
+	if err != nil {
+		t.Fatalf("the kubeconfig %s: %v", kc, err)
+	}
+	c, err := coreClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := c.Get().AbsPath("/readyz").Do(ctx).Error(); err != nil {
+		need(t, "the Kubernetes cluster of "+kc+" does not answer ("+err.Error()+")")
+	}
+	return cfg
+}
+
+func coreClient(cfg *rest.Config) (*rest.RESTClient, error) {
+	s := k8sruntime.NewScheme()
+	if err := corev1.AddToScheme(s); err != nil {
+		return nil, err
+	}
+	c := rest.CopyConfig(cfg)
+	c.GroupVersion = &schema.GroupVersion{Version: "v1"}
+	c.APIPath = "/api"
+	c.NegotiatedSerializer = serializer.NewCodecFactory(s).WithoutConversion()
+	return rest.RESTClientFor(c)
+}
+
+// Namespace makes a namespace for the test, deleted when it ends.
+func Namespace(t testing.TB, cfg *rest.Config) string {
+	t.Helper()
+	c, err := coreClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := fmt.Sprintf("nimbus-test-%d", time.Now().UnixNano()%1e9)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}
+	if err := c.Post().Resource("namespaces").Body(ns).Do(ctx).Error(); err != nil {
+		t.Fatalf("creating namespace %s: %v", name, err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		grace := int64(0)
+		c.Delete().Resource("namespaces").Name(name).Body(&metav1.DeleteOptions{GracePeriodSeconds: &grace}).Do(ctx)
+	})
+	return name
+}
+
+// File is one file of an image: its path in the image and the local file.
+type File struct{ Path, From string }
+
+// Image builds a single-layer image FROM scratch of files, with
+// entrypoint, imports it into the node's containerd and returns its
+// reference: name, tagged with the layer's digest (a tag that is not
+// "latest", so that Kubernetes does not try to pull it).
+func Image(t testing.TB, name string, entrypoint []string, files ...File) string {
+	t.Helper()
+	sock := filepath.Join(Dir(), "containerd", "containerd.sock")
+	if _, err := os.Stat(sock); err != nil {
+		need(t, "no node containerd at "+sock)
+	}
+	ctr, err := exec.LookPath("ctr")
+	if err != nil {
+		need(t, "no ctr (Debian's containerd package) on PATH")
+	}
+	var layer bytes.Buffer
+	tw := tar.NewWriter(&layer)
+	sort.Slice(files, func(i, j int) bool { return files[i].Path < files[j].Path })
+	for _, f := range files {
+		b, err := os.ReadFile(f.From)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tw.WriteHeader(&tar.Header{Name: strings.TrimPrefix(f.Path, "/"), Mode: 0o755, Size: int64(len(b)), ModTime: time.Unix(0, 0), Format: tar.FormatPAX})
+		tw.Write(b)
+	}
+	tw.Close()
+	ref := name + ":" + digest(layer.Bytes())[:12]
+	archive, err := ociArchive(ref, layer.Bytes(), entrypoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "image.tar")
+	if err := os.WriteFile(path, archive, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(ctr, "-a", sock, "-n", "k8s.io", "images", "import", path).CombinedOutput(); err != nil {
+		t.Fatalf("importing %s into containerd: %v\n%s", ref, err, out)
+	}
+	return ref
+}
+
+func digest(b []byte) string {
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:])
+}
+
+// ociArchive is an OCI image layout, as a tar, of one image.
+func ociArchive(ref string, layer []byte, entrypoint []string) ([]byte, error) {
+	type desc struct {
+		MediaType   string            `json:"mediaType"`
+		Digest      string            `json:"digest"`
+		Size        int               `json:"size"`
+		Platform    map[string]string `json:"platform,omitempty"`
+		Annotations map[string]string `json:"annotations,omitempty"`
+	}
+	blobs := map[string][]byte{}
+	put := func(mt string, b []byte) desc {
+		d := digest(b)
+		blobs[d] = b
+		return desc{MediaType: mt, Digest: "sha256:" + d, Size: len(b)}
+	}
+	l := put("application/vnd.oci.image.layer.v1.tar", layer)
+	config, _ := json.Marshal(map[string]any{
+		"architecture": runtime.GOARCH, "os": "linux",
+		"config": map[string]any{"Entrypoint": entrypoint},
+		"rootfs": map[string]any{"type": "layers", "diff_ids": []string{l.Digest}},
+	})
+	c := put("application/vnd.oci.image.config.v1+json", config)
+	manifest, _ := json.Marshal(map[string]any{"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json", "config": c, "layers": []desc{l}})
+	m := put("application/vnd.oci.image.manifest.v1+json", manifest)
+	m.Platform = map[string]string{"architecture": runtime.GOARCH, "os": "linux"}
+	m.Annotations = map[string]string{"io.containerd.image.name": ref, "org.opencontainers.image.ref.name": ref[strings.LastIndexByte(ref, ':')+1:]}
+	index, _ := json.Marshal(map[string]any{"schemaVersion": 2, "manifests": []desc{m}})
+	var out bytes.Buffer
+	tw := tar.NewWriter(&out)
+	add := func(name string, b []byte) {
+		tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(b)), ModTime: time.Unix(0, 0)})
+		tw.Write(b)
+	}
+	add("oci-layout", []byte(`{"imageLayoutVersion":"1.0.0"}`))
+	add("index.json", index)
+	names := make([]string, 0, len(blobs))
+	for d := range blobs {
+		names = append(names, d)
+	}
+	sort.Strings(names)
+	for _, d := range names {
+		add("blobs/sha256/"+d, blobs[d])
+	}
+	return out.Bytes(), tw.Close()
+}

@@ -1,0 +1,80 @@
+package kube
+
+import (
+	"strings"
+	"testing"
+
+	"nimbus/internal/function"
+)
+
+func TestObjectName(t *testing.T) {
+	if got := ObjectName("default", "hello"); got != "hello" {
+		t.Fatalf("default namespace: %q, want the function's own name (as faas-netes)", got)
+	}
+	a, b := ObjectName("team-a", "hello"), ObjectName("team-b", "hello")
+	if a == b || !strings.HasPrefix(a, "hello-") {
+		t.Fatalf("two namespaces' functions share a name: %q %q", a, b)
+	}
+	long := strings.Repeat("x", 63)
+	if n := ObjectName("team-a", long); len(n) > 63 || n == ObjectName("team-b", long) {
+		t.Fatalf("a 63-letter name: %q (%d)", n, len(n))
+	}
+}
+
+func TestDeploymentIsLockedDown(t *testing.T) {
+	fn := function.Function{Name: "hello", Namespace: "default", Runtime: function.RuntimeKube, Image: "localhost/hello:v1",
+		Command: []string{"/hello", "-v"}, Env: map[string]string{"A": "1"}, HealthPath: "/healthz", ReadOnlyRootFilesystem: true,
+		Limits: function.Resources{Memory: "64Mi", CPU: "250m"}, Labels: map[string]string{"team": "x", LabelFunction: "spoofed"}}.WithDefaults()
+	d, err := Deployment(fn, 7, 2, "openfaas-fn")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Name != "hello" || d.Namespace != "openfaas-fn" || *d.Spec.Replicas != 2 || d.Annotations[AnnotationRevision] != "7" {
+		t.Fatalf("metadata: %+v replicas %d", d.ObjectMeta, *d.Spec.Replicas)
+	}
+	tl := d.Spec.Template.Labels
+	if tl[LabelFunction] != "hello" || tl[LabelOpenFaaS] != "hello" || tl[LabelRevision] != "7" || tl["team"] != "x" {
+		t.Fatalf("pod labels (the spec's may not override nimbus's): %v", tl)
+	}
+	pod := d.Spec.Template.Spec
+	c := pod.Containers[0]
+	sc := c.SecurityContext
+	switch {
+	case pod.AutomountServiceAccountToken == nil || *pod.AutomountServiceAccountToken:
+		t.Error("the pod gets a service account token: functions must not see platform credentials")
+	case pod.EnableServiceLinks == nil || *pod.EnableServiceLinks:
+		t.Error("the pod gets the cluster's services in its environment")
+	case sc == nil || sc.RunAsNonRoot == nil || !*sc.RunAsNonRoot || sc.RunAsUser == nil || *sc.RunAsUser == 0:
+		t.Errorf("the container may run as root: %+v", sc)
+	case sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation || len(sc.Capabilities.Drop) != 1 || sc.Capabilities.Drop[0] != "ALL":
+		t.Errorf("privileges: %+v", sc)
+	case sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem || len(c.VolumeMounts) != 1 || c.VolumeMounts[0].MountPath != "/tmp":
+		t.Errorf("read-only root with a writable /tmp: %+v %+v", sc, c.VolumeMounts)
+	case c.ReadinessProbe == nil || c.ReadinessProbe.HTTPGet.Path != "/healthz" || c.LivenessProbe == nil || c.LivenessProbe.HTTPGet.Path != "/healthz":
+		t.Errorf("probes: %+v %+v", c.ReadinessProbe, c.LivenessProbe)
+	case c.Resources.Limits.Memory().String() != "64Mi" || c.Resources.Limits.Cpu().String() != "250m":
+		t.Errorf("limits: %v", c.Resources.Limits)
+	case len(c.Args) != 2 || c.Args[0] != "/hello":
+		t.Errorf("args: %v", c.Args)
+	case c.Lifecycle == nil || c.Lifecycle.PreStop == nil || c.Lifecycle.PreStop.Sleep == nil:
+		t.Errorf("no preStop pause: a terminating pod would stop before the gateways learn it goes")
+	case d.Spec.Strategy.RollingUpdate == nil || d.Spec.Strategy.RollingUpdate.MaxUnavailable.IntValue() != 0:
+		t.Errorf("a rollout may leave no replica ready: %+v", d.Spec.Strategy)
+	}
+	env := map[string]string{}
+	for _, e := range c.Env {
+		env[e.Name] = e.Value
+	}
+	if env["A"] != "1" || env["PORT"] != "8080" || env["NIMBUS_REVISION"] != "7" {
+		t.Errorf("env: %v", env)
+	}
+
+	fn.Limits.Memory = "lots"
+	if _, err := Deployment(fn, 7, 2, "openfaas-fn"); err == nil || !strings.Contains(err.Error(), "limits.memory") {
+		t.Fatalf("a bad quantity: %v, want an error naming limits.memory", err)
+	}
+	fn.Image = ""
+	if _, err := Deployment(fn, 7, 2, "openfaas-fn"); err == nil {
+		t.Fatal("a function without an image made a Deployment")
+	}
+}
