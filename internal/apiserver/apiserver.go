@@ -64,6 +64,10 @@ type Options struct {
 	Token string
 	// Runtimes are the runtimes a deploy may name.
 	Runtimes map[string]bool
+	// ImageRuntime is the runtime of a function that has an image and
+	// names no runtime (OpenFaaS deploys among them): docker (the default)
+	// or kube (nimbus up --provider kube).
+	ImageRuntime string
 	// Prepare, per runtime, readies what a function needs before it is stored
 	// (the docker runtime pulls the image); an error fails the deploy.
 	Prepare map[string]func(context.Context, function.Function) error

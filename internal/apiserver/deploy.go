@@ -43,6 +43,9 @@ func refuse(e *apiError, format string, args ...any) *DeployError {
 // replace. Errors are *DeployError, or store errors (ErrExists, ErrNotFound,
 // ErrConflict, ErrUnavailable) for the caller to map.
 func (s *Server) Deploy(ctx context.Context, fn function.Function, mode DeployMode, ifMatch uint64) (store.Record, bool, error) {
+	if fn.Runtime == "" && fn.Image != "" && s.opts.ImageRuntime != "" {
+		fn.Runtime = s.opts.ImageRuntime
+	}
 	fn = fn.WithDefaults()
 	if err := fn.Validate(); err != nil {
 		var fe *function.FieldError
@@ -55,6 +58,9 @@ func (s *Server) Deploy(ctx context.Context, fn function.Function, mode DeployMo
 		msg := fmt.Sprintf("runtime %q is not enabled on this nimbus", fn.Runtime)
 		if fn.Runtime == function.RuntimeDocker {
 			msg = "runtime \"docker\" needs a Docker engine, and none answered when nimbus started: start dockerd (or point DOCKER_HOST at an engine) and restart nimbus"
+		}
+		if fn.Runtime == function.RuntimeKube {
+			msg = "runtime \"kube\" needs a Kubernetes cluster: restart nimbus with --kubeconfig FILE (or run it in a pod)"
 		}
 		return store.Record{}, false, refuse(errRuntimeDisabled, "%s", msg)
 	}

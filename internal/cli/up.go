@@ -70,6 +70,7 @@ func upCmd(g *globals) *cobra.Command {
 	f.StringVar(&cfg.EventsListen, "events-listen", "127.0.0.1:4000", `address of the Event Gateway events API ("off" for none)`)
 	f.StringVar(&cfg.LambdaEndpoint, "lambda-endpoint", "", "Lambda Invoke endpoint for Event Gateway functions of type awslambda (default: nimbus's own Lambda API)")
 	f.StringVar(&cfg.Kubeconfig, "kubeconfig", "", "run functions of runtime kube on this kubeconfig's cluster (default: the in-cluster config when nimbus runs in a pod)")
+	f.StringVar(&cfg.Provider, "provider", "docker", "the runtime of functions with an image that name none, OpenFaaS deploys among them: docker or kube")
 	f.StringVar(&cfg.KubeNamespace, "kube-namespace", "openfaas-fn", "the namespace kube functions' Deployments go in")
 	f.DurationVar(&cfg.CallRetention, "call-retention", 24*time.Hour, "how long call records are kept")
 	f.BoolVar(&cfg.MetricsAuth, "metrics-auth", false, "make /metrics need the admin token (bearer, or basic admin:TOKEN as Prometheus sends it)")

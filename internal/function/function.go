@@ -238,6 +238,9 @@ func (f Function) WithDefaults() Function {
 	}
 	if f.Runtime == "" {
 		f.Runtime = RuntimeProcess
+		if f.Image != "" {
+			f.Runtime = RuntimeDocker // the server may choose kube instead (--provider)
+		}
 	}
 	if f.Protocol == "" {
 		f.Protocol = ProtocolHTTP

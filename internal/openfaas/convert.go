@@ -79,7 +79,9 @@ func ToFunction(d FunctionDeployment) (function.Function, error) {
 		return function.Function{}, errors.New("image is required")
 	}
 	fn := function.Function{
-		Name: d.Service, Namespace: namespaceOf(d.Namespace), Runtime: function.RuntimeDocker,
+		// No runtime: the platform's for images (docker, or kube with
+		// nimbus up --provider kube).
+		Name: d.Service, Namespace: namespaceOf(d.Namespace),
 		Protocol: function.ProtocolHTTP, Image: d.Image, HealthPath: "/_/health",
 		ReadOnlyRootFilesystem: d.ReadOnlyRootFilesystem, Secrets: d.Secrets,
 	}

@@ -17,7 +17,7 @@ func TestToFunctionKeepsOpenFaaSSemantics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if fn.Runtime != function.RuntimeDocker || fn.Namespace != "default" || fn.HealthPath != "/_/health" ||
+	if fn.Runtime != "" || fn.Namespace != "default" || fn.HealthPath != "/_/health" ||
 		fn.Env["fprocess"] != "cat" || fn.Scale.Min != 2 || fn.Scale.Max != 7 || fn.Limits.Memory != "128Mi" {
 		t.Fatalf("%+v", fn)
 	}

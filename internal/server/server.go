@@ -69,6 +69,7 @@ type Config struct {
 	LambdaEndpoint   string           // the Lambda Invoke endpoint of awslambda event functions ("" nimbus's own)
 	Kubeconfig       string           // the kube runtime's cluster: a kubeconfig file ("" in-cluster config when in a pod, else no kube runtime)
 	KubeNamespace    string           // the namespace kube functions' Deployments go in (default openfaas-fn)
+	Provider         string           // the runtime of functions with an image that name none: docker (default) or kube
 	Version          string
 	Logger           *slog.Logger
 }
@@ -196,6 +197,15 @@ func Run(ctx context.Context, cfg Config, started func(Started)) error {
 	if kp != nil {
 		names[kp.Name()] = true
 	}
+	switch cfg.Provider {
+	case "", function.RuntimeDocker:
+	case function.RuntimeKube:
+		if kp == nil {
+			return errors.New("--provider kube needs a cluster: give --kubeconfig FILE, or run nimbus in a pod")
+		}
+	default:
+		return fmt.Errorf("--provider %q: use docker or kube", cfg.Provider)
+	}
 	gw = gateway.New(gateway.Options{
 		OnCall:          rec.recorder.Record,
 		Runtimes:        names,
@@ -306,7 +316,7 @@ func Run(ctx context.Context, cfg Config, started func(Started)) error {
 	}
 	api = apiserver.New(apiserver.Options{
 		SpoolDir: spool, PackageLimits: cfg.PackageLimits,
-		Store: st, Invoker: gw, Scaling: scale, Token: token, Runtimes: rt.names(), Prepare: rt.prepare, Version: cfg.Version,
+		Store: st, Invoker: gw, Scaling: scale, Token: token, Runtimes: names, ImageRuntime: cfg.Provider, Prepare: rt.prepare, Version: cfg.Version,
 		UI:          ui.Handler(),
 		Lambda:      lambdaAPI,
 		Versions:    vers,

@@ -210,3 +210,23 @@ func ociArchive(ref string, layer []byte, entrypoint []string) ([]byte, error) {
 	}
 	return out.Bytes(), tw.Close()
 }
+
+// Get reads an API path (e.g. /apis/apps/v1/namespaces/NS/deployments/NAME)
+// as JSON into out; its HTTP status, 0 if the request failed.
+func Get(t testing.TB, cfg *rest.Config, path string, out any) int {
+	t.Helper()
+	c, err := coreClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var status int
+	b, err := c.Get().AbsPath(path).Do(ctx).StatusCode(&status).Raw()
+	if err == nil && out != nil {
+		if err := json.Unmarshal(b, out); err != nil {
+			t.Fatalf("GET %s: %v", path, err)
+		}
+	}
+	return status
+}

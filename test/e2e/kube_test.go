@@ -1,0 +1,150 @@
+package e2e
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"nimbus/internal/provider/kube/kubetest"
+)
+
+// kubeImage is drivertest's testfn behind nimbus-watchdog, FROM scratch,
+// imported into the cluster's containerd.
+func kubeImage(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	for out, pkg := range map[string]string{"nimbus": "nimbus/cmd/nimbus-watchdog", "testfn": "nimbus/internal/driver/drivertest/testfn"} {
+		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, out), pkg)
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if b, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("building %s: %v\n%s", pkg, err, b)
+		}
+	}
+	return kubetest.Image(t, "localhost/nimbus-e2e-fn", []string{"/nimbus", "watchdog", "/testfn"},
+		kubetest.File{Path: "/nimbus", From: filepath.Join(dir, "nimbus")}, kubetest.File{Path: "/testfn", From: filepath.Join(dir, "testfn")})
+}
+
+// deployment is what the test reads of a Deployment.
+type deployment struct {
+	Metadata struct {
+		Labels      map[string]string
+		Annotations map[string]string
+	}
+	Spec struct {
+		Replicas *int
+		Template struct {
+			Spec struct {
+				AutomountServiceAccountToken *bool
+				Containers                   []struct {
+					SecurityContext struct {
+						RunAsNonRoot *bool
+					}
+				}
+			}
+		}
+	}
+	Status struct{ ReadyReplicas int }
+}
+
+// TestKubeOpenFaaS: with --provider kube, functions deployed through the
+// OpenFaaS API (the requests faas-cli makes) run as Deployments: invoked
+// through the gateway, scaled to zero and back, rolled to a new revision
+// while called without a failure, deleted.
+func TestKubeOpenFaaS(t *testing.T) {
+	cfg := kubetest.Cluster(t)
+	ns := kubetest.Namespace(t, cfg)
+	image := kubeImage(t)
+	data := dataDir(t)
+	n := start(t, data, "--kubeconfig", kubetest.Kubeconfig(), "--kube-namespace", ns, "--provider", "kube")
+	token := strings.TrimSpace(readFile(t, data+"/admin-token"))
+	const ua = "faas-cli/dev"
+	deployPath := "/apis/apps/v1/namespaces/" + ns + "/deployments/kf"
+
+	deploy := `{"service":"kf","image":"` + image + `","labels":{"team":"a","com.openfaas.scale.zero":"true","com.openfaas.scale.zero-duration":"2s"},"annotations":{},"envVars":{"V":"one"}}`
+	code, body, _ := n.fc(t, token, fcRequest{"PUT", "/system/functions", deploy, ua, true})
+	accepts(t, "deploy, PUT of a new function", code, body, 404)
+	code, body, _ = n.fc(t, token, fcRequest{"POST", "/system/functions", deploy, ua, true})
+	accepts(t, "deploy, POST", code, body, 200, 202)
+	// It may scale to zero (com.openfaas.scale.zero), so it starts at zero:
+	// the first call brings a pod.
+	code, body, _ = n.fc(t, token, fcRequest{method: "POST", path: "/function/kf", body: "ping"})
+	if code != 200 || body != "ping" {
+		t.Fatalf("invoke: %d %q", code, body)
+	}
+	var d deployment
+	if code := kubetest.Get(t, cfg, deployPath, &d); code != 200 {
+		t.Fatalf("the function's Deployment: %d", code)
+	}
+	if d.Metadata.Labels["faas_function"] != "kf" || d.Metadata.Labels["team"] != "a" || d.Metadata.Labels["nimbus.dev/function"] != "kf" {
+		t.Fatalf("the Deployment's labels: %v", d.Metadata.Labels)
+	}
+	pod := d.Spec.Template.Spec
+	if pod.AutomountServiceAccountToken == nil || *pod.AutomountServiceAccountToken || pod.Containers[0].SecurityContext.RunAsNonRoot == nil {
+		t.Fatalf("the pod template is not locked down: %+v", pod)
+	}
+	// Idle for its zero-duration, the Deployment goes to 0; a call brings a
+	// pod back.
+	waitUntil(t, "the Deployment at 0", 60*time.Second, func() bool {
+		var d deployment
+		return kubetest.Get(t, cfg, deployPath, &d) == 200 && d.Spec.Replicas != nil && *d.Spec.Replicas == 0 && d.Status.ReadyReplicas == 0
+	})
+	began := time.Now()
+	code, body, _ = n.fc(t, token, fcRequest{method: "POST", path: "/function/kf", body: "cold"})
+	if code != 200 || body != "cold" {
+		t.Fatalf("invoke at zero: %d %q", code, body)
+	}
+	t.Logf("a call at zero replicas answered in %s", time.Since(began).Round(time.Millisecond))
+
+	// A new revision under calls: none fails.
+	code, body, _ = n.fc(t, token, fcRequest{"POST", "/system/scale-function/kf", `{"serviceName":"kf","replicas":2}`, ua, true})
+	accepts(t, "scale to 2", code, body, 200, 202)
+	waitUntil(t, "2 ready pods", 60*time.Second, func() bool {
+		var d deployment
+		return kubetest.Get(t, cfg, deployPath, &d) == 200 && d.Status.ReadyReplicas == 2
+	})
+	var calls, failed atomic.Int64
+	var lastFailure atomic.Value
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Go(func() {
+			for i := 0; i < 5000; i++ { // bounded: the rollout takes seconds
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				code, body, _ := n.fc(t, token, fcRequest{method: "POST", path: "/function/kf", body: "roll"})
+				calls.Add(1)
+				if code != 200 || body != "roll" {
+					failed.Add(1)
+					lastFailure.Store(body)
+				}
+			}
+		})
+	}
+	update := strings.Replace(deploy, `"one"`, `"two"`, 1)
+	code, body, _ = n.fc(t, token, fcRequest{"PUT", "/system/functions", update, ua, true})
+	accepts(t, "deploy again (a rolling update)", code, body, 200, 202)
+	waitUntil(t, "the new revision alone", 90*time.Second, func() bool {
+		code, body, _ := n.fc(t, token, fcRequest{method: "GET", path: "/function/kf/env"})
+		return code == 200 && strings.Contains(body, "V=two")
+	})
+	time.Sleep(5 * time.Second) // the old pods' preStop pause and exit, under calls
+	close(stop)
+	wg.Wait()
+	if failed.Load() > 0 {
+		t.Fatalf("%d of %d calls failed during the rollout; the last: %v", failed.Load(), calls.Load(), lastFailure.Load())
+	}
+	t.Logf("%d calls during the rollout, none failed", calls.Load())
+
+	// Delete: the Deployment goes.
+	code, body, _ = n.fc(t, token, fcRequest{"DELETE", "/system/functions", `{"functionName":"kf"}`, ua, true})
+	accepts(t, "remove", code, body, 200, 202)
+	waitUntil(t, "the Deployment gone", 60*time.Second, func() bool { return kubetest.Get(t, cfg, deployPath, nil) == 404 })
+}
