@@ -396,6 +396,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			msg = fmt.Sprintf("no instance of %s became ready within its timeout of %s", fn.Key(), sw.timeout)
 		case ErrStartFailed:
 			msg = fmt.Sprintf("function %s failed to start; see 'nimbus logs %s' for its output", fn.Key(), fn.Name)
+			if why := p.failureReason(); why != "" {
+				msg = fmt.Sprintf("function %s failed to start: %s (see 'nimbus describe %s')", fn.Key(), why, fn.Name)
+			}
 		case ErrOverloaded:
 			msg = fmt.Sprintf("function %s is at capacity (scale.max %d × maxConcurrency %d) and %d requests are queued; retry later",
 				fn.Key(), fn.Scale.Max, fn.Scale.MaxConcurrency, g.opts.MaxPending)

@@ -33,6 +33,7 @@ type pool struct {
 	seq      uint64 // of the provider's last State taken
 	starting int    // replicas the provider is starting for the current revision
 	failed   error  // the provider's start failure, while nothing is ready or starting
+	reason   string // the failure's reason callers may be told (provider.State.Reason)
 	closed   bool
 
 	// Load for the autoscaler: requests in flight or waiting, integrated
@@ -337,11 +338,11 @@ func (p *pool) setState(st provider.State) {
 	sortByOrder(p.insts, order)
 	// Starting and failures are of the provider's target revision: they
 	// say nothing of this one until the provider has it too.
-	p.starting, p.failed = 0, nil
+	p.starting, p.failed, p.reason = 0, nil, ""
 	if st.Revision == p.rev {
 		p.starting = st.Starting
 		if st.Failed != nil && st.ReadyOf(p.rev) == 0 {
-			p.failed = st.Failed
+			p.failed, p.reason = st.Failed, st.Reason
 		}
 	}
 	if st.LastError != "" {
@@ -532,4 +533,11 @@ func (p *pool) status() (Status, []InstanceStatus) {
 func (in *instance) describe(state string) InstanceStatus {
 	return InstanceStatus{ID: in.ID, Revision: in.Revision, State: state, Addr: in.Addr,
 		InFlight: in.inflight, Served: in.served, Started: in.Started, LastUsed: in.lastUsed}
+}
+
+// failureReason is the start failure's reason callers may be told.
+func (p *pool) failureReason() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.reason
 }

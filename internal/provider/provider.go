@@ -55,6 +55,11 @@ type State struct {
 	// Failed is set when the target revision's last start failed and none
 	// of its replicas is ready: requests waiting for one should fail.
 	Failed error
+	// Reason is why the target revision does not start in the
+	// substrate's own words (Kubernetes's: ErrImagePull and its message),
+	// which callers may be told; empty when only the function's output
+	// would say (that stays in its logs).
+	Reason string
 	// LastError is the last start failure or exit, with its time.
 	LastError   string
 	LastErrorAt time.Time

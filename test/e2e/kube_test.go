@@ -147,4 +147,20 @@ func TestKubeOpenFaaS(t *testing.T) {
 	code, body, _ = n.fc(t, token, fcRequest{"DELETE", "/system/functions", `{"functionName":"kf"}`, ua, true})
 	accepts(t, "remove", code, body, 200, 202)
 	waitUntil(t, "the Deployment gone", 60*time.Second, func() bool { return kubetest.Get(t, cfg, deployPath, nil) == 404 })
+
+	// An image the node does not have (no registry answers): callers get
+	// a 503 that says why, from Kubernetes, not a wait until timeout.
+	missing := `{"service":"nope","image":"localhost/nimbus-no-such-image:v1","labels":{},"annotations":{}}`
+	code, body, _ = n.fc(t, token, fcRequest{"POST", "/system/functions", missing, ua, true})
+	accepts(t, "deploy of a missing image", code, body, 200, 202)
+	began = time.Now()
+	code, body, _ = n.fc(t, token, fcRequest{method: "POST", path: "/function/nope", body: "x"})
+	if code != 503 || !strings.Contains(body, "ErrImagePull") && !strings.Contains(body, "ImagePullBackOff") {
+		t.Fatalf("a call to a function whose image is missing: %d %s", code, body)
+	}
+	t.Logf("the missing image answered %d in %s: %s", code, time.Since(began).Round(time.Millisecond), body)
+	out := n.mustCLI("describe", "nope")
+	if !strings.Contains(out, "ErrImagePull") && !strings.Contains(out, "ImagePullBackOff") {
+		t.Fatalf("describe does not say why the function does not start:\n%s", out)
+	}
 }

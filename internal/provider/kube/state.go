@@ -20,6 +20,8 @@ type observed struct {
 	slices []*discoveryv1.EndpointSlice
 	// leaving are pods taken out of service to be scaled away.
 	leaving map[string]bool
+	// took is how long pods took to become ready, as the provider saw it.
+	took map[string]time.Duration
 }
 
 // failingReasons are the container states that mean a pod will not become ready
@@ -54,8 +56,10 @@ func stateOf(t provider.Target, o observed) provider.State {
 			if p.Status.StartTime != nil {
 				ep.Started = p.Status.StartTime.Time
 			}
-			if at := readySince(p); !at.IsZero() {
-				ep.StartTook = at.Sub(p.CreationTimestamp.Time)
+			if d, ok := o.took[p.Name]; ok {
+				ep.StartTook = d
+			} else if at := readySince(p); !at.IsZero() {
+				ep.StartTook = at.Sub(p.CreationTimestamp.Time) // Kubernetes's seconds
 			}
 			s.Ready = append(s.Ready, ep)
 		}
@@ -71,12 +75,15 @@ func stateOf(t provider.Target, o observed) provider.State {
 		}
 		return 0
 	})
-	var why string
+	var why, reason string
 	var whyAt time.Time
 	for _, p := range o.pods {
 		rev, _ := strconv.ParseUint(p.Labels[LabelRevision], 10, 64)
-		if rev != t.Revision || p.DeletionTimestamp != nil || seen[p.Name] || o.leaving[p.Name] {
+		if rev != t.Revision || p.DeletionTimestamp != nil || seen[p.Name] || o.leaving[p.Name] || p.Status.Phase == corev1.PodFailed || p.Status.Phase == corev1.PodSucceeded {
 			continue
+		}
+		if _, _, failing := podFailure(p); failing {
+			continue // not starting: Kubernetes retries it on its own backoff
 		}
 		s.Starting++
 	}
@@ -88,12 +95,13 @@ func stateOf(t provider.Target, o observed) provider.State {
 		}
 		if r, at, f := podFailure(p); r != "" && (why == "" || at.After(whyAt)) {
 			why, whyAt, failed = r, at, f
+			reason = publicReason(p)
 		}
 	}
 	if why != "" {
 		s.LastError, s.LastErrorAt = why, whyAt
 		if failed && s.ReadyOf(t.Revision) == 0 {
-			s.Failed = errors.New(why)
+			s.Failed, s.Reason = errors.New(why), reason
 		}
 	}
 	return s
@@ -158,4 +166,26 @@ func lastExit(t *corev1.ContainerStateTerminated) string {
 		s += ": " + t.Message
 	}
 	return s + ")"
+}
+
+// publicReason is Kubernetes's reason a pod's container waits (and its
+// message), or why the pod is not scheduled: what callers may be told.
+func publicReason(p *corev1.Pod) string {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse && c.Reason == corev1.PodReasonUnschedulable {
+			return "Unschedulable: " + c.Message
+		}
+	}
+	for _, cs := range p.Status.ContainerStatuses {
+		if w := cs.State.Waiting; w != nil && failingReasons[w.Reason] {
+			if w.Reason == "CrashLoopBackOff" {
+				return w.Reason // its message quotes the function's exit; that stays in its logs
+			}
+			if w.Message != "" {
+				return w.Reason + ": " + w.Message
+			}
+			return w.Reason
+		}
+	}
+	return ""
 }

@@ -60,7 +60,7 @@ func TestStateOf(t *testing.T) {
 	bad.Status.ContainerStatuses[0].State.Waiting = &corev1.ContainerStateWaiting{Reason: "ErrImagePull", Message: `pull access denied for "localhost/nope:v1"`}
 	tg.Revision = 3
 	s = stateOf(tg, observed{pods: []*corev1.Pod{bad}})
-	if s.Failed == nil || !strings.Contains(s.LastError, "ErrImagePull") || !strings.Contains(s.LastError, "localhost/nope:v1") {
+	if s.Failed == nil || s.Starting != 0 || !strings.Contains(s.LastError, "ErrImagePull") || !strings.Contains(s.LastError, "localhost/nope:v1") {
 		t.Fatalf("image missing: %+v", s)
 	}
 	// A container that crashed and runs again: said, not a failure.
