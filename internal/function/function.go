@@ -380,6 +380,11 @@ func (f Function) Validate() error {
 			return err
 		}
 	}
+	if f.Runtime == RuntimeKube {
+		if err := f.validateKube(); err != nil {
+			return err
+		}
+	}
 	if f.Runtime == RuntimeProcess && f.Package == "" {
 		return fieldErr("package", "is required for runtime %q: upload the code with POST /v1/packages and give its digest", RuntimeProcess)
 	}
@@ -602,4 +607,35 @@ func (f Function) LambdaInvokedARN() string {
 // LambdaARN is the ARN of the Lambda function named name.
 func LambdaARN(name string) string {
 	return "arn:aws:lambda:" + LambdaRegion + ":" + LambdaAccount + ":function:" + name
+}
+
+// kubeLabelValueRE is a Kubernetes label value.
+var kubeLabelValueRE = regexp.MustCompile(`^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$`)
+
+// validateKube checks what runtime kube cannot take: labels and
+// annotations go onto the pods, where Kubernetes's own domains would let
+// a function change how it is run (kubernetes.io, k8s.io: AppArmor,
+// service selection); secrets and lambda handlers are not run there yet.
+func (f Function) validateKube() error {
+	if len(f.Secrets) > 0 {
+		return fieldErr("secrets", "runtime %q does not mount secrets yet: remove them, or use runtime %q", RuntimeKube, RuntimeDocker)
+	}
+	if f.Protocol == ProtocolLambda {
+		return fieldErr("protocol", "runtime %q does not run %q handlers yet: use runtime %q or %q", RuntimeKube, ProtocolLambda, RuntimeProcess, RuntimeDocker)
+	}
+	for _, m := range []struct {
+		field string
+		v     map[string]string
+	}{{"labels", f.Labels}, {"annotations", f.Annotations}} {
+		for k, v := range m.v {
+			domain, _, ok := strings.Cut(k, "/")
+			if ok && (domain == "kubernetes.io" || domain == "k8s.io" || strings.HasSuffix(domain, ".kubernetes.io") || strings.HasSuffix(domain, ".k8s.io")) {
+				return fieldErr(m.field, "%q is in a Kubernetes domain (kubernetes.io, k8s.io), which a function may not set on its pods", k)
+			}
+			if m.field == "labels" && !kubeLabelValueRE.MatchString(v) {
+				return fieldErr("labels", "%s: %q is not a Kubernetes label value: at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit", k, v)
+			}
+		}
+	}
+	return nil
 }

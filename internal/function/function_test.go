@@ -255,3 +255,32 @@ func TestLambdaMemoryAndHandler(t *testing.T) {
 		t.Fatalf("set: %d %q", f.LambdaMemoryMiB(), f.LambdaHandler())
 	}
 }
+
+func TestKubeRefusesWhatItCannotRun(t *testing.T) {
+	base := Function{Name: "k", Runtime: RuntimeKube, Image: "localhost/k:v1"}
+	if err := base.WithDefaults().Validate(); err != nil {
+		t.Fatalf("a plain kube function: %v", err)
+	}
+	for field, mod := range map[string]func(*Function){
+		"secrets":  func(f *Function) { f.Secrets = []string{"s"} },
+		"protocol": func(f *Function) { f.Protocol = ProtocolLambda; f.Scale.MaxConcurrency = 1 },
+		"labels":   func(f *Function) { f.Labels = map[string]string{"team": strings.Repeat("a", 64)} },
+		"annotations": func(f *Function) {
+			f.Annotations = map[string]string{"container.apparmor.security.beta.kubernetes.io/function": "unconfined"}
+		},
+	} {
+		f := base
+		mod(&f)
+		err := f.WithDefaults().Validate()
+		var fe *FieldError
+		if !errors.As(err, &fe) || fe.Field != field {
+			t.Errorf("%s: %v, want an error naming %s", field, err, field)
+		}
+	}
+	ok := base
+	ok.Labels = map[string]string{"com.openfaas.scale.zero": "true", "app": "a.b_c-d"}
+	ok.Annotations = map[string]string{"prometheus.io.scrape": "true"}
+	if err := ok.WithDefaults().Validate(); err != nil {
+		t.Fatalf("ordinary labels and annotations: %v", err)
+	}
+}

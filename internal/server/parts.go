@@ -155,10 +155,11 @@ func gatewayID() string {
 }
 
 // openKube starts the kube runtime's provider: on the cluster of
-// --kubeconfig, or, in a pod, of the in-cluster config; nil when neither.
+// --kubeconfig, or, with --provider kube in a pod, of the in-cluster
+// config; nil when neither.
 // Missing permissions fail the start, naming them.
 func openKube(ctx context.Context, cfg Config, watch provider.Watcher, drain provider.Drainer) (*kube.Provider, error) {
-	rc, where, err := kube.Config(cfg.Kubeconfig)
+	rc, where, err := kube.Config(cfg.Kubeconfig, cfg.Provider == function.RuntimeKube)
 	if err != nil || rc == nil {
 		return nil, err
 	}

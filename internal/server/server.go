@@ -193,6 +193,9 @@ func Run(ctx context.Context, cfg Config, started func(Started)) error {
 	if err != nil {
 		return err
 	}
+	if kp != nil {
+		down.push(kp.Close) // runs after the gateway's close, pushed later
+	}
 	names := rt.names()
 	if kp != nil {
 		names[kp.Name()] = true
@@ -226,7 +229,6 @@ func Run(ctx context.Context, cfg Config, started func(Started)) error {
 	}
 	if kp != nil {
 		providers[kp.Name()] = kp
-		down.push(kp.Close)
 	}
 	cluster, err := natscluster.Open(ctx, bb.Conn, bb.JS, gatewayID(), 1)
 	if err != nil {

@@ -91,13 +91,19 @@ pki() {
   openssl x509 -req -in apiserver.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 30 -extfile ext.cnf -out apiserver.crt 2>/dev/null
   openssl genrsa -out sa.key 2048 2>/dev/null; openssl rsa -in sa.key -pubout -out sa.pub 2>/dev/null
   head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n' > token
-  echo "$(cat token),admin,admin,system:masters" > tokens.csv )   # static token in system:masters
-  cat > "$KUBECONFIG" <<EOF
+  head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n' > token-limited
+  # admin: in system:masters. limited: no rights but those a test binds to it (RBAC).
+  { echo "$(cat token),admin,admin,system:masters"; echo "$(cat token-limited),limited,limited"; } > tokens.csv )
+  kubeconfig "$KUBECONFIG" admin "$(cat "$PKI/token")"
+  kubeconfig "$K8S_DIR/kubeconfig-limited" limited "$(cat "$PKI/token-limited")"
+}
+kubeconfig() {  # kubeconfig FILE USER TOKEN
+  cat > "$1" <<EOF
 apiVersion: v1
 kind: Config
 clusters: [{name: local, cluster: {server: "https://127.0.0.1:6443", certificate-authority: "$PKI/ca.crt"}}]
-users: [{name: admin, user: {token: "$(cat "$PKI/token")"}}]
-contexts: [{name: local, context: {cluster: local, user: admin}}]
+users: [{name: $2, user: {token: "$3"}}]
+contexts: [{name: local, context: {cluster: local, user: $2}}]
 current-context: local
 EOF
 }
@@ -114,7 +120,7 @@ up_cp() {
   start kube-apiserver "$BIN/kube-apiserver" --etcd-servers=http://127.0.0.1:2379 \
     --bind-address=127.0.0.1 --advertise-address=127.0.0.1 --secure-port=6443 --endpoint-reconciler-type=none \
     --tls-cert-file="$PKI/apiserver.crt" --tls-private-key-file="$PKI/apiserver.key" --client-ca-file="$PKI/ca.crt" \
-    --token-auth-file="$PKI/tokens.csv" --authorization-mode=AlwaysAllow \
+    --token-auth-file="$PKI/tokens.csv" --authorization-mode=Node,RBAC \
     --service-account-key-file="$PKI/sa.pub" --service-account-signing-key-file="$PKI/sa.key" \
     --service-account-issuer=https://kubernetes.default.svc --service-cluster-ip-range=$SVC_CIDR --allow-privileged=true
   wait_for kube-apiserver 90 kc get --raw /readyz
@@ -285,7 +291,7 @@ down() {
   findmnt -rn -o TARGET | grep "^$K8S_DIR/" | sort -r | while read -r m; do umount -l "$m"; done
   for d in /sys/fs/cgroup/*/kubepods; do [ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null; done
   if [ "${1:-}" = --purge ]; then
-    rm -rf "$K8S_DIR/etcd" "$K8S_DIR/containerd" "$K8S_DIR/kubelet" "$K8S_DIR/cni" "$PKI" "$RUN" "$LOG" "$KUBECONFIG"
+    rm -rf "$K8S_DIR/etcd" "$K8S_DIR/containerd" "$K8S_DIR/kubelet" "$K8S_DIR/cni" "$PKI" "$RUN" "$LOG" "$KUBECONFIG" "$K8S_DIR/kubeconfig-limited"
   fi
   log "down"
 }

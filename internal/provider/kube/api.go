@@ -50,6 +50,11 @@ func NewAPI(cfg *rest.Config) (*API, error) {
 		if c.UserAgent == "" {
 			c.UserAgent = "nimbus"
 		}
+		if c.QPS == 0 {
+			// client-go's default (5/s, bursts of 10) would queue
+			// concurrent cold starts behind one another.
+			c.QPS, c.Burst = 50, 100
+		}
 		return rest.RESTClientFor(c)
 	}
 	a := &API{}
@@ -81,9 +86,10 @@ func (a *API) updateDeployment(ctx context.Context, d *appsv1.Deployment) error 
 	return a.apps.Put().Namespace(d.Namespace).Resource("deployments").Name(d.Name).Body(d).Do(ctx).Error()
 }
 
-func (a *API) deleteDeployment(ctx context.Context, ns, name string) error {
+func (a *API) deleteDeployment(ctx context.Context, ns, name string, uid types.UID) error {
 	fg := metav1.DeletePropagationForeground
-	return a.apps.Delete().Namespace(ns).Resource("deployments").Name(name).Body(&metav1.DeleteOptions{PropagationPolicy: &fg}).Do(ctx).Error()
+	return a.apps.Delete().Namespace(ns).Resource("deployments").Name(name).
+		Body(&metav1.DeleteOptions{PropagationPolicy: &fg, Preconditions: &metav1.Preconditions{UID: &uid}}).Do(ctx).Error()
 }
 
 func (a *API) getScale(ctx context.Context, ns, name string) (*autoscalingv1.Scale, error) {
@@ -100,8 +106,15 @@ func (a *API) createService(ctx context.Context, s *corev1.Service) error {
 	return a.core.Post().Namespace(s.Namespace).Resource("services").Body(s).Do(ctx).Error()
 }
 
-func (a *API) deleteService(ctx context.Context, ns, name string) error {
-	return a.core.Delete().Namespace(ns).Resource("services").Name(name).Do(ctx).Error()
+func (a *API) getService(ctx context.Context, ns, name string) (*corev1.Service, error) {
+	var s corev1.Service
+	err := a.core.Get().Namespace(ns).Resource("services").Name(name).Do(ctx).Into(&s)
+	return &s, err
+}
+
+func (a *API) deleteService(ctx context.Context, ns, name string, uid types.UID) error {
+	return a.core.Delete().Namespace(ns).Resource("services").Name(name).
+		Body(&metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}}).Do(ctx).Error()
 }
 
 func (a *API) patchPod(ctx context.Context, ns, name string, patch []byte) error {

@@ -12,9 +12,11 @@ import (
 )
 
 // Config is the cluster to run functions on: a kubeconfig file's current
-// context, or, with none given and nimbus in a pod, the in-cluster config;
-// nil (no kube runtime) otherwise. where says which, for messages.
-func Config(kubeconfig string) (cfg *rest.Config, where string, err error) {
+// context, or, with none given and inCluster asked (--provider kube), the
+// in-cluster config of the pod nimbus runs in; nil (no kube runtime)
+// otherwise: a nimbus that merely runs in a pod does not turn kube on.
+// where says which, for messages.
+func Config(kubeconfig string, inCluster bool) (cfg *rest.Config, where string, err error) {
 	if kubeconfig != "" {
 		cfg, err = clientcmd.BuildConfigFromFlags("", kubeconfig)
 		if err != nil {
@@ -22,8 +24,11 @@ func Config(kubeconfig string) (cfg *rest.Config, where string, err error) {
 		}
 		return cfg, "kubeconfig " + kubeconfig + " (" + cfg.Host + ")", nil
 	}
-	if os.Getenv("KUBERNETES_SERVICE_HOST") == "" {
+	if !inCluster {
 		return nil, "", nil
+	}
+	if os.Getenv("KUBERNETES_SERVICE_HOST") == "" {
+		return nil, "", fmt.Errorf("kube: no cluster: give --kubeconfig FILE, or run nimbus in a pod")
 	}
 	cfg, err = rest.InClusterConfig()
 	if err != nil {
@@ -43,7 +48,7 @@ type Permission struct {
 var Permissions = []Permission{
 	{"apps", "deployments", "", []string{"get", "list", "watch", "create", "update", "delete"}},
 	{"apps", "deployments", "scale", []string{"get", "update"}},
-	{"", "services", "", []string{"create", "delete"}},
+	{"", "services", "", []string{"get", "create", "delete"}},
 	{"", "pods", "", []string{"get", "list", "watch", "patch", "delete"}},
 	{"discovery.k8s.io", "endpointslices", "", []string{"get", "list", "watch"}},
 }

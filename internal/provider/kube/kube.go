@@ -67,6 +67,11 @@ type Provider struct {
 	reported map[string]reportedState
 	leaving  map[string]map[string]bool // function key → pods taken out of service
 	shrink   map[string]bool            // a scale-down in progress
+	errs     map[string]error           // the last reconcile's error, per function
+	// seen and readyAt are when this provider first saw a pod, and saw
+	// it ready: its start's duration at a finer grain than Kubernetes's
+	// timestamps (seconds).
+	seen, readyAt map[string]time.Time
 }
 
 type reportedState struct {
@@ -85,11 +90,12 @@ func New(ctx context.Context, o Options) (*Provider, error) {
 	p := &Provider{o: o, stop: make(chan struct{}),
 		queue:   workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[string]()),
 		targets: map[string]provider.Target{}, reported: map[string]reportedState{},
-		leaving: map[string]map[string]bool{}, shrink: map[string]bool{},
+		leaving: map[string]map[string]bool{}, shrink: map[string]bool{}, errs: map[string]error{},
+		seen: map[string]time.Time{}, readyAt: map[string]time.Time{},
 		deploys: informer(o.API.apps, "deployments", o.Namespace, &appsv1.Deployment{}),
 		pods:    informer(o.API.core, "pods", o.Namespace, &corev1.Pod{}),
 		eps:     informer(o.API.discovery, "endpointslices", o.Namespace, &discoveryv1.EndpointSlice{})}
-	h := cache.ResourceEventHandlerFuncs{AddFunc: p.changed, UpdateFunc: func(_, n any) { p.changed(n) }, DeleteFunc: p.changed}
+	h := cache.ResourceEventHandlerFuncs{AddFunc: p.changed, UpdateFunc: func(_, n any) { p.changed(n) }, DeleteFunc: p.deleted}
 	for _, inf := range []cache.SharedIndexInformer{p.deploys, p.pods, p.eps} {
 		if _, err := inf.AddEventHandler(h); err != nil {
 			return nil, err
@@ -120,7 +126,32 @@ func (p *Provider) changed(obj any) {
 	if l[LabelFunction] == "" || l[LabelNamespace] == "" {
 		return
 	}
+	if pod, ok := obj.(*corev1.Pod); ok {
+		now := time.Now()
+		p.mu.Lock()
+		if _, ok := p.seen[pod.Name]; !ok {
+			p.seen[pod.Name] = now
+		}
+		if _, ok := p.readyAt[pod.Name]; !ok && !readySince(pod).IsZero() {
+			p.readyAt[pod.Name] = now
+		}
+		p.mu.Unlock()
+	}
 	p.queue.Add(function.Key(l[LabelNamespace], l[LabelFunction]))
+}
+
+// deleted forgets a deleted pod's times and queues its function.
+func (p *Provider) deleted(obj any) {
+	if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = d.Obj
+	}
+	if pod, ok := obj.(*corev1.Pod); ok {
+		p.mu.Lock()
+		delete(p.seen, pod.Name)
+		delete(p.readyAt, pod.Name)
+		p.mu.Unlock()
+	}
+	p.changed(obj)
 }
 
 // Ensure makes t the function's target.
@@ -142,34 +173,49 @@ func (p *Provider) State(namespace, name string) (provider.State, bool) {
 	if !ok {
 		return provider.State{}, false
 	}
-	s := stateOf(t, p.observe(t.Function, leaving))
-	return s, true
+	return p.stateOf(key, t, leaving), true
 }
 
-// Remove deletes a function's Deployment and Service and waits until its
-// pods are gone, or ctx ends.
+// stateOf is a function's State, with what reconciling it last failed on:
+// a Deployment the cluster refuses (a label it does not take, a quota)
+// fails the requests that wait, as a pod that cannot start does.
+func (p *Provider) stateOf(key string, t provider.Target, leaving map[string]bool) provider.State {
+	s := stateOf(t, p.observe(t.Function, leaving))
+	p.mu.Lock()
+	err := p.errs[key]
+	p.mu.Unlock()
+	if err != nil {
+		s.LastError = "start failed: " + err.Error()
+		if s.ReadyOf(t.Revision) == 0 {
+			s.Failed = err
+		}
+	}
+	return s
+}
+
+// Remove deletes a function's Deployment and Service (only if their
+// labels name it: another function's objects may bear the name) and waits
+// until its pods are gone, or ctx ends.
 func (p *Provider) Remove(ctx context.Context, namespace, name string) {
 	key := function.Key(namespace, name)
 	p.mu.Lock()
 	delete(p.targets, key)
 	delete(p.reported, key)
+	delete(p.errs, key)
 	p.mu.Unlock()
-	obj := ObjectName(namespace, name)
-	if err := p.o.API.deleteDeployment(ctx, p.o.Namespace, obj); err != nil && !apierrors.IsNotFound(err) {
-		p.o.Logger.Warn("kube: deleting a function's Deployment failed", "function", key, "err", err)
-	}
-	if err := p.o.API.deleteService(ctx, p.o.Namespace, obj); err != nil && !apierrors.IsNotFound(err) {
-		p.o.Logger.Warn("kube: deleting a function's Service failed", "function", key, "err", err)
-	}
+	p.deleteObjects(ctx, namespace, name)
+	forced := map[string]bool{}
 	for ctx.Err() == nil {
 		pods := podsOf(p.pods, key)
 		if len(pods) == 0 {
 			break
 		}
-		// The ReplicaSet's pods go with it; hasten them (a removed
-		// function serves nothing more).
+		// The ReplicaSet's pods go with it, gracefully; hasten them (a
+		// removed function serves nothing more): a grace of 0 shortens
+		// a deletion already under way.
 		for _, pod := range pods {
-			if pod.DeletionTimestamp == nil {
+			if !forced[pod.Name] {
+				forced[pod.Name] = true
 				p.o.API.deletePod(ctx, p.o.Namespace, pod.Name, 0)
 			}
 		}
@@ -181,6 +227,25 @@ func (p *Provider) Remove(ctx context.Context, namespace, name string) {
 	p.mu.Lock()
 	delete(p.leaving, key)
 	p.mu.Unlock()
+}
+
+// deleteObjects deletes the function's Deployment and Service, each only
+// if its labels name the function, with the UID read as a precondition.
+func (p *Provider) deleteObjects(ctx context.Context, namespace, name string) {
+	key, obj := function.Key(namespace, name), ObjectName(namespace, name)
+	mine := func(l map[string]string) bool { return l[LabelFunction] == name && l[LabelNamespace] == namespace }
+	if d, err := p.o.API.getDeployment(ctx, p.o.Namespace, obj); err == nil && mine(d.Labels) {
+		if err := p.o.API.deleteDeployment(ctx, p.o.Namespace, obj, d.UID); err != nil && !apierrors.IsNotFound(err) {
+			p.o.Logger.Warn("kube: deleting a function's Deployment failed", "function", key, "err", err)
+		}
+	} else if err != nil && !apierrors.IsNotFound(err) {
+		p.o.Logger.Warn("kube: reading a function's Deployment failed", "function", key, "err", err)
+	}
+	if sv, err := p.o.API.getService(ctx, p.o.Namespace, obj); err == nil && mine(sv.Labels) {
+		if err := p.o.API.deleteService(ctx, p.o.Namespace, obj, sv.UID); err != nil && !apierrors.IsNotFound(err) {
+			p.o.Logger.Warn("kube: deleting a function's Service failed", "function", key, "err", err)
+		}
+	}
 }
 
 // Close stops the provider's informers. The Deployments stay: they are
@@ -201,6 +266,11 @@ func (p *Provider) work() {
 			return
 		}
 		err := p.reconcile(key)
+		p.mu.Lock()
+		if _, ok := p.targets[key]; ok {
+			p.errs[key] = err
+		}
+		p.mu.Unlock()
 		p.report(key)
 		if err != nil {
 			p.o.Logger.Warn("kube: reconciling a function failed; retrying", "function", key, "err", err)
@@ -214,7 +284,16 @@ func (p *Provider) work() {
 
 // observe reads a function's pods and EndpointSlices from the caches.
 func (p *Provider) observe(fn function.Function, leaving map[string]bool) observed {
-	return observed{pods: podsOf(p.pods, fn.Key()), slices: typed[*discoveryv1.EndpointSlice](p.eps, fn.Key()), leaving: leaving}
+	o := observed{pods: podsOf(p.pods, fn.Key()), slices: typed[*discoveryv1.EndpointSlice](p.eps, fn.Key()), leaving: leaving,
+		took: map[string]time.Duration{}}
+	p.mu.Lock()
+	for _, pod := range o.pods {
+		if r, ok := p.readyAt[pod.Name]; ok && r.After(p.seen[pod.Name]) {
+			o.took[pod.Name] = r.Sub(p.seen[pod.Name])
+		}
+	}
+	p.mu.Unlock()
+	return o
 }
 
 // typed lists a function's objects in an informer's cache.
@@ -242,7 +321,7 @@ func (p *Provider) report(key string) {
 	if !ok {
 		return
 	}
-	s := stateOf(t, p.observe(t.Function, leaving))
+	s := p.stateOf(key, t, leaving)
 	sig := signature(s)
 	p.mu.Lock()
 	if _, still := p.targets[key]; !still || p.reported[key].sig == sig {
@@ -321,7 +400,19 @@ func (p *Provider) reconcile(key string) error {
 		return err
 	}
 	if !exists {
-		return p.create(context.Background(), t)
+		if err := p.create(context.Background(), t); err != nil {
+			return err
+		}
+		p.mu.Lock()
+		_, still := p.targets[key]
+		p.mu.Unlock()
+		if !still {
+			// Removed while this was being created: undo it.
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			p.deleteObjects(ctx, fn.Namespace, fn.Name)
+		}
+		return nil
 	}
 	cur := obj.(*appsv1.Deployment)
 	if cur.Labels[LabelFunction] != fn.Name || cur.Labels[LabelNamespace] != fn.Namespace {
@@ -341,7 +432,7 @@ func (p *Provider) reconcile(key string) error {
 	case want > have:
 		return p.scale(ctx, name, want)
 	case want < have:
-		p.scaleDown(key, t, int(have))
+		p.scaleDown(key, t)
 	}
 	return nil
 }
@@ -368,6 +459,10 @@ func (p *Provider) update(ctx context.Context, t provider.Target) error {
 	if err != nil {
 		return err
 	}
+	// A Service lost meanwhile (deleted by hand) comes back with the update.
+	if err := p.o.API.createService(ctx, Service(t.Function, p.o.Namespace)); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("creating the Service of %s: %w", t.Function.Key(), err)
+	}
 	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		next, err := p.o.API.getDeployment(ctx, p.o.Namespace, want.Name)
 		if err != nil {
@@ -393,11 +488,12 @@ func (p *Provider) scale(ctx context.Context, name string, n int32) error {
 	})
 }
 
-// scaleDown takes have-target pods out of service, drains them, marks
-// them the ReplicaSet's first to delete and then scales down, in the
+// scaleDown takes the pods beyond the target out of service, drains them,
+// marks them the ReplicaSet's first to delete and then scales down, in the
 // background (draining takes as long as their requests); one at a time
-// per function.
-func (p *Provider) scaleDown(key string, t provider.Target, have int) {
+// per function. Victims that do not go (the target rose meanwhile, the
+// ReplicaSet chose others) are put back in service within shrinkWait.
+func (p *Provider) scaleDown(key string, t provider.Target) {
 	p.mu.Lock()
 	if p.shrink[key] {
 		p.mu.Unlock()
@@ -405,8 +501,11 @@ func (p *Provider) scaleDown(key string, t provider.Target, have int) {
 	}
 	p.shrink[key] = true
 	p.mu.Unlock()
-	live := slices.DeleteFunc(podsOf(p.pods, key), func(pod *corev1.Pod) bool { return pod.DeletionTimestamp != nil })
+	live := slices.DeleteFunc(podsOf(p.pods, key), func(pod *corev1.Pod) bool {
+		return pod.DeletionTimestamp != nil || pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed
+	})
 	// Not ready first, then older revisions, then the newest.
+	rev := strconv.FormatUint(t.Revision, 10)
 	slices.SortStableFunc(live, func(a, b *corev1.Pod) int {
 		ra, rb := readySince(a).IsZero(), readySince(b).IsZero()
 		if ra != rb {
@@ -415,7 +514,7 @@ func (p *Provider) scaleDown(key string, t provider.Target, have int) {
 			}
 			return 1
 		}
-		va, vb := a.Labels[LabelRevision] == strconv.FormatUint(t.Revision, 10), b.Labels[LabelRevision] == strconv.FormatUint(t.Revision, 10)
+		va, vb := a.Labels[LabelRevision] == rev, b.Labels[LabelRevision] == rev
 		if va != vb {
 			if !va {
 				return -1
@@ -424,8 +523,7 @@ func (p *Provider) scaleDown(key string, t provider.Target, have int) {
 		}
 		return b.CreationTimestamp.Compare(a.CreationTimestamp.Time)
 	})
-	n := min(have-t.Replicas, len(live))
-	victims := live[:max(n, 0)]
+	victims := live[:max(0, len(live)-t.Replicas)]
 	p.mu.Lock()
 	set := p.leaving[key]
 	if set == nil {
@@ -436,11 +534,17 @@ func (p *Provider) scaleDown(key string, t provider.Target, have int) {
 		set[v.Name] = true
 	}
 	p.mu.Unlock()
-	p.report(key) // out of the gateways' lists before anything else
+	if len(victims) > 0 {
+		p.report(key) // out of the gateways' lists before anything else
+	}
+	name := ObjectName(t.Function.Namespace, t.Function.Name)
 	p.wg.Go(func() {
 		defer func() {
 			p.mu.Lock()
 			delete(p.shrink, key)
+			for _, v := range victims {
+				delete(p.leaving[key], v.Name)
+			}
 			p.mu.Unlock()
 			p.queue.Add(key)
 		}()
@@ -460,44 +564,74 @@ func (p *Provider) scaleDown(key string, t provider.Target, have int) {
 			}
 		}
 		wg.Wait()
-		patch := []byte(`{"metadata":{"annotations":{"` + AnnotationDeletionCost + `":"-1000"}}}`)
+		p.mu.Lock()
+		cur, ok := p.targets[key]
+		p.mu.Unlock()
+		if !ok || cur.Replicas > len(live)-len(victims) {
+			// Removed, or asked for more meanwhile: the victims serve
+			// again (the deferred requeue reconciles the rest).
+			return
+		}
+		cost := []byte(`{"metadata":{"annotations":{"` + AnnotationDeletionCost + `":"-1000"}}}`)
 		for _, v := range victims {
-			if err := p.o.API.patchPod(ctx, p.o.Namespace, v.Name, patch); err != nil && !apierrors.IsNotFound(err) {
+			if err := p.o.API.patchPod(ctx, p.o.Namespace, v.Name, cost); err != nil && !apierrors.IsNotFound(err) {
 				p.o.Logger.Warn("kube: marking a pod to scale away failed", "pod", v.Name, "err", err)
 			}
 		}
-		p.mu.Lock()
-		want := int32(have - len(victims))
-		if cur, ok := p.targets[key]; ok && int32(cur.Replicas) > want {
-			want = int32(cur.Replicas) // asked for more meanwhile
+		// The ReplicaSet controller ranks pods by the mark as its cache
+		// has them: scale once this provider's cache (as far behind the
+		// API as the controller's) shows every mark.
+		for i := 0; i < 50 && ctx.Err() == nil && !p.marked(victims); i++ {
+			time.Sleep(20 * time.Millisecond)
 		}
-		p.mu.Unlock()
-		if err := p.scale(ctx, ObjectName(t.Function.Namespace, t.Function.Name), want); err != nil {
+		if err := p.scale(ctx, name, int32(cur.Replicas)); err != nil {
 			p.o.Logger.Warn("kube: scaling down failed", "function", key, "err", err)
 		}
-		// The victims stay out of service until they are gone.
-		for ctx.Err() == nil {
-			gone := 0
-			for _, v := range victims {
-				obj, exists, _ := p.pods.GetIndexer().GetByKey(p.o.Namespace + "/" + v.Name)
-				if !exists || obj.(*corev1.Pod).DeletionTimestamp != nil {
-					gone++
-				}
-			}
-			if gone == len(victims) {
-				break
+		// The victims stay out of service until they are gone, or until
+		// it is clear the ReplicaSet took others: then they serve again,
+		// unmarked, so that a later scale-down does not take them undrained.
+		deadline := time.Now().Add(shrinkWait)
+		for ctx.Err() == nil && time.Now().Before(deadline) {
+			if p.gone(victims) == len(victims) {
+				return
 			}
 			select {
 			case <-ctx.Done():
 			case <-time.After(100 * time.Millisecond):
 			}
 		}
-		p.mu.Lock()
+		unmark := []byte(`{"metadata":{"annotations":{"` + AnnotationDeletionCost + `":null}}}`)
 		for _, v := range victims {
-			delete(p.leaving[key], v.Name)
+			p.o.API.patchPod(context.Background(), p.o.Namespace, v.Name, unmark)
 		}
-		p.mu.Unlock()
 	})
+}
+
+// shrinkWait is how long a scaled-down pod may take to start terminating
+// before it is put back in service.
+const shrinkWait = 30 * time.Second
+
+// marked reports whether the cache shows every pod marked to go first.
+func (p *Provider) marked(pods []*corev1.Pod) bool {
+	for _, v := range pods {
+		obj, exists, _ := p.pods.GetIndexer().GetByKey(p.o.Namespace + "/" + v.Name)
+		if exists && obj.(*corev1.Pod).Annotations[AnnotationDeletionCost] == "" {
+			return false
+		}
+	}
+	return true
+}
+
+// gone counts the pods that are deleted or terminating.
+func (p *Provider) gone(pods []*corev1.Pod) int {
+	n := 0
+	for _, v := range pods {
+		obj, exists, _ := p.pods.GetIndexer().GetByKey(p.o.Namespace + "/" + v.Name)
+		if !exists || obj.(*corev1.Pod).DeletionTimestamp != nil {
+			n++
+		}
+	}
+	return n
 }
 
 func cloneSet(m map[string]bool) map[string]bool {

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -38,8 +39,9 @@ const (
 // Port is the port a function's container serves HTTP on, as with Docker.
 const Port = 8080
 
-// SecretsPath is where a function's secrets are mounted, as OpenFaaS does.
-const SecretsPath = "/var/openfaas/secrets"
+// watchdogHealthPath is where nimbus's watchdog says it is ready (as
+// OpenFaaS's watchdogs do).
+const watchdogHealthPath = "/_/health"
 
 // runAsUser is the user a function runs as when its image names none
 // that is not root: OpenFaaS's non-root user.
@@ -52,16 +54,18 @@ const preStopSeconds = 3
 
 // ObjectName is the name of a function's Deployment and Service: the
 // function's own name in the default namespace (as faas-netes names
-// them), else the name and a hash of the namespace, within the 63
-// characters a Service name may have.
+// them), else the name (cut to fit) and a hash of namespace and name,
+// within the 63 characters a Service name may have. Names can still meet
+// (a default-namespace function may be called anything): the provider acts
+// only on objects whose labels name the function.
 func ObjectName(namespace, name string) string {
 	if namespace == function.DefaultNamespace {
 		return name
 	}
-	h := sha256.Sum256([]byte(namespace))
+	h := sha256.Sum256([]byte(namespace + "/" + name))
 	suffix := "-" + hex.EncodeToString(h[:4])
 	if len(name)+len(suffix) > 63 {
-		name = name[:63-len(suffix)]
+		name = strings.TrimRight(name[:63-len(suffix)], "-")
 	}
 	return name + suffix
 }
@@ -112,13 +116,26 @@ func Deployment(fn function.Function, rev uint64, replicas int, ns string) (*app
 		corev1.EnvVar{Name: "NIMBUS_PROTOCOL", Value: fn.Protocol},
 		corev1.EnvVar{Name: "NIMBUS_HEALTH_PATH", Value: fn.HealthPath},
 	)
-	probe := func(period, failures int32) *corev1.Probe {
-		return &corev1.Probe{
-			ProbeHandler:     corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: fn.HealthPath, Port: intstr.FromInt32(Port)}},
-			PeriodSeconds:    period,
-			TimeoutSeconds:   1,
-			FailureThreshold: failures,
-		}
+	// Ready when the health path answers 2xx or 3xx (Kubernetes's rule,
+	// stricter than the other runtimes' "any answer"); a stdio or lambda
+	// function behind the watchdog is probed at the watchdog's own path,
+	// which does not run it. Alive while the port accepts connections: a
+	// liveness check that runs nothing and restarts only a dead server.
+	ready := fn.HealthPath
+	if fn.Protocol != function.ProtocolHTTP {
+		ready = watchdogHealthPath
+	}
+	readiness := &corev1.Probe{
+		ProbeHandler:     corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: ready, Port: intstr.FromInt32(Port)}},
+		PeriodSeconds:    1,
+		TimeoutSeconds:   1,
+		FailureThreshold: 1,
+	}
+	liveness := &corev1.Probe{
+		ProbeHandler:     corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt32(Port)}},
+		PeriodSeconds:    10,
+		TimeoutSeconds:   2,
+		FailureThreshold: 3,
 	}
 	no, yes := false, true
 	grace := int64(preStopSeconds) + int64(time.Duration(fn.Timeout).Seconds()) + 2
@@ -129,8 +146,8 @@ func Deployment(fn function.Function, rev uint64, replicas int, ns string) (*app
 		Env:             env,
 		Ports:           []corev1.ContainerPort{{Name: "http", ContainerPort: Port, Protocol: corev1.ProtocolTCP}},
 		Resources:       res,
-		ReadinessProbe:  probe(1, 1),
-		LivenessProbe:   probe(10, 3),
+		ReadinessProbe:  readiness,
+		LivenessProbe:   liveness,
 		ImagePullPolicy: corev1.PullIfNotPresent,
 		Lifecycle:       &corev1.Lifecycle{PreStop: &corev1.LifecycleHandler{Sleep: &corev1.SleepAction{Seconds: preStopSeconds}}},
 		SecurityContext: &corev1.SecurityContext{

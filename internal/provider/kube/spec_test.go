@@ -19,6 +19,11 @@ func TestObjectName(t *testing.T) {
 	if n := ObjectName("team-a", long); len(n) > 63 || n == ObjectName("team-b", long) {
 		t.Fatalf("a 63-letter name: %q (%d)", n, len(n))
 	}
+	// Names that differ only past the cut (published versions) differ.
+	v := strings.Repeat("y", 56)
+	if ObjectName("team-a", v+"--v1") == ObjectName("team-a", v+"--v2") {
+		t.Fatal("two long names that differ at their ends share an object name")
+	}
 }
 
 func TestDeploymentIsLockedDown(t *testing.T) {
@@ -50,8 +55,8 @@ func TestDeploymentIsLockedDown(t *testing.T) {
 		t.Errorf("privileges: %+v", sc)
 	case sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem || len(c.VolumeMounts) != 1 || c.VolumeMounts[0].MountPath != "/tmp":
 		t.Errorf("read-only root with a writable /tmp: %+v %+v", sc, c.VolumeMounts)
-	case c.ReadinessProbe == nil || c.ReadinessProbe.HTTPGet.Path != "/healthz" || c.LivenessProbe == nil || c.LivenessProbe.HTTPGet.Path != "/healthz":
-		t.Errorf("probes: %+v %+v", c.ReadinessProbe, c.LivenessProbe)
+	case c.ReadinessProbe == nil || c.ReadinessProbe.HTTPGet.Path != "/healthz" || c.LivenessProbe == nil || c.LivenessProbe.TCPSocket == nil:
+		t.Errorf("probes: %+v %+v (ready on the health path; alive while the port accepts)", c.ReadinessProbe, c.LivenessProbe)
 	case c.Resources.Limits.Memory().String() != "64Mi" || c.Resources.Limits.Cpu().String() != "250m":
 		t.Errorf("limits: %v", c.Resources.Limits)
 	case len(c.Args) != 2 || c.Args[0] != "/hello":
@@ -67,6 +72,14 @@ func TestDeploymentIsLockedDown(t *testing.T) {
 	}
 	if env["A"] != "1" || env["PORT"] != "8080" || env["NIMBUS_REVISION"] != "7" {
 		t.Errorf("env: %v", env)
+	}
+
+	// A stdio function is probed at the watchdog's own path, which does
+	// not run it.
+	stdio := fn
+	stdio.Protocol = function.ProtocolStdio
+	if d, err := Deployment(stdio, 7, 2, "openfaas-fn"); err != nil || d.Spec.Template.Spec.Containers[0].ReadinessProbe.HTTPGet.Path != "/_/health" {
+		t.Errorf("a stdio function's readiness: %v %v", err, d)
 	}
 
 	fn.Limits.Memory = "lots"

@@ -230,3 +230,38 @@ func Get(t testing.TB, cfg *rest.Config, path string, out any) int {
 	}
 	return status
 }
+
+// Limited returns the config of the harness's user "limited", who may do
+// nothing but what a test grants it (the cluster authorizes with RBAC);
+// skips when the harness made none.
+func Limited(t testing.TB) *rest.Config {
+	t.Helper()
+	kc := filepath.Join(Dir(), "kubeconfig-limited")
+	if _, err := os.Stat(kc); err != nil {
+		need(t, "no kubeconfig of a user without rights at "+kc)
+	}
+	cfg, err := clientcmd.BuildConfigFromFlags("", kc)
+	if err != nil {
+		t.Fatalf("the kubeconfig %s: %v", kc, err)
+	}
+	return cfg
+}
+
+// Create posts obj (marshalled to JSON) to an API path, as the cluster's
+// admin.
+func Create(t testing.TB, cfg *rest.Config, path string, obj any) {
+	t.Helper()
+	c, err := coreClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := json.Marshal(obj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.Post().AbsPath(path).SetHeader("Content-Type", "application/json").Body(b).Do(ctx).Error(); err != nil {
+		t.Fatalf("POST %s: %v", path, err)
+	}
+}
