@@ -20,6 +20,7 @@ import (
 	"nimbus/internal/function"
 	"nimbus/internal/provider"
 	"nimbus/internal/provider/kube"
+	"nimbus/internal/store"
 )
 
 // ParseUIDRange reads --function-uids ("700000-799999").
@@ -158,7 +159,7 @@ func gatewayID() string {
 // --kubeconfig, or, with --provider kube in a pod, of the in-cluster
 // config; nil when neither.
 // Missing permissions fail the start, naming them.
-func openKube(ctx context.Context, cfg Config, watch provider.Watcher, drain provider.Drainer) (*kube.Provider, error) {
+func openKube(ctx context.Context, cfg Config, watch provider.Watcher, drain provider.Drainer, logLine func(store.LogLine)) (*kube.Provider, error) {
 	rc, where, err := kube.Config(cfg.Kubeconfig, cfg.Provider == function.RuntimeKube)
 	if err != nil || rc == nil {
 		return nil, err
@@ -176,7 +177,7 @@ func openKube(ctx context.Context, cfg Config, watch provider.Watcher, drain pro
 	if err := kube.CheckAccess(ctx, api, ns); err != nil {
 		return nil, fmt.Errorf("kube (%s): %w", where, err)
 	}
-	p, err := kube.New(ctx, kube.Options{API: api, Namespace: ns, Watch: watch, Drain: drain, Logger: cfg.Logger})
+	p, err := kube.New(ctx, kube.Options{API: api, Namespace: ns, Watch: watch, Drain: drain, Log: logLine, Logger: cfg.Logger})
 	if err != nil {
 		return nil, fmt.Errorf("kube (%s): %w", where, err)
 	}

@@ -189,7 +189,7 @@ func Run(ctx context.Context, cfg Config, started func(Started)) error {
 	// A provider reports only functions it was given (by the scaler, once
 	// the gateway is up), so the gateway can be named here before it is.
 	kp, err := openKube(ctx, cfg, func(ns, name string, s provider.State) { gw.SetState(ns, name, s) },
-		func(ctx context.Context, ns, name, id string) { gw.Drain(ctx, ns, name, id) })
+		func(ctx context.Context, ns, name, id string) { gw.Drain(ctx, ns, name, id) }, appendLog)
 	if err != nil {
 		return err
 	}

@@ -98,7 +98,7 @@ func TestFaasCLIExchanges(t *testing.T) {
 	// deploy with flags: PUT first, POST only after exactly 404; 200 and
 	// 202 succeed, 201 fails (proxy/deploy.go). labels and annotations are
 	// always sent, {} when empty, and limits only when given.
-	deploy := `{"service":"fc-echo","image":"` + ofImage + `","labels":{},"annotations":{},"limits":{"memory":"5Mi"}}`
+	deploy := `{"service":"fc-echo","image":"` + ofImage + `","labels":{},"annotations":{},"limits":{"memory":"20Mi"}}`
 	code, body, _ = n.fc(t, token, fcRequest{"PUT", "/system/functions", deploy, ua, true})
 	accepts(t, "deploy, PUT of a new function (falls back to POST only on 404)", code, body, 404)
 	code, body, _ = n.fc(t, token, fcRequest{"POST", "/system/functions", deploy, ua, true})
@@ -139,7 +139,7 @@ func TestFaasCLIExchanges(t *testing.T) {
 	}
 	code, body, _ = n.fc(t, token, fcRequest{method: "GET", path: "/system/function/fc-echo?usage=1", ua: ua, auth: true})
 	st = fcStatus{}
-	if json.Unmarshal([]byte(body), &st) != nil || st.Limits == nil || st.Limits.Memory != "5Mi" || st.Annotations == nil ||
+	if json.Unmarshal([]byte(body), &st) != nil || st.Limits == nil || st.Limits.Memory != "20Mi" || st.Annotations == nil ||
 		len(*st.Annotations) != 0 {
 		t.Fatalf("a status without annotations, limits as deployed: %s", body)
 	}

@@ -48,7 +48,7 @@ var rules = map[string][]string{
 	"nimbus/internal/lambdaapi":                  {"nimbus/internal/store", "nimbus/internal/function", "nimbus/internal/sigv4", "nimbus/internal/archive", "nimbus/internal/versions", "nimbus/internal/watchdog"},
 	"nimbus/internal/autoscaler":                 {"nimbus/internal/function"},
 	"nimbus/internal/provider":                   {"nimbus/internal/driver", "nimbus/internal/function", "nimbus/internal/store"},
-	"nimbus/internal/provider/kube":              {"nimbus/internal/provider", "nimbus/internal/function", "nimbus/internal/provider/providertest", "nimbus/internal/provider/kube/kubetest"},
+	"nimbus/internal/provider/kube":              {"nimbus/internal/provider", "nimbus/internal/function", "nimbus/internal/store", "nimbus/internal/provider/providertest", "nimbus/internal/provider/kube/kubetest"},
 	"nimbus/internal/provider/kube/kubetest":     {},
 	"nimbus/internal/provider/providertest":      {"nimbus/internal/provider", "nimbus/internal/function", "nimbus/internal/driver/drivertest"},
 	"nimbus/internal/scaler":                     {"nimbus/internal/autoscaler", "nimbus/internal/provider", "nimbus/internal/function", "nimbus/internal/store"},

@@ -3,6 +3,8 @@ package kube
 import (
 	"context"
 	"fmt"
+	"io"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
@@ -123,6 +125,15 @@ func (a *API) patchPod(ctx context.Context, ns, name string, patch []byte) error
 
 func (a *API) deletePod(ctx context.Context, ns, name string, grace int64) error {
 	return a.core.Delete().Namespace(ns).Resource("pods").Name(name).Body(&metav1.DeleteOptions{GracePeriodSeconds: &grace}).Do(ctx).Error()
+}
+
+var parameterCodec = runtime.NewParameterCodec(scheme)
+
+// podLogs follows the function container's output of a pod from since,
+// each line prefixed with its time (RFC 3339).
+func (a *API) podLogs(ctx context.Context, ns, pod string, since time.Time) (io.ReadCloser, error) {
+	opts := &corev1.PodLogOptions{Container: "function", Follow: true, Timestamps: true, SinceTime: &metav1.Time{Time: since}}
+	return a.core.Get().Namespace(ns).Resource("pods").Name(pod).SubResource("log").VersionedParams(opts, parameterCodec).Stream(ctx)
 }
 
 func (a *API) accessReview(ctx context.Context, attrs authorizationv1.ResourceAttributes) (bool, error) {

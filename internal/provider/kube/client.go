@@ -50,6 +50,7 @@ var Permissions = []Permission{
 	{"apps", "deployments", "scale", []string{"get", "update"}},
 	{"", "services", "", []string{"get", "create", "delete"}},
 	{"", "pods", "", []string{"get", "list", "watch", "patch", "delete"}},
+	{"", "pods", "log", []string{"get"}},
 	{"discovery.k8s.io", "endpointslices", "", []string{"get", "list", "watch"}},
 }
 

@@ -13,6 +13,7 @@
 package kube
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -35,6 +36,7 @@ import (
 
 	"nimbus/internal/function"
 	"nimbus/internal/provider"
+	"nimbus/internal/store"
 )
 
 // Options configure a Provider.
@@ -47,6 +49,9 @@ type Options struct {
 	// Drain is called for a pod taken out of service before it is scaled
 	// away.
 	Drain provider.Drainer
+	// Log receives each line a function's pods write (followed from the
+	// pods' logs). It must not block.
+	Log func(store.LogLine)
 	// DrainTimeout bounds the wait for a pod's requests (default 15m, the
 	// longest function timeout).
 	DrainTimeout time.Duration
@@ -72,6 +77,9 @@ type Provider struct {
 	// it ready: its start's duration at a finer grain than Kubernetes's
 	// timestamps (seconds).
 	seen, readyAt map[string]time.Time
+	// follows are the pods' logs being followed, by endpoint id.
+	follows map[string]context.CancelFunc
+	began   time.Time // what the pods wrote before is not followed
 }
 
 type reportedState struct {
@@ -92,6 +100,7 @@ func New(ctx context.Context, o Options) (*Provider, error) {
 		targets: map[string]provider.Target{}, reported: map[string]reportedState{},
 		leaving: map[string]map[string]bool{}, shrink: map[string]bool{}, errs: map[string]error{},
 		seen: map[string]time.Time{}, readyAt: map[string]time.Time{},
+		follows: map[string]context.CancelFunc{}, began: time.Now(),
 		deploys: informer(o.API.apps, "deployments", o.Namespace, &appsv1.Deployment{}),
 		pods:    informer(o.API.core, "pods", o.Namespace, &corev1.Pod{}),
 		eps:     informer(o.API.discovery, "endpointslices", o.Namespace, &discoveryv1.EndpointSlice{})}
@@ -136,6 +145,7 @@ func (p *Provider) changed(obj any) {
 			p.readyAt[pod.Name] = now
 		}
 		p.mu.Unlock()
+		p.follow(pod)
 	}
 	p.queue.Add(function.Key(l[LabelNamespace], l[LabelFunction]))
 }
@@ -149,9 +159,75 @@ func (p *Provider) deleted(obj any) {
 		p.mu.Lock()
 		delete(p.seen, pod.Name)
 		delete(p.readyAt, pod.Name)
+		for id, cancel := range p.follows {
+			if podName(id) == pod.Name {
+				cancel()
+				delete(p.follows, id)
+			}
+		}
 		p.mu.Unlock()
 	}
 	p.changed(obj)
+}
+
+// follow streams a running container's output into Log, once per
+// container run (a restarted container is followed anew).
+func (p *Provider) follow(pod *corev1.Pod) {
+	if p.o.Log == nil || pod.DeletionTimestamp != nil {
+		return
+	}
+	var started time.Time
+	for _, cs := range pod.Status.ContainerStatuses {
+		if cs.Name == "function" && cs.State.Running != nil {
+			started = cs.State.Running.StartedAt.Time
+		}
+	}
+	if started.IsZero() {
+		return
+	}
+	id := endpointID(pod)
+	l := pod.Labels
+	ns, name := l[LabelNamespace], l[LabelFunction]
+	p.mu.Lock()
+	if _, ok := p.follows[id]; ok {
+		p.mu.Unlock()
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	p.follows[id] = cancel
+	since := started.Add(-time.Second) // Kubernetes's times are whole seconds
+	if since.Before(p.began) {
+		since = p.began
+	}
+	p.mu.Unlock()
+	p.wg.Go(func() {
+		defer cancel()
+		go func() {
+			select {
+			case <-p.stop:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+		rc, err := p.o.API.podLogs(ctx, p.o.Namespace, pod.Name, since)
+		if err != nil {
+			if ctx.Err() == nil {
+				p.o.Logger.Warn("kube: following a pod's output failed", "pod", pod.Name, "err", err)
+			}
+			return
+		}
+		defer rc.Close()
+		sc := bufio.NewScanner(rc)
+		sc.Buffer(make([]byte, 0, 64<<10), 256<<10)
+		for sc.Scan() {
+			at, text, ok := strings.Cut(sc.Text(), " ")
+			t, err := time.Parse(time.RFC3339Nano, at)
+			if !ok || err != nil {
+				t, text = time.Now(), sc.Text()
+			}
+			p.o.Log(store.LogLine{Time: t, Namespace: ns, Function: name, Instance: id, Stream: "stdout", Text: text})
+		}
+	})
 }
 
 // Ensure makes t the function's target.
