@@ -362,10 +362,21 @@ func (p *Provider) work() {
 func (p *Provider) observe(fn function.Function, leaving map[string]bool) observed {
 	o := observed{pods: podsOf(p.pods, fn.Key()), slices: typed[*discoveryv1.EndpointSlice](p.eps, fn.Key()), leaving: leaving,
 		took: map[string]time.Duration{}}
+	now := time.Now()
 	p.mu.Lock()
 	for _, pod := range o.pods {
-		if r, ok := p.readyAt[pod.Name]; ok && r.After(p.seen[pod.Name]) {
-			o.took[pod.Name] = r.Sub(p.seen[pod.Name])
+		seen, ok := p.seen[pod.Name]
+		if !ok {
+			continue
+		}
+		// The EndpointSlice may say a pod is ready before the pod's own
+		// update reaches this cache: then it is ready by now.
+		r, ok := p.readyAt[pod.Name]
+		if !ok {
+			r = now
+		}
+		if r.After(seen) {
+			o.took[pod.Name] = r.Sub(seen)
 		}
 	}
 	p.mu.Unlock()
