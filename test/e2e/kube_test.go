@@ -159,6 +159,26 @@ func TestKubeOpenFaaS(t *testing.T) {
 	accepts(t, "remove", code, body, 200, 202)
 	waitUntil(t, "the Deployment gone", 60*time.Second, func() bool { return kubetest.Get(t, cfg, deployPath, nil) == 404 })
 
+	// The native CLI: a nimbus.yaml naming runtime kube deploys, runs,
+	// says where it runs, and deletes.
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "nimbus.yaml"), []byte("name: kn\nruntime: kube\nimage: "+image+"\nscale:\n  min: 1\n"), 0o644)
+	n.mustCLI("deploy", dir)
+	code, body, _ = n.fc(t, token, fcRequest{method: "POST", path: "/function/kn", body: "native"})
+	if code != 200 || body != "native" {
+		t.Fatalf("a function deployed with the CLI: %d %q", code, body)
+	}
+	if out := n.mustCLI("describe", "kn"); !strings.Contains(out, "kube") {
+		t.Fatalf("describe does not say the runtime:\n%s", out)
+	}
+	if code := kubetest.Get(t, cfg, "/apis/apps/v1/namespaces/"+ns+"/deployments/kn", nil); code != 200 {
+		t.Fatalf("the CLI's function has no Deployment: %d", code)
+	}
+	n.mustCLI("delete", "kn")
+	waitUntil(t, "the CLI's function's Deployment gone", 60*time.Second, func() bool {
+		return kubetest.Get(t, cfg, "/apis/apps/v1/namespaces/"+ns+"/deployments/kn", nil) == 404
+	})
+
 	// An image the node does not have (no registry answers): callers get
 	// a 503 that says why, from Kubernetes, not a wait until timeout.
 	missing := `{"service":"nope","image":"localhost/nimbus-no-such-image:v1","labels":{},"annotations":{}}`
