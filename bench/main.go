@@ -90,7 +90,7 @@ func main() {
 	stdioRuns := flag.Int("stdio-runs", 300, "stdio calls to time")
 	flag.IntVar(&asyncCalls, "async-calls", 10000, "asynchronous invocations to send at c=32")
 	out := flag.String("out", "", "where to write the JSON report (default bench/results.json, or bench/scale.json for -scenario scale)")
-	scenario := flag.String("scenario", "latency", "latency (throughput, cold start, stdio, lambda, async against their baselines), scale (autoscaling under a ramp, against fixed replicas) or lambda (the lambda part of latency alone, printed, not written)")
+	scenario := flag.String("scenario", "latency", "latency (throughput, cold start, stdio, lambda, async against their baselines), scale (autoscaling under a ramp, against fixed replicas), lambda (the lambda part of latency alone, printed, not written) or kube (the kube runtime on the harness's cluster, printed)")
 	flag.Parse()
 	if *scenario == "scale" {
 		if *out == "" {
@@ -109,8 +109,15 @@ func main() {
 		}
 		return
 	}
+	if *scenario == "kube" {
+		if err := runKube(*coldRuns, *dur, *warm); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if *scenario != "latency" {
-		fmt.Fprintln(os.Stderr, "bench: -scenario is latency, scale or lambda")
+		fmt.Fprintln(os.Stderr, "bench: -scenario is latency, scale, lambda or kube")
 		os.Exit(2)
 	}
 	if *out == "" {

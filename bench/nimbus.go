@@ -24,8 +24,13 @@ type nimbusProc struct {
 }
 
 func startNimbus(bin, dataDir string, env []string) (*nimbusProc, error) {
+	return startNimbusWith(bin, dataDir, env)
+}
+
+// startNimbusWith starts nimbus with extra flags.
+func startNimbusWith(bin, dataDir string, env []string, extra ...string) (*nimbusProc, error) {
 	addr := fmt.Sprintf("127.0.0.1:%d", freePort())
-	cmd, err := startProc(env, bin, "up", "--listen", addr, "--data-dir", dataDir, "--events-listen", "off")
+	cmd, err := startProc(env, bin, append([]string{"up", "--listen", addr, "--data-dir", dataDir, "--events-listen", "off"}, extra...)...)
 	if err != nil {
 		return nil, err
 	}

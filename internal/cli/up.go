@@ -44,7 +44,11 @@ func upCmd(g *globals) *cobra.Command {
 				} else {
 					fmt.Fprintf(g.stdout, "  admin token: in %s\n", s.TokenPath)
 				}
-				fmt.Fprintf(g.stdout, "  runtimes:    process, %s\n", s.Docker)
+				if s.Kube != "" {
+					fmt.Fprintf(g.stdout, "  runtimes:    process, %s, kube (%s)\n", s.Docker, s.Kube)
+				} else {
+					fmt.Fprintf(g.stdout, "  runtimes:    process, %s\n", s.Docker)
+				}
 				fmt.Fprintf(g.stdout, "  isolation:   %s\n", s.Isolation)
 				if s.EventsURL != "" {
 					fmt.Fprintf(g.stdout, "  events API:  %s (Event Gateway subscriptions; CloudEvents also at %s/events)\n", s.EventsURL, s.URL)

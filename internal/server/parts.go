@@ -177,7 +177,7 @@ func openKube(ctx context.Context, cfg Config, watch provider.Watcher, drain pro
 	if err := kube.CheckAccess(ctx, api, ns); err != nil {
 		return nil, fmt.Errorf("kube (%s): %w", where, err)
 	}
-	p, err := kube.New(ctx, kube.Options{API: api, Namespace: ns, Watch: watch, Drain: drain, Log: logLine, Logger: cfg.Logger})
+	p, err := kube.New(ctx, kube.Options{API: api, Namespace: ns, Watch: watch, Drain: drain, Log: logLine, Where: where, Logger: cfg.Logger})
 	if err != nil {
 		return nil, fmt.Errorf("kube (%s): %w", where, err)
 	}

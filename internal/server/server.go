@@ -80,6 +80,7 @@ type Started struct {
 	TokenPath string
 	NewToken  string // the token, only on the start that created it
 	Docker    string // whether runtime docker is on, and why
+	Kube      string // runtime kube's cluster and namespace, if it is on
 	Isolation string // how process functions are kept apart
 	EventsURL string // the events API, if on
 }
@@ -360,6 +361,9 @@ func Run(ctx context.Context, cfg Config, started func(Started)) error {
 	}
 	if started != nil {
 		s := Started{URL: url, TokenPath: filepath.Join(cfg.DataDir, TokenFile), Docker: rt.note, EventsURL: eventsURL, Isolation: rt.isolation}
+		if kp != nil {
+			s.Kube = kp.Where()
+		}
 		if newToken {
 			s.NewToken = token
 		}

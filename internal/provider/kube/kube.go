@@ -52,6 +52,8 @@ type Options struct {
 	// Log receives each line a function's pods write (followed from the
 	// pods' logs). It must not block.
 	Log func(store.LogLine)
+	// Where names the cluster, for messages.
+	Where string
 	// DrainTimeout bounds the wait for a pod's requests (default 15m, the
 	// longest function timeout).
 	DrainTimeout time.Duration
@@ -118,6 +120,9 @@ func New(ctx context.Context, o Options) (*Provider, error) {
 	p.wg.Go(p.work)
 	return p, nil
 }
+
+// Where says which cluster and namespace the provider runs functions in.
+func (p *Provider) Where() string { return p.o.Where + ", namespace " + p.o.Namespace }
 
 // Name is the runtime that selects the provider.
 func (p *Provider) Name() string { return function.RuntimeKube }

@@ -96,24 +96,39 @@ func coreClient(cfg *rest.Config) (*rest.RESTClient, error) {
 // Namespace makes a namespace for the test, deleted when it ends.
 func Namespace(t testing.TB, cfg *rest.Config) string {
 	t.Helper()
-	c, err := coreClient(cfg)
-	if err != nil {
+	name := fmt.Sprintf("nimbus-test-%d", time.Now().UnixNano()%1e9)
+	if err := CreateNamespace(cfg, name); err != nil {
 		t.Fatal(err)
 	}
-	name := fmt.Sprintf("nimbus-test-%d", time.Now().UnixNano()%1e9)
+	t.Cleanup(func() { DeleteNamespace(cfg, name) })
+	return name
+}
+
+// CreateNamespace makes a namespace.
+func CreateNamespace(cfg *rest.Config, name string) error {
+	c, err := coreClient(cfg)
+	if err != nil {
+		return err
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}
 	if err := c.Post().Resource("namespaces").Body(ns).Do(ctx).Error(); err != nil {
-		t.Fatalf("creating namespace %s: %v", name, err)
+		return fmt.Errorf("creating namespace %s: %w", name, err)
 	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		grace := int64(0)
-		c.Delete().Resource("namespaces").Name(name).Body(&metav1.DeleteOptions{GracePeriodSeconds: &grace}).Do(ctx)
-	})
-	return name
+	return nil
+}
+
+// DeleteNamespace deletes a namespace and what is in it, without waiting.
+func DeleteNamespace(cfg *rest.Config, name string) error {
+	c, err := coreClient(cfg)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	grace := int64(0)
+	return c.Delete().Resource("namespaces").Name(name).Body(&metav1.DeleteOptions{GracePeriodSeconds: &grace}).Do(ctx).Error()
 }
 
 // File is one file of an image: its path in the image and the local file.
@@ -129,17 +144,26 @@ func Image(t testing.TB, name string, entrypoint []string, files ...File) string
 	if _, err := os.Stat(sock); err != nil {
 		need(t, "no node containerd at "+sock)
 	}
-	ctr, err := exec.LookPath("ctr")
-	if err != nil {
+	if _, err := exec.LookPath("ctr"); err != nil {
 		need(t, "no ctr (Debian's containerd package) on PATH")
 	}
+	ref, err := ImportImage(name, entrypoint, files...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ref
+}
+
+// ImportImage is Image for programs: an error where Image skips or fails.
+func ImportImage(name string, entrypoint []string, files ...File) (string, error) {
+	sock := filepath.Join(Dir(), "containerd", "containerd.sock")
 	var layer bytes.Buffer
 	tw := tar.NewWriter(&layer)
 	sort.Slice(files, func(i, j int) bool { return files[i].Path < files[j].Path })
 	for _, f := range files {
 		b, err := os.ReadFile(f.From)
 		if err != nil {
-			t.Fatal(err)
+			return "", err
 		}
 		tw.WriteHeader(&tar.Header{Name: strings.TrimPrefix(f.Path, "/"), Mode: 0o755, Size: int64(len(b)), ModTime: time.Unix(0, 0), Format: tar.FormatPAX})
 		tw.Write(b)
@@ -148,16 +172,22 @@ func Image(t testing.TB, name string, entrypoint []string, files ...File) string
 	ref := name + ":" + digest(layer.Bytes())[:12]
 	archive, err := ociArchive(ref, layer.Bytes(), entrypoint)
 	if err != nil {
-		t.Fatal(err)
+		return "", err
 	}
-	path := filepath.Join(t.TempDir(), "image.tar")
-	if err := os.WriteFile(path, archive, 0o600); err != nil {
-		t.Fatal(err)
+	f, err := os.CreateTemp("", "nimbus-image-*.tar")
+	if err != nil {
+		return "", err
 	}
-	if out, err := exec.Command(ctr, "-a", sock, "-n", "k8s.io", "images", "import", path).CombinedOutput(); err != nil {
-		t.Fatalf("importing %s into containerd: %v\n%s", ref, err, out)
+	defer os.Remove(f.Name())
+	if _, err := f.Write(archive); err != nil {
+		f.Close()
+		return "", err
 	}
-	return ref
+	f.Close()
+	if out, err := exec.Command("ctr", "-a", sock, "-n", "k8s.io", "images", "import", f.Name()).CombinedOutput(); err != nil {
+		return "", fmt.Errorf("importing %s into containerd at %s: %v\n%s", ref, sock, err, out)
+	}
+	return ref, nil
 }
 
 func digest(b []byte) string {
