@@ -172,7 +172,11 @@ func (p *Provider) deleted(obj any) {
 		}
 		p.mu.Unlock()
 	}
-	p.changed(obj)
+	if m, ok := obj.(metav1.Object); ok {
+		if l := m.GetLabels(); l[LabelFunction] != "" && l[LabelNamespace] != "" {
+			p.queue.Add(function.Key(l[LabelNamespace], l[LabelFunction]))
+		}
+	}
 }
 
 // follow streams a running container's output into Log, once per
