@@ -23,8 +23,12 @@ type Config struct {
 	Command      []string // the program and its arguments
 	UpstreamPort int      // http: the port the program is given as PORT
 	HealthPath   string   // http: probed on the program until it answers
-	Stdout       io.Writer
-	Stderr       io.Writer
+	// Drain bounds how long requests in flight may take to finish once
+	// the watchdog is told to stop (default 10s): a function's timeout,
+	// so that a rollout does not cut its longest requests.
+	Drain  time.Duration
+	Stdout io.Writer
+	Stderr io.Writer
 }
 
 // HealthPath is the watchdog's own readiness path, as OpenFaaS's watchdogs
@@ -74,7 +78,11 @@ func Serve(ctx context.Context, cfg Config) error {
 		}
 	case runErr = <-serveErr:
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	drain := cfg.Drain
+	if drain <= 0 {
+		drain = 10 * time.Second
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), drain)
 	defer cancel()
 	srv.Shutdown(sctx)
 	if exited != nil && ctx.Err() != nil {

@@ -117,3 +117,63 @@ func freePort(t *testing.T) int {
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
 }
+
+// TestDrainOnStop: told to stop, the watchdog lets a request in flight
+// finish for up to Drain (a function's timeout, from NIMBUS_TIMEOUT), and
+// no longer: a rollout does not cut a request shorter than the timeout.
+func TestDrainOnStop(t *testing.T) {
+	bin := drivertest.TestBinary(t)
+	// testfn, told to stop, keeps serving 2 s before it shuts down (and
+	// its process exits as its server closes, as many programs do): the
+	// watchdog must wait for the request, not for the program.
+	t.Setenv("TERM_DELAY", "2s")
+	for _, c := range []struct {
+		drain    time.Duration
+		finishes bool
+	}{{3 * time.Second, true}, {300 * time.Millisecond, false}} {
+		ctx, cancel := context.WithCancel(context.Background())
+		cfg := watchdog.Config{Protocol: "http", Command: []string{bin}, UpstreamPort: freePort(t), Drain: c.drain,
+			Listen: freeAddr(t), Stdout: io.Discard, Stderr: io.Discard}
+		done := make(chan struct{})
+		go func() { watchdog.Serve(ctx, cfg); close(done) }()
+		base := "http://" + cfg.Listen
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+			if resp, err := http.Get(base + watchdog.HealthPath); err == nil {
+				resp.Body.Close()
+				if resp.StatusCode == 200 {
+					break
+				}
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("watchdog never became healthy")
+			}
+		}
+		answered := make(chan string, 1)
+		go func() {
+			resp, err := http.Get(base + "/sleep?ms=1500")
+			if err != nil {
+				answered <- err.Error()
+				return
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			answered <- string(b)
+		}()
+		time.Sleep(300 * time.Millisecond) // the request is in flight
+		stopped := time.Now()
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the watchdog did not stop")
+		}
+		took := time.Since(stopped)
+		if c.finishes {
+			if got := <-answered; got != "slept" || took < time.Second {
+				t.Errorf("drain %s: the request in flight got %q, the watchdog stopped after %s", c.drain, got, took)
+			}
+		} else if took > time.Second {
+			t.Errorf("drain %s: the watchdog stopped after %s, past its drain", c.drain, took)
+		}
+	}
+}

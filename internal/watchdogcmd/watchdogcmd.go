@@ -9,6 +9,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -46,6 +47,11 @@ serves HTTP on $PORT and the watchdog fronts it. It listens on --listen and answ
 	f.StringVar(&cfg.Protocol, "protocol", envOr("NIMBUS_PROTOCOL", "http"), "http or stdio (default $NIMBUS_PROTOCOL, else http)")
 	f.IntVar(&cfg.UpstreamPort, "upstream-port", 8081, "http: the port COMMAND serves on, given to it as PORT")
 	f.StringVar(&cfg.HealthPath, "health-path", envOr("NIMBUS_HEALTH_PATH", "/"), "http: path probed on COMMAND until it answers")
+	drain, err := time.ParseDuration(envOr("NIMBUS_TIMEOUT", "10s"))
+	if err != nil || drain <= 0 {
+		drain = 10 * time.Second
+	}
+	f.DurationVar(&cfg.Drain, "drain", drain, "on SIGTERM, how long requests in flight may take to finish (default $NIMBUS_TIMEOUT, the function's timeout, else 10s)")
 	return c
 }
 

@@ -437,7 +437,9 @@ func (p *Provider) report(key string) {
 	for _, e := range prev {
 		if !slices.ContainsFunc(s.Ready, func(x provider.Endpoint) bool { return x.ID == e.ID }) && !leaving[podName(e.ID)] && p.o.Drain != nil {
 			p.wg.Go(func() {
-				ctx, cancel := context.WithTimeout(context.Background(), preStopSeconds*time.Second)
+				// It serves through its preStop pause, then the watchdog
+				// lets requests finish for up to the function's timeout.
+				ctx, cancel := context.WithTimeout(context.Background(), preStopSeconds*time.Second+time.Duration(t.Function.Timeout))
 				defer cancel()
 				p.o.Drain(ctx, t.Function.Namespace, t.Function.Name, e.ID)
 			})

@@ -115,6 +115,9 @@ func Deployment(fn function.Function, rev uint64, replicas int, ns string) (*app
 		corev1.EnvVar{Name: "NIMBUS_REVISION", Value: strconv.FormatUint(rev, 10)},
 		corev1.EnvVar{Name: "NIMBUS_PROTOCOL", Value: fn.Protocol},
 		corev1.EnvVar{Name: "NIMBUS_HEALTH_PATH", Value: fn.HealthPath},
+		// The watchdog lets requests in flight finish this long when
+		// the pod is stopped (a rollout, a scale-down).
+		corev1.EnvVar{Name: "NIMBUS_TIMEOUT", Value: time.Duration(fn.Timeout).String()},
 	)
 	// Ready when the health path answers 2xx or 3xx (Kubernetes's rule,
 	// stricter than the other runtimes' "any answer"); a stdio or lambda

@@ -70,7 +70,7 @@ func TestDeploymentIsLockedDown(t *testing.T) {
 	for _, e := range c.Env {
 		env[e.Name] = e.Value
 	}
-	if env["A"] != "1" || env["PORT"] != "8080" || env["NIMBUS_REVISION"] != "7" {
+	if env["A"] != "1" || env["PORT"] != "8080" || env["NIMBUS_REVISION"] != "7" || env["NIMBUS_TIMEOUT"] != "30s" {
 		t.Errorf("env: %v", env)
 	}
 
