@@ -3,7 +3,6 @@ package e2e
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -13,22 +12,6 @@ import (
 
 	"nimbus/internal/provider/kube/kubetest"
 )
-
-// kubeImage is drivertest's testfn behind nimbus-watchdog, FROM scratch,
-// imported into the cluster's containerd.
-func kubeImage(t *testing.T) string {
-	t.Helper()
-	dir := t.TempDir()
-	for out, pkg := range map[string]string{"nimbus": "nimbus/cmd/nimbus-watchdog", "testfn": "nimbus/internal/driver/drivertest/testfn"} {
-		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, out), pkg)
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if b, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("building %s: %v\n%s", pkg, err, b)
-		}
-	}
-	return kubetest.Image(t, "localhost/nimbus-e2e-fn", []string{"/nimbus", "watchdog", "/testfn"},
-		kubetest.File{Path: "/nimbus", From: filepath.Join(dir, "nimbus")}, kubetest.File{Path: "/testfn", From: filepath.Join(dir, "testfn")})
-}
 
 // deployment is what the test reads of a Deployment.
 type deployment struct {
@@ -59,7 +42,7 @@ type deployment struct {
 func TestKubeOpenFaaS(t *testing.T) {
 	cfg := kubetest.Cluster(t)
 	ns := kubetest.Namespace(t, cfg)
-	image := kubeImage(t)
+	image := kubetest.TestfnImage(t)
 	data := dataDir(t)
 	n := start(t, data, "--kubeconfig", kubetest.Kubeconfig(), "--kube-namespace", ns, "--provider", "kube")
 	token := strings.TrimSpace(readFile(t, data+"/admin-token"))

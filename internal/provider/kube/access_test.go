@@ -80,7 +80,7 @@ func TestAccess(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p.Close(context.Background())
-	fn := function.Function{Name: "granted", Runtime: function.RuntimeKube, Image: testImage(t), Command: []string{"/testfn"}}.WithDefaults()
+	fn := function.Function{Name: "granted", Runtime: function.RuntimeKube, Image: testImage(t)}.WithDefaults()
 	p.Ensure(provider.Target{Function: fn, Revision: 1, Replicas: 1})
 	for {
 		select {

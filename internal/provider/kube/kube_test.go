@@ -2,10 +2,6 @@ package kube_test
 
 import (
 	"context"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,32 +12,9 @@ import (
 	"nimbus/internal/provider/providertest"
 )
 
-var (
-	imageOnce sync.Once
-	imageRef  string
-)
-
-// testImage is drivertest's testfn behind nimbus's watchdog (the small
-// build, nimbus-watchdog), FROM scratch, as the Docker driver's conformance
-// image.
-func testImage(t *testing.T) string {
-	imageOnce.Do(func() {
-		dir := t.TempDir()
-		for pkg, out := range map[string]string{"nimbus/cmd/nimbus-watchdog": "nimbus", "nimbus/internal/driver/drivertest/testfn": "testfn"} {
-			cmd := exec.Command("go", "build", "-o", filepath.Join(dir, out), pkg)
-			cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-			if b, err := cmd.CombinedOutput(); err != nil {
-				t.Fatalf("building %s: %v\n%s", pkg, err, b)
-			}
-		}
-		imageRef = kubetest.Image(t, "localhost/nimbus-testfn", []string{"/nimbus", "watchdog"},
-			kubetest.File{Path: "/nimbus", From: filepath.Join(dir, "nimbus")}, kubetest.File{Path: "/testfn", From: filepath.Join(dir, "testfn")})
-	})
-	if imageRef == "" {
-		t.Fatal("the test image was not built")
-	}
-	return imageRef
-}
+// testImage runs testfn as its entrypoint's program: a function's command
+// is testfn's arguments.
+func testImage(t *testing.T) string { return kubetest.TestfnImage(t) }
 
 func TestConformance(t *testing.T) {
 	cfg := kubetest.Cluster(t)
@@ -63,7 +36,7 @@ func TestConformance(t *testing.T) {
 			return p
 		},
 		Function: func(args ...string) function.Function {
-			return function.Function{Runtime: function.RuntimeKube, Image: image, Command: append([]string{"/testfn"}, args...)}
+			return function.Function{Runtime: function.RuntimeKube, Image: image, Command: args}
 		},
 		ExternalRetry: true,
 	})

@@ -18,6 +18,7 @@ import (
 	"runtime"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -153,6 +154,45 @@ func Image(t testing.TB, name string, entrypoint []string, files ...File) string
 	}
 	return ref
 }
+
+// TestfnImage is drivertest's testfn behind nimbus-watchdog (the watchdog
+// alone), FROM scratch, entrypoint /nimbus watchdog /testfn (a spec's
+// command is testfn's arguments): the image the kube tests run, built
+// from this module and imported once per test binary.
+func TestfnImage(t testing.TB) string {
+	t.Helper()
+	testfnOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "nimbus-kube-image-")
+		if err != nil {
+			testfnErr = err
+			return
+		}
+		defer os.RemoveAll(dir)
+		for out, pkg := range map[string]string{"nimbus": "nimbus/cmd/nimbus-watchdog", "testfn": "nimbus/internal/driver/drivertest/testfn"} {
+			cmd := exec.Command("go", "build", "-o", filepath.Join(dir, out), pkg)
+			cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+			if b, err := cmd.CombinedOutput(); err != nil {
+				testfnErr = fmt.Errorf("building %s: %v\n%s", pkg, err, b)
+				return
+			}
+		}
+		testfnRef = Image(t, "localhost/nimbus-testfn", []string{"/nimbus", "watchdog", "/testfn"},
+			File{Path: "/nimbus", From: filepath.Join(dir, "nimbus")}, File{Path: "/testfn", From: filepath.Join(dir, "testfn")})
+	})
+	if testfnErr != nil {
+		t.Fatal(testfnErr)
+	}
+	if testfnRef == "" {
+		t.Fatal("the test image was not built")
+	}
+	return testfnRef
+}
+
+var (
+	testfnOnce sync.Once
+	testfnRef  string
+	testfnErr  error
+)
 
 // ImportImage is Image for programs: an error where Image skips or fails.
 func ImportImage(name string, entrypoint []string, files ...File) (string, error) {
