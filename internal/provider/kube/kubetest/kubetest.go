@@ -5,19 +5,13 @@
 package kubetest
 
 import (
-	"archive/tar"
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
-	"sort"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -29,6 +23,9 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/serializer"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+
+	"nimbus/internal/ociimage"
+	"nimbus/internal/runtimeimage"
 )
 
 // Dir is where the harness keeps its state: $NIMBUS_K8S_DIR, or
@@ -133,13 +130,25 @@ func DeleteNamespace(cfg *rest.Config, name string) error {
 }
 
 // File is one file of an image: its path in the image and the local file.
-type File struct{ Path, From string }
+type File = ociimage.File
 
 // Image builds a single-layer image FROM scratch of files, with
 // entrypoint, imports it into the node's containerd and returns its
 // reference: name, tagged with the layer's digest (a tag that is not
 // "latest", so that Kubernetes does not try to pull it).
 func Image(t testing.TB, name string, entrypoint []string, files ...File) string {
+	t.Helper()
+	needImport(t)
+	ref, err := ImportImage(name, entrypoint, files...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ref
+}
+
+// needImport skips (or, in CI, fails) a test when images cannot be
+// imported into the node.
+func needImport(t testing.TB) {
 	t.Helper()
 	sock := filepath.Join(Dir(), "containerd", "containerd.sock")
 	if _, err := os.Stat(sock); err != nil {
@@ -148,11 +157,6 @@ func Image(t testing.TB, name string, entrypoint []string, files ...File) string
 	if _, err := exec.LookPath("ctr"); err != nil {
 		need(t, "no ctr (Debian's containerd package) on PATH")
 	}
-	ref, err := ImportImage(name, entrypoint, files...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ref
 }
 
 // TestfnImage is drivertest's testfn behind nimbus-watchdog (the watchdog
@@ -194,91 +198,98 @@ var (
 	testfnErr  error
 )
 
+// RuntimeImage is nimbus's runtime image (what `go run ./deploy/runtime`
+// builds: packages run in it), FROM scratch, built from this module and
+// imported once per test binary.
+func RuntimeImage(t testing.TB) string {
+	t.Helper()
+	needImport(t)
+	runtimeOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "nimbus-runtime-image-")
+		if err != nil {
+			runtimeErr = err
+			return
+		}
+		defer os.RemoveAll(dir)
+		wd, err := runtimeimage.BuildWatchdog(dir)
+		if err != nil {
+			runtimeErr = err
+			return
+		}
+		var archive bytes.Buffer
+		b, err := os.ReadFile(wd)
+		if err != nil {
+			runtimeErr = err
+			return
+		}
+		ref := "localhost/nimbus-runtime:test-" + ociimage.Digest(b)[:12]
+		if err := runtimeimage.Build(&archive, ref, wd, nil); err != nil {
+			runtimeErr = err
+			return
+		}
+		runtimeErr = importArchive(ref, archive.Bytes())
+		runtimeRef = ref
+	})
+	if runtimeErr != nil {
+		t.Fatal(runtimeErr)
+	}
+	return runtimeRef
+}
+
+var (
+	runtimeOnce sync.Once
+	runtimeRef  string
+	runtimeErr  error
+)
+
 // ImportImage is Image for programs: an error where Image skips or fails.
 func ImportImage(name string, entrypoint []string, files ...File) (string, error) {
-	sock := filepath.Join(Dir(), "containerd", "containerd.sock")
-	var layer bytes.Buffer
-	tw := tar.NewWriter(&layer)
-	sort.Slice(files, func(i, j int) bool { return files[i].Path < files[j].Path })
-	for _, f := range files {
-		b, err := os.ReadFile(f.From)
-		if err != nil {
-			return "", err
-		}
-		tw.WriteHeader(&tar.Header{Name: strings.TrimPrefix(f.Path, "/"), Mode: 0o755, Size: int64(len(b)), ModTime: time.Unix(0, 0), Format: tar.FormatPAX})
-		tw.Write(b)
-	}
-	tw.Close()
-	ref := name + ":" + digest(layer.Bytes())[:12]
-	archive, err := ociArchive(ref, layer.Bytes(), entrypoint)
+	layer, err := ociimage.Layer(files...)
 	if err != nil {
 		return "", err
 	}
+	ref := name + ":" + ociimage.Digest(layer)[:12]
+	var archive bytes.Buffer
+	if err := ociimage.Write(&archive, ociimage.Image{Ref: ref, Layers: [][]byte{layer}, Config: ociimage.Config{Entrypoint: entrypoint}}); err != nil {
+		return "", err
+	}
+	return ref, importArchive(ref, archive.Bytes())
+}
+
+// importArchive imports an OCI archive into the node's containerd.
+func importArchive(ref string, archive []byte) error {
+	sock := filepath.Join(Dir(), "containerd", "containerd.sock")
 	f, err := os.CreateTemp("", "nimbus-image-*.tar")
 	if err != nil {
-		return "", err
+		return err
 	}
 	defer os.Remove(f.Name())
 	if _, err := f.Write(archive); err != nil {
 		f.Close()
-		return "", err
+		return err
 	}
 	f.Close()
 	if out, err := exec.Command("ctr", "-a", sock, "-n", "k8s.io", "images", "import", f.Name()).CombinedOutput(); err != nil {
-		return "", fmt.Errorf("importing %s into containerd at %s: %v\n%s", ref, sock, err, out)
+		return fmt.Errorf("importing %s into containerd at %s: %v\n%s", ref, sock, err, out)
 	}
-	return ref, nil
+	return nil
 }
 
-func digest(b []byte) string {
-	h := sha256.Sum256(b)
-	return hex.EncodeToString(h[:])
-}
-
-// ociArchive is an OCI image layout, as a tar, of one image.
-func ociArchive(ref string, layer []byte, entrypoint []string) ([]byte, error) {
-	type desc struct {
-		MediaType   string            `json:"mediaType"`
-		Digest      string            `json:"digest"`
-		Size        int               `json:"size"`
-		Platform    map[string]string `json:"platform,omitempty"`
-		Annotations map[string]string `json:"annotations,omitempty"`
+// NodeIP is the address of the cluster's (first) node, which its pods
+// reach: where a test serves what pods must fetch from this machine.
+func NodeIP(t testing.TB, cfg *rest.Config) string {
+	t.Helper()
+	var nodes corev1.NodeList
+	if code := Get(t, cfg, "/api/v1/nodes", &nodes); code != 200 || len(nodes.Items) == 0 {
+		t.Fatalf("listing the nodes: %d, %d nodes", code, len(nodes.Items))
 	}
-	blobs := map[string][]byte{}
-	put := func(mt string, b []byte) desc {
-		d := digest(b)
-		blobs[d] = b
-		return desc{MediaType: mt, Digest: "sha256:" + d, Size: len(b)}
+	for _, a := range nodes.Items[0].Status.Addresses {
+		if a.Type == corev1.NodeInternalIP {
+			return a.Address
+		}
 	}
-	l := put("application/vnd.oci.image.layer.v1.tar", layer)
-	config, _ := json.Marshal(map[string]any{
-		"architecture": runtime.GOARCH, "os": "linux",
-		"config": map[string]any{"Entrypoint": entrypoint},
-		"rootfs": map[string]any{"type": "layers", "diff_ids": []string{l.Digest}},
-	})
-	c := put("application/vnd.oci.image.config.v1+json", config)
-	manifest, _ := json.Marshal(map[string]any{"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json", "config": c, "layers": []desc{l}})
-	m := put("application/vnd.oci.image.manifest.v1+json", manifest)
-	m.Platform = map[string]string{"architecture": runtime.GOARCH, "os": "linux"}
-	m.Annotations = map[string]string{"io.containerd.image.name": ref, "org.opencontainers.image.ref.name": ref[strings.LastIndexByte(ref, ':')+1:]}
-	index, _ := json.Marshal(map[string]any{"schemaVersion": 2, "manifests": []desc{m}})
-	var out bytes.Buffer
-	tw := tar.NewWriter(&out)
-	add := func(name string, b []byte) {
-		tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(b)), ModTime: time.Unix(0, 0)})
-		tw.Write(b)
-	}
-	add("oci-layout", []byte(`{"imageLayoutVersion":"1.0.0"}`))
-	add("index.json", index)
-	names := make([]string, 0, len(blobs))
-	for d := range blobs {
-		names = append(names, d)
-	}
-	sort.Strings(names)
-	for _, d := range names {
-		add("blobs/sha256/"+d, blobs[d])
-	}
-	return out.Bytes(), tw.Close()
+	t.Fatalf("node %s has no InternalIP", nodes.Items[0].Name)
+	return ""
 }
 
 // Get reads an API path (e.g. /apis/apps/v1/namespaces/NS/deployments/NAME)
