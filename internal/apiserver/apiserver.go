@@ -68,6 +68,9 @@ type Options struct {
 	// names no runtime (OpenFaaS deploys among them): docker (the default)
 	// or kube (nimbus up --provider kube).
 	ImageRuntime string
+	// PackageRuntime is the runtime of a function that has a package and
+	// names none (default process).
+	PackageRuntime string
 	// Prepare, per runtime, readies what a function needs before it is stored
 	// (the docker runtime pulls the image); an error fails the deploy.
 	Prepare map[string]func(context.Context, function.Function) error
@@ -144,6 +147,8 @@ func New(o Options) *Server {
 		{"GET", "/metrics", o.MetricsAuth, o.Metrics.ServeHTTP},
 		{"GET", "/v1/info", true, s.info},
 		{"POST", "/v1/packages", true, s.uploadPackage},
+		// The admin token, or the package's fetch token (a kube pod's).
+		{"GET", packagePattern, true, s.sendPackage},
 		{"GET", "/v1/functions", true, s.listFunctions},
 		{"PUT", "/v1/functions/{name}", true, s.deployFunction},
 		{"GET", "/v1/functions/{name}", true, s.getFunction},
@@ -164,7 +169,10 @@ func New(o Options) *Server {
 	}
 	for _, r := range s.routes {
 		h := http.Handler(r.handler)
-		if r.Auth {
+		switch {
+		case r.Pattern == packagePattern:
+			h = s.packageAuth(h)
+		case r.Auth:
 			h = s.auth(h)
 		}
 		s.mux.Handle(r.Method+" "+r.Pattern, h)

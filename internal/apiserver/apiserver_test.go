@@ -33,6 +33,7 @@ import (
 	"nimbus/internal/driver/process"
 	"nimbus/internal/events"
 	"nimbus/internal/events/natsevents"
+	"nimbus/internal/fetchtoken"
 	"nimbus/internal/function"
 	"nimbus/internal/gateway"
 	"nimbus/internal/outbound"
@@ -192,7 +193,7 @@ func spec(digest string, extra string) io.Reader {
 func TestAuthRequiredOnEveryV1Route(t *testing.T) {
 	e := newEnv(t)
 	for _, r := range e.api.Routes() {
-		path := strings.NewReplacer("{name}", "x", "{space}", "x", "{id}", "x").Replace(r.Pattern)
+		path := strings.NewReplacer("{name}", "x", "{space}", "x", "{id}", "x", "{digest}", "x").Replace(r.Pattern)
 		code, b, h := e.do(t, r.Method, path, nil, false)
 		admin := strings.HasPrefix(r.Pattern, "/v1/") || strings.HasPrefix(r.Pattern, "/system/")
 		if r.Pattern == "/v1/status" || r.Pattern == "/v1/metrics" {
@@ -448,6 +449,56 @@ func TestPackageUploadChecks(t *testing.T) {
 	code, b, _ = e.do(t, "POST", "/v1/packages", bytes.NewReader(tgz(reg("handler", 10))), true)
 	if code != 201 || !strings.Contains(string(b), `"unpackedBytes": 10`) {
 		t.Fatalf("a good package: %d %s", code, b)
+	}
+}
+
+// TestPackageDownload: a package's bytes go to the admin token, and to
+// its fetch token (a kube pod's) only: not to another package's token, a
+// token forged from another key, nor a path trick.
+func TestPackageDownload(t *testing.T) {
+	e := newEnv(t)
+	digest := e.upload(t)
+	get := func(path, cred string) (int, []byte) {
+		req, _ := http.NewRequest("GET", e.srv.URL+path, nil)
+		if cred != "" {
+			req.Header.Set("Authorization", cred)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, b
+	}
+	key := fetchtoken.Key(token)
+	sum := func(b []byte) string { h := sha256.Sum256(b); return "sha256:" + hex.EncodeToString(h[:]) }
+	code, b := get("/v1/packages/"+digest, "Bearer "+token)
+	if code != 200 || sum(b) != digest {
+		t.Fatalf("with the admin token: %d, %d bytes of digest %s", code, len(b), sum(b))
+	}
+	code, b = get("/v1/packages/"+digest, "bearer "+fetchtoken.Token(key, digest))
+	if code != 200 || sum(b) != digest {
+		t.Fatalf("with its fetch token: %d, %d bytes", code, len(b))
+	}
+	other := "sha256:" + strings.Repeat("0", 64)
+	for name, c := range map[string]struct{ path, cred string }{
+		"no token":             {"/v1/packages/" + digest, ""},
+		"another's token":      {"/v1/packages/" + digest, "Bearer " + fetchtoken.Token(key, other)},
+		"another key's token":  {"/v1/packages/" + digest, "Bearer " + fetchtoken.Token(fetchtoken.Key("other-admin-token"), digest)},
+		"a bare HMAC":          {"/v1/packages/" + digest, "Bearer " + strings.TrimPrefix(fetchtoken.Token(key, digest), "nimbus-package.")},
+		"its token, elsewhere": {"/v1/packages/" + other, "Bearer " + fetchtoken.Token(key, digest)},
+		"a fetch token on /v1": {"/v1/functions", "Bearer " + fetchtoken.Token(key, digest)},
+	} {
+		if code, b := get(c.path, c.cred); code != 401 || decodeErr(t, b).Error.Code != "unauthorized" {
+			t.Errorf("%s: %d %s, want 401 unauthorized", name, code, b)
+		}
+	}
+	if code, b := get("/v1/packages/"+other, "Bearer "+token); code != 404 || decodeErr(t, b).Error.Code != "package_not_found" {
+		t.Errorf("an unknown package: %d %s", code, b)
+	}
+	if code, b := get("/v1/packages/sha256:..%2f..%2fetc", "Bearer "+token); code != 400 || !strings.Contains(decodeErr(t, b).Error.Message, "not a package digest") {
+		t.Errorf("a path trick: %d %s", code, b)
 	}
 }
 

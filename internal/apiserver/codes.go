@@ -42,6 +42,7 @@ var (
 	errKeyNotFound        = &apiError{http.StatusNotFound, "key_not_found"}
 	errBodyTimeout        = &apiError{http.StatusRequestTimeout, "body_timeout"}
 	errBadPackage         = &apiError{http.StatusBadRequest, "invalid_package"}
+	errPackageNotFound    = &apiError{http.StatusNotFound, "package_not_found"}
 	errNoSpace            = &apiError{http.StatusInsufficientStorage, "insufficient_storage"}
 	errVersionImmutable   = &apiError{http.StatusConflict, "version_immutable"}
 	errVersionNotFound    = &apiError{http.StatusNotFound, "version_not_found"}

@@ -46,6 +46,9 @@ func (s *Server) Deploy(ctx context.Context, fn function.Function, mode DeployMo
 	if fn.Runtime == "" && fn.Image != "" && s.opts.ImageRuntime != "" {
 		fn.Runtime = s.opts.ImageRuntime
 	}
+	if fn.Runtime == "" && fn.Image == "" && s.opts.PackageRuntime != "" {
+		fn.Runtime = s.opts.PackageRuntime
+	}
 	fn = fn.WithDefaults()
 	if err := fn.Validate(); err != nil {
 		var fe *function.FieldError
@@ -80,6 +83,9 @@ func (s *Server) Deploy(ctx context.Context, fn function.Function, mode DeployMo
 	}
 	if prep := s.opts.Prepare[fn.Runtime]; prep != nil {
 		if err := prep(ctx, fn); err != nil {
+			if fn.Image == "" {
+				return store.Record{}, false, refuse(errRuntimeDisabled, "%v", err)
+			}
 			return store.Record{}, false, refuse(errImage, "image %s cannot be used: %v", fn.Image, err)
 		}
 	}

@@ -10,10 +10,12 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
 	"nimbus/internal/archive"
+	"nimbus/internal/fetchtoken"
 	"nimbus/internal/function"
 	"nimbus/internal/gateway"
 	"nimbus/internal/reqbody"
@@ -413,6 +415,57 @@ func (s *Server) uploadPackage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusCreated, map[string]any{"digest": info.Digest, "size": info.Size, "files": sum.Files, "unpackedBytes": sum.Bytes})
+}
+
+// packagePattern is the route of a package's bytes.
+const packagePattern = "/v1/packages/{digest}"
+
+// packageAuth lets through the holder of the admin token or of the
+// package's fetch token (which the kube runtime gives the pods that run
+// it, so that they fetch it and nothing else).
+func (s *Server) packageAuth(next http.Handler) http.Handler {
+	admin := s.auth(next)
+	var key []byte
+	if s.opts.Token != "" {
+		key = fetchtoken.Key(s.opts.Token)
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		digest := r.PathValue("digest")
+		scheme, cred, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+		if strings.EqualFold(scheme, "Bearer") && function.IsPackageDigest(digest) && fetchtoken.Valid(key, digest, strings.TrimSpace(cred)) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		admin.ServeHTTP(w, r)
+	})
+}
+
+// sendPackage sends a package's bytes.
+func (s *Server) sendPackage(w http.ResponseWriter, r *http.Request) {
+	digest := r.PathValue("digest")
+	if !function.IsPackageDigest(digest) {
+		writeError(w, errBadRequest, fmt.Sprintf("%q is not a package digest: expected \"sha256:\" and 64 lowercase hex digits", digest))
+		return
+	}
+	info, err := s.opts.Store.StatPackage(r.Context(), digest)
+	if errors.Is(err, store.ErrNotFound) {
+		writeError(w, errPackageNotFound, "package "+digest+" is not stored: upload it with POST /v1/packages")
+		return
+	} else if err != nil {
+		writeStoreError(w, err, "package")
+		return
+	}
+	rc, err := s.opts.Store.OpenPackage(r.Context(), digest)
+	if err != nil {
+		writeStoreError(w, err, "package")
+		return
+	}
+	defer rc.Close()
+	w.Header().Set("Content-Type", "application/gzip")
+	w.Header().Set("Content-Length", strconv.FormatInt(info.Size, 10))
+	w.Header().Set("ETag", `"`+digest+`"`)
+	w.Header().Set("Cache-Control", "private, immutable")
+	io.Copy(w, rc)
 }
 
 // spaceError answers a failure to write to the data dir's disk: 507 when

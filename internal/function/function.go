@@ -228,6 +228,10 @@ func (s Scale) TargetValue() float64 {
 // Key is the function's identity: "namespace/name".
 func (f Function) Key() string { return Key(f.Namespace, f.Name) }
 
+// IsPackageDigest says whether s names a package: "sha256:" and 64
+// lowercase hex digits.
+func IsPackageDigest(s string) bool { return digestRE.MatchString(s) }
+
 // Key joins a namespace and a name into a function key.
 func Key(namespace, name string) string { return namespace + "/" + name }
 
@@ -340,17 +344,20 @@ func (f Function) Validate() error {
 	default:
 		return fieldErr("protocol", "%q is not supported: use %q, %q or %q", f.Protocol, ProtocolHTTP, ProtocolStdio, ProtocolLambda)
 	}
-	if f.Runtime == RuntimeDocker || f.Runtime == RuntimeKube {
+	switch {
+	case f.Runtime == RuntimeKube && f.Image != "" && f.Package != "":
+		return fieldErr("package", "a %q function runs an image or a package, not both: remove image or package", RuntimeKube)
+	case f.Runtime == RuntimeDocker || f.Runtime == RuntimeKube && f.Package == "":
 		if err := validateImage(f.Image); err != nil {
 			return err
 		}
 		if f.Package != "" {
-			return fieldErr("package", "is for runtime %q; a %q function runs its image: remove package", RuntimeProcess, f.Runtime)
+			return fieldErr("package", "is for runtimes %q and %q; a %q function runs its image: remove package", RuntimeProcess, RuntimeKube, f.Runtime)
 		}
-	} else if f.Image != "" {
+	case f.Image != "":
 		return fieldErr("image", "is for runtimes %q and %q: set runtime: docker or kube, or remove image", RuntimeDocker, RuntimeKube)
 	}
-	if f.Runtime == RuntimeProcess && (len(f.Command) == 0 || strings.TrimSpace(f.Command[0]) == "") {
+	if f.Package != "" && (len(f.Command) == 0 || strings.TrimSpace(f.Command[0]) == "") {
 		return fieldErr("command", "is required: the program to run, e.g. [\"./hello\"] or [\"python3\", \"main.py\"]")
 	}
 	if err := validateCommand(f.Command); err != nil {
