@@ -23,6 +23,7 @@ var ErrNoCommand = errors.New("give the function's program after --, e.g. nimbus
 // stdout and stderr.
 func Command(use string, stdout, stderr io.Writer) *cobra.Command {
 	var cfg watchdog.Config
+	var fetch bool
 	c := &cobra.Command{
 		Use:   use + " [flags] -- COMMAND [ARGS...]",
 		Short: "Run COMMAND as a function inside a container image (use as the image's entrypoint)",
@@ -37,12 +38,18 @@ serves HTTP on $PORT and the watchdog fronts it. It listens on --listen and answ
 			if len(args) == 0 {
 				return ErrNoCommand
 			}
+			if fetch {
+				if _, err := fetchPackage(cmd.Context(), stderr); err != nil {
+					return err
+				}
+			}
 			return watchdog.Serve(cmd.Context(), cfg)
 		},
 	}
 	port := envOr("PORT", "8080")
 	f := c.Flags()
 	f.SetInterspersed(false) // everything after COMMAND is COMMAND's
+	f.BoolVar(&fetch, "fetch", false, "first fetch the package $NIMBUS_PACKAGE (a digest) from $NIMBUS_PACKAGE_URL with the token $NIMBUS_PACKAGE_TOKEN, check and unpack it into $NIMBUS_PACKAGE_DIR (default /nimbus/fn) and run COMMAND there")
 	f.StringVar(&cfg.Listen, "listen", "0.0.0.0:"+port, "address to serve on (default 0.0.0.0:$PORT, else :8080)")
 	f.StringVar(&cfg.Protocol, "protocol", envOr("NIMBUS_PROTOCOL", "http"), "http or stdio (default $NIMBUS_PROTOCOL, else http)")
 	f.IntVar(&cfg.UpstreamPort, "upstream-port", 8081, "http: the port COMMAND serves on, given to it as PORT")
