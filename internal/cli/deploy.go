@@ -12,7 +12,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"nimbus/internal/archive"
-	"nimbus/internal/function"
 )
 
 func deployCmd(g *globals) *cobra.Command {
@@ -55,7 +54,7 @@ func deployCmd(g *globals) *cobra.Command {
 				}
 				p("built in %s", time.Since(began).Round(time.Millisecond))
 			}
-			if fn.Runtime == function.RuntimeProcess {
+			if fn.Image == "" {
 				var pkg bytes.Buffer
 				st, err := archive.Pack(dir, &pkg)
 				if err != nil {

@@ -83,11 +83,13 @@ func readManifest(dir string) (manifest, function.Function, error) {
 	}.WithDefaults()
 	// The package digest is known only after packing; check the rest now.
 	check := fn
-	if fn.Runtime == function.RuntimeProcess {
+	if fn.Image == "" {
 		check.Package = "sha256:" + strings.Repeat("0", 64)
 	}
 	if err := check.Validate(); err != nil {
 		return m, fn, fmt.Errorf("%s: %v", path, err)
 	}
+	// A runtime left out is the server's choice (nimbus up --provider).
+	fn.Runtime = m.Runtime
 	return m, fn, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -17,6 +18,7 @@ import (
 	"nimbus/internal/driver"
 	"nimbus/internal/driver/docker"
 	"nimbus/internal/driver/process"
+	"nimbus/internal/fetchtoken"
 	"nimbus/internal/function"
 	"nimbus/internal/provider"
 	"nimbus/internal/provider/kube"
@@ -159,7 +161,7 @@ func gatewayID() string {
 // --kubeconfig, or, with --provider kube in a pod, of the in-cluster
 // config; nil when neither.
 // Missing permissions fail the start, naming them.
-func openKube(ctx context.Context, cfg Config, watch provider.Watcher, drain provider.Drainer, logLine func(store.LogLine)) (*kube.Provider, error) {
+func openKube(ctx context.Context, cfg Config, adminToken string, watch provider.Watcher, drain provider.Drainer, logLine func(store.LogLine)) (*kube.Provider, error) {
 	rc, where, err := kube.Config(cfg.Kubeconfig, cfg.Provider == function.RuntimeKube)
 	if err != nil || rc == nil {
 		return nil, err
@@ -177,10 +179,38 @@ func openKube(ctx context.Context, cfg Config, watch provider.Watcher, drain pro
 	if err := kube.CheckAccess(ctx, api, ns); err != nil {
 		return nil, fmt.Errorf("kube (%s): %w", where, err)
 	}
-	p, err := kube.New(ctx, kube.Options{API: api, Namespace: ns, Watch: watch, Drain: drain, Log: logLine, Where: where, Logger: cfg.Logger})
+	o := kube.Options{API: api, Namespace: ns, Watch: watch, Drain: drain, Log: logLine, Where: where, Logger: cfg.Logger,
+		RuntimeImage: cfg.KubeRuntimeImage}
+	if base := strings.TrimRight(cfg.KubeAPIURL, "/"); base != "" {
+		// A pod gets its package's token, never the admin token.
+		key := fetchtoken.Key(adminToken)
+		o.Package = func(digest string) (string, string) {
+			return base + "/v1/packages/" + digest, fetchtoken.Token(key, digest)
+		}
+	}
+	p, err := kube.New(ctx, o)
 	if err != nil {
 		return nil, fmt.Errorf("kube (%s): %w", where, err)
 	}
 	cfg.Logger.Info("runtime kube is on", "cluster", where, "namespace", ns)
 	return p, nil
+}
+
+// packageRuntime is the runtime of a package function that names none.
+func packageRuntime(provider string) string {
+	if provider == function.RuntimeKube {
+		return function.RuntimeKube
+	}
+	return function.RuntimeProcess
+}
+
+// kubePrepare refuses, at deploy, a package function the kube runtime
+// cannot run: one whose pods would not know where to fetch it.
+func kubePrepare(cfg Config) func(context.Context, function.Function) error {
+	return func(_ context.Context, fn function.Function) error {
+		if fn.Package != "" && (cfg.KubeAPIURL == "" || cfg.KubeRuntimeImage == "") {
+			return errors.New("runtime \"kube\" runs packages only when nimbus is started with --kube-api-url URL (where the functions' pods reach its API) and --kube-runtime-image: restart it with them, or give the function an image")
+		}
+		return nil
+	}
 }

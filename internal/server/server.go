@@ -69,7 +69,9 @@ type Config struct {
 	LambdaEndpoint   string           // the Lambda Invoke endpoint of awslambda event functions ("" nimbus's own)
 	Kubeconfig       string           // the kube runtime's cluster: a kubeconfig file ("" in-cluster config when in a pod, else no kube runtime)
 	KubeNamespace    string           // the namespace kube functions' Deployments go in (default openfaas-fn)
-	Provider         string           // the runtime of functions with an image that name none: docker (default) or kube
+	Provider         string           // the runtime of functions that name none: docker (default; packages run as processes) or kube (images and packages)
+	KubeAPIURL       string           // the nimbus API as the kube functions' pods reach it, to fetch packages ("" packages do not run on kube)
+	KubeRuntimeImage string           // the image kube runs packages in (go run ./deploy/runtime builds it)
 	Version          string
 	Logger           *slog.Logger
 }
@@ -189,7 +191,7 @@ func Run(ctx context.Context, cfg Config, started func(Started)) error {
 	var gw *gateway.Gateway
 	// A provider reports only functions it was given (by the scaler, once
 	// the gateway is up), so the gateway can be named here before it is.
-	kp, err := openKube(ctx, cfg, func(ns, name string, s provider.State) { gw.SetState(ns, name, s) },
+	kp, err := openKube(ctx, cfg, token, func(ns, name string, s provider.State) { gw.SetState(ns, name, s) },
 		func(ctx context.Context, ns, name, id string) { gw.Drain(ctx, ns, name, id) }, appendLog)
 	if err != nil {
 		return err
@@ -200,6 +202,7 @@ func Run(ctx context.Context, cfg Config, started func(Started)) error {
 	names := rt.names()
 	if kp != nil {
 		names[kp.Name()] = true
+		rt.prepare[kp.Name()] = kubePrepare(cfg)
 	}
 	switch cfg.Provider {
 	case "", function.RuntimeDocker:
@@ -319,7 +322,7 @@ func Run(ctx context.Context, cfg Config, started func(Started)) error {
 	}
 	api = apiserver.New(apiserver.Options{
 		SpoolDir: spool, PackageLimits: cfg.PackageLimits,
-		Store: st, Invoker: gw, Scaling: scale, Token: token, Runtimes: names, ImageRuntime: cfg.Provider, Prepare: rt.prepare, Version: cfg.Version,
+		Store: st, Invoker: gw, Scaling: scale, Token: token, Runtimes: names, ImageRuntime: cfg.Provider, PackageRuntime: packageRuntime(cfg.Provider), Prepare: rt.prepare, Version: cfg.Version,
 		UI:          ui.Handler(),
 		Lambda:      lambdaAPI,
 		Versions:    vers,

@@ -2,13 +2,17 @@ package e2e
 
 import (
 	"fmt"
+	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
 
 	"nimbus/internal/provider/kube/kubetest"
 )
@@ -176,5 +180,98 @@ func TestKubeOpenFaaS(t *testing.T) {
 	out := n.mustCLI("describe", "nope")
 	if !strings.Contains(out, "ErrImagePull") && !strings.Contains(out, "ImagePullBackOff") {
 		t.Fatalf("describe does not say why the function does not start:\n%s", out)
+	}
+}
+
+// TestKubePackages: with --provider kube, `nimbus deploy examples/hello-go`
+// (a package, no image) runs unchanged in pods of nimbus's runtime image,
+// which fetch the package from the nimbus API with its fetch token alone;
+// a new package is a new revision; a stdio package runs too; a package
+// function without --kube-api-url is refused at deploy, saying why.
+func TestKubePackages(t *testing.T) {
+	cfg := kubetest.Cluster(t)
+	need(t, "go")
+	ns := kubetest.Namespace(t, cfg)
+	runtimeImage := kubetest.RuntimeImage(t)
+	// The pods fetch packages from this nimbus: it serves on the node's
+	// address, which they reach.
+	addr := net.JoinHostPort(kubetest.NodeIP(t, cfg), strings.Split(freeAddr(t), ":")[1])
+	data := dataDir(t)
+	n := start(t, data, "--listen", addr, "--kubeconfig", kubetest.Kubeconfig(), "--kube-namespace", ns, "--provider", "kube",
+		"--kube-api-url", "http://"+addr, "--kube-runtime-image", runtimeImage)
+
+	dir := copyExample(t, "hello-go")
+	n.mustCLI("deploy", dir)
+	code, body, _ := n.invoke("POST", "/function/hello-go", "kube")
+	if code != 200 || body != "Hello, kube!\n" {
+		t.Fatalf("hello-go on kube: %d %q", code, body)
+	}
+	var d appsv1.Deployment
+	if code := kubetest.Get(t, cfg, "/apis/apps/v1/namespaces/"+ns+"/deployments/hello-go", &d); code != 200 {
+		t.Fatalf("hello-go has no Deployment: %d", code)
+	}
+	c := d.Spec.Template.Spec.Containers[0]
+	if c.Image != runtimeImage {
+		t.Fatalf("the Deployment runs %q, want the runtime image %q", c.Image, runtimeImage)
+	}
+	token := strings.TrimSpace(readFile(t, data+"/admin-token"))
+	for _, e := range c.Env {
+		if strings.Contains(e.Value, token) {
+			t.Fatalf("the pod's environment holds the admin token (%s)", e.Name)
+		}
+	}
+	if out := n.mustCLI("describe", "hello-go"); !strings.Contains(out, "kube") {
+		t.Fatalf("describe does not say the runtime:\n%s", out)
+	}
+	waitUntil(t, "the fetch in the pod's logs", 30*time.Second, func() bool {
+		return strings.Contains(n.mustCLI("logs", "hello-go"), "fetched package")
+	})
+
+	// A new package: a new revision, rolled out.
+	main := filepath.Join(dir, "main.go")
+	src := strings.Replace(readFile(t, main), `"Hello, %s!\n"`, `"Hi again, %s!\n"`, 1)
+	os.WriteFile(main, []byte(src), 0o644)
+	n.mustCLI("deploy", dir)
+	waitUntil(t, "the new package serving", 90*time.Second, func() bool {
+		code, body, _ := n.invoke("POST", "/function/hello-go", "kube")
+		return code == 200 && body == "Hi again, kube!\n"
+	})
+
+	// A stdio package, run by the watchdog per request. The runtime image
+	// is FROM scratch, with no shell: the package brings a static program
+	// (testfn, in its stdio mode).
+	sdir := t.TempDir()
+	build := exec.Command("go", "build", "-o", filepath.Join(sdir, "testfn"), "nimbus/internal/driver/drivertest/testfn")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building testfn: %v %s", err, out)
+	}
+	os.WriteFile(filepath.Join(sdir, "nimbus.yaml"), []byte("name: kstdio\nprotocol: stdio\ncommand: [./testfn, stdio]\n"), 0o644)
+	n.mustCLI("deploy", sdir)
+	if code, body, _ := n.invoke("POST", "/function/kstdio", "echoed"); code != 200 || body != "echoed" {
+		t.Fatalf("a stdio package on kube: %d %q", code, body)
+	}
+	n.mustCLI("delete", "kstdio")
+	n.mustCLI("delete", "hello-go")
+	waitUntil(t, "hello-go's Deployment gone", 60*time.Second, func() bool {
+		return kubetest.Get(t, cfg, "/apis/apps/v1/namespaces/"+ns+"/deployments/hello-go", nil) == 404
+	})
+}
+
+// TestKubePackagesNeedAPIURL: without --kube-api-url a pod would not know
+// where to fetch a package: the deploy is refused, saying what to give.
+func TestKubePackagesNeedAPIURL(t *testing.T) {
+	cfg := kubetest.Cluster(t)
+	ns := kubetest.Namespace(t, cfg)
+	n := start(t, dataDir(t), "--kubeconfig", kubetest.Kubeconfig(), "--kube-namespace", ns, "--provider", "kube")
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "run.sh"), []byte("#!/bin/sh\ncat\n"), 0o755)
+	os.WriteFile(filepath.Join(dir, "nimbus.yaml"), []byte("name: nourl\nprotocol: stdio\ncommand: [./run.sh]\n"), 0o644)
+	_, errOut, code := n.cli("deploy", dir)
+	if code == 0 || !strings.Contains(errOut, "--kube-api-url") {
+		t.Fatalf("deploy without --kube-api-url: exit %d\n%s", code, errOut)
+	}
+	if code := kubetest.Get(t, cfg, "/apis/apps/v1/namespaces/"+ns+"/deployments/nourl", nil); code != 404 {
+		t.Fatalf("a refused deploy made a Deployment: %d", code)
 	}
 }

@@ -39,7 +39,11 @@ var rules = map[string][]string{
 	"nimbus/internal/backbone":                   {},
 	"nimbus/cmd/nimbus":                          {"nimbus/internal/cli"},
 	"nimbus/cmd/nimbus-watchdog":                 {"nimbus/internal/watchdogcmd"},
-	"nimbus/internal/watchdogcmd":                {"nimbus/internal/watchdog"},
+	"nimbus/internal/watchdogcmd":                {"nimbus/internal/watchdog", "nimbus/internal/archive"},
+	"nimbus/internal/ociimage":                   {},
+	"nimbus/internal/runtimeimage":               {"nimbus/internal/ociimage"},
+	"nimbus/internal/fetchtoken":                 {},
+	"nimbus/deploy/runtime":                      {"nimbus/internal/runtimeimage"},
 	"nimbus/internal/controller":                 {"nimbus/internal/store", "nimbus/internal/function"},
 	"nimbus/internal/gateway":                    {"nimbus/internal/store", "nimbus/internal/provider", "nimbus/internal/autoscaler", "nimbus/internal/function", "nimbus/internal/calls", "nimbus/internal/reqbody", "nimbus/internal/series"},
 	"nimbus/internal/series":                     {},
@@ -49,7 +53,7 @@ var rules = map[string][]string{
 	"nimbus/internal/autoscaler":                 {"nimbus/internal/function"},
 	"nimbus/internal/provider":                   {"nimbus/internal/driver", "nimbus/internal/function", "nimbus/internal/store"},
 	"nimbus/internal/provider/kube":              {"nimbus/internal/provider", "nimbus/internal/function", "nimbus/internal/store", "nimbus/internal/provider/providertest", "nimbus/internal/provider/kube/kubetest"},
-	"nimbus/internal/provider/kube/kubetest":     {},
+	"nimbus/internal/provider/kube/kubetest":     {"nimbus/internal/ociimage", "nimbus/internal/runtimeimage"},
 	"nimbus/internal/provider/providertest":      {"nimbus/internal/provider", "nimbus/internal/function", "nimbus/internal/driver/drivertest"},
 	"nimbus/internal/scaler":                     {"nimbus/internal/autoscaler", "nimbus/internal/provider", "nimbus/internal/function", "nimbus/internal/store"},
 	"nimbus/internal/scaler/natscluster":         {"nimbus/internal/scaler"},
@@ -69,7 +73,7 @@ var rules = map[string][]string{
 	"nimbus/internal/queue/natsqueue":            {"nimbus/internal/queue"},
 	"nimbus/internal/async":                      {"nimbus/internal/queue", "nimbus/internal/gateway", "nimbus/internal/function", "nimbus/internal/store", "nimbus/internal/calls", "nimbus/internal/reqbody"},
 	"nimbus/internal/openfaas":                   {"nimbus/internal/store", "nimbus/internal/gateway", "nimbus/internal/function", "nimbus/internal/reqbody"},
-	"nimbus/internal/apiserver":                  {"nimbus/internal/store", "nimbus/internal/gateway", "nimbus/internal/scaler", "nimbus/internal/function", "nimbus/internal/openfaas", "nimbus/internal/queue", "nimbus/internal/calls", "nimbus/internal/trigger", "nimbus/internal/events", "nimbus/internal/reqbody", "nimbus/internal/archive", "nimbus/internal/series", "nimbus/internal/versions"},
+	"nimbus/internal/apiserver":                  {"nimbus/internal/store", "nimbus/internal/gateway", "nimbus/internal/scaler", "nimbus/internal/function", "nimbus/internal/openfaas", "nimbus/internal/queue", "nimbus/internal/calls", "nimbus/internal/trigger", "nimbus/internal/events", "nimbus/internal/reqbody", "nimbus/internal/archive", "nimbus/internal/series", "nimbus/internal/versions", "nimbus/internal/fetchtoken"},
 	"nimbus/internal/client":                     {"nimbus/internal/apiserver", "nimbus/internal/gateway", "nimbus/internal/store", "nimbus/internal/function", "nimbus/internal/queue", "nimbus/internal/calls", "nimbus/internal/trigger"},
 	"nimbus/internal/cli":                        {"nimbus/internal/client", "nimbus/internal/apiserver", "nimbus/internal/gateway", "nimbus/internal/queue", "nimbus/internal/server", "nimbus/internal/outbound", "nimbus/internal/calls", "nimbus/internal/trigger", "nimbus/internal/store", "nimbus/internal/function", "nimbus/internal/archive", "nimbus/internal/watchdog", "nimbus/internal/watchdogcmd", "nimbus/internal/openfaas"},
 	"nimbus/internal/driver/drivertest/testfn":   {},
@@ -197,8 +201,8 @@ func TestBinaryLinksNoHeavyClient(t *testing.T) {
 }
 
 // TestWatchdogBinaryIsSmall: nimbus-watchdog, the build for function
-// images, links the watchdog and its command line alone (the standard
-// library, cobra), none of the platform.
+// images, links the watchdog, its command line and the package unpacker
+// alone (the standard library, cobra), none of the platform.
 func TestWatchdogBinaryIsSmall(t *testing.T) {
 	out, err := exec.Command("go", "list", "-deps", "-f", "{{if not .Standard}}{{.ImportPath}}{{end}}", "nimbus/cmd/nimbus-watchdog").Output()
 	if err != nil {
@@ -206,7 +210,7 @@ func TestWatchdogBinaryIsSmall(t *testing.T) {
 	}
 	for _, pkg := range strings.Fields(string(out)) {
 		switch {
-		case pkg == "nimbus/cmd/nimbus-watchdog", pkg == "nimbus/internal/watchdogcmd", pkg == "nimbus/internal/watchdog",
+		case pkg == "nimbus/cmd/nimbus-watchdog", pkg == "nimbus/internal/watchdogcmd", pkg == "nimbus/internal/watchdog", pkg == "nimbus/internal/archive",
 			strings.HasPrefix(pkg, "github.com/spf13/"), strings.HasPrefix(pkg, "vendor/"):
 		default:
 			t.Errorf("cmd/nimbus-watchdog links %s: it must stay the watchdog alone", pkg)

@@ -54,6 +54,9 @@ type Options struct {
 	Log func(store.LogLine)
 	// Where names the cluster, for messages.
 	Where string
+	// RuntimeImage and Package run package functions (see Spec).
+	RuntimeImage string
+	Package      func(digest string) (url, token string)
 	// DrainTimeout bounds the wait for a pod's requests (default 15m, the
 	// longest function timeout).
 	DrainTimeout time.Duration
@@ -119,6 +122,11 @@ func New(ctx context.Context, o Options) (*Provider, error) {
 	}
 	p.wg.Go(p.work)
 	return p, nil
+}
+
+// spec makes the functions' objects.
+func (p *Provider) spec() Spec {
+	return Spec{Namespace: p.o.Namespace, RuntimeImage: p.o.RuntimeImage, Package: p.o.Package}
 }
 
 // Where says which cluster and namespace the provider runs functions in.
@@ -537,11 +545,11 @@ func (p *Provider) reconcile(key string) error {
 
 // create makes a function's Service and Deployment.
 func (p *Provider) create(ctx context.Context, t provider.Target) error {
-	d, err := Deployment(t.Function, t.Revision, t.Replicas, p.o.Namespace)
+	d, err := p.spec().Deployment(t.Function, t.Revision, t.Replicas)
 	if err != nil {
 		return err
 	}
-	if err := p.o.API.createService(ctx, Service(t.Function, p.o.Namespace)); err != nil && !apierrors.IsAlreadyExists(err) {
+	if err := p.o.API.createService(ctx, p.spec().Service(t.Function)); err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("creating the Service of %s: %w", t.Function.Key(), err)
 	}
 	if err := p.o.API.createDeployment(ctx, d); err != nil && !apierrors.IsAlreadyExists(err) {
@@ -553,12 +561,12 @@ func (p *Provider) create(ctx context.Context, t provider.Target) error {
 // update rolls a function's Deployment to the target's revision, keeping
 // its replica count (scaling is the scale subresource's).
 func (p *Provider) update(ctx context.Context, t provider.Target) error {
-	want, err := Deployment(t.Function, t.Revision, 0, p.o.Namespace)
+	want, err := p.spec().Deployment(t.Function, t.Revision, 0)
 	if err != nil {
 		return err
 	}
 	// A Service lost meanwhile (deleted by hand) comes back with the update.
-	if err := p.o.API.createService(ctx, Service(t.Function, p.o.Namespace)); err != nil && !apierrors.IsAlreadyExists(err) {
+	if err := p.o.API.createService(ctx, p.spec().Service(t.Function)); err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("creating the Service of %s: %w", t.Function.Key(), err)
 	}
 	return retry.RetryOnConflict(retry.DefaultRetry, func() error {

@@ -87,10 +87,40 @@ func objectLabels(fn function.Function) map[string]string {
 	return l
 }
 
+// PackageDir is where a package function's pod unpacks its package (an
+// emptyDir) and runs its command.
+const PackageDir = "/nimbus/fn"
+
+// packageDirLimit bounds the package directory: the most a package may
+// unpack to (archive.Limits's default), with room for what it writes.
+const packageDirLimit = "1536Mi"
+
+// Spec is what makes a function's objects besides the function itself.
+type Spec struct {
+	// Namespace is the functions namespace.
+	Namespace string
+	// RuntimeImage runs package functions: nimbus-watchdog as its
+	// entrypoint fetches the package and runs the command
+	// (internal/runtimeimage).
+	RuntimeImage string
+	// Package gives the URL a pod fetches a package from (the nimbus
+	// API's GET /v1/packages/DIGEST) and the token that lets it, for the
+	// package digest alone. Nil: package functions cannot run.
+	Package func(digest string) (url, token string)
+}
+
 // Deployment is the Deployment that runs revision rev of fn at replicas.
-func Deployment(fn function.Function, rev uint64, replicas int, ns string) (*appsv1.Deployment, error) {
-	if fn.Image == "" {
-		return nil, fmt.Errorf("function %s has no image: the kube provider runs images", fn.Key())
+func (sp Spec) Deployment(fn function.Function, rev uint64, replicas int) (*appsv1.Deployment, error) {
+	ns := sp.Namespace
+	image := fn.Image
+	if fn.Package != "" {
+		if sp.Package == nil || sp.RuntimeImage == "" {
+			return nil, fmt.Errorf("function %s is a package, and this nimbus runs packages on Kubernetes only when told where pods reach its API: restart it with --kube-api-url (and --kube-runtime-image)", fn.Key())
+		}
+		image = sp.RuntimeImage
+	}
+	if image == "" {
+		return nil, fmt.Errorf("function %s has no image nor package: the kube provider runs one or the other", fn.Key())
 	}
 	res, err := resources(fn)
 	if err != nil {
@@ -119,14 +149,25 @@ func Deployment(fn function.Function, rev uint64, replicas int, ns string) (*app
 		// the pod is stopped (a rollout, a scale-down).
 		corev1.EnvVar{Name: "NIMBUS_TIMEOUT", Value: time.Duration(fn.Timeout).String()},
 	)
+	if fn.Package != "" {
+		// What the runtime image's entrypoint fetches; it takes these
+		// out of the environment before the function runs.
+		url, token := sp.Package(fn.Package)
+		env = append(env,
+			corev1.EnvVar{Name: "NIMBUS_PACKAGE", Value: fn.Package},
+			corev1.EnvVar{Name: "NIMBUS_PACKAGE_URL", Value: url},
+			corev1.EnvVar{Name: "NIMBUS_PACKAGE_TOKEN", Value: token},
+			corev1.EnvVar{Name: "NIMBUS_PACKAGE_DIR", Value: PackageDir},
+		)
+	}
 	// Ready when the health path answers 2xx or 3xx (Kubernetes's rule,
 	// stricter than the other runtimes' "any answer"); a stdio or lambda
 	// function behind the watchdog is probed at the watchdog's own path,
 	// which does not run it. Alive while the port accepts connections: a
 	// liveness check that runs nothing and restarts only a dead server.
 	ready := fn.HealthPath
-	if fn.Protocol != function.ProtocolHTTP {
-		ready = watchdogHealthPath
+	if fn.Protocol != function.ProtocolHTTP || fn.Package != "" {
+		ready = watchdogHealthPath // a package runs behind the runtime image's watchdog
 	}
 	readiness := &corev1.Probe{
 		ProbeHandler:     corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: ready, Port: intstr.FromInt32(Port)}},
@@ -144,7 +185,7 @@ func Deployment(fn function.Function, rev uint64, replicas int, ns string) (*app
 	grace := int64(preStopSeconds) + int64(time.Duration(fn.Timeout).Seconds()) + 2
 	c := corev1.Container{
 		Name:            "function",
-		Image:           fn.Image,
+		Image:           image,
 		Args:            fn.Command,
 		Env:             env,
 		Ports:           []corev1.ContainerPort{{Name: "http", ContainerPort: Port, Protocol: corev1.ProtocolTCP}},
@@ -173,6 +214,10 @@ func Deployment(fn function.Function, rev uint64, replicas int, ns string) (*app
 		pod.Volumes = append(pod.Volumes, corev1.Volume{Name: "tmp", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{SizeLimit: ptr(resource.MustParse("64Mi"))}}})
 		pod.Containers[0].VolumeMounts = append(pod.Containers[0].VolumeMounts, corev1.VolumeMount{Name: "tmp", MountPath: "/tmp"})
 	}
+	if fn.Package != "" {
+		pod.Volumes = append(pod.Volumes, corev1.Volume{Name: "package", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{SizeLimit: ptr(resource.MustParse(packageDirLimit))}}})
+		pod.Containers[0].VolumeMounts = append(pod.Containers[0].VolumeMounts, corev1.VolumeMount{Name: "package", MountPath: PackageDir})
+	}
 	surge, unavailable := intstr.FromInt32(1), intstr.FromInt32(0)
 	return &appsv1.Deployment{
 		ObjectMeta: metav1.ObjectMeta{Name: ObjectName(fn.Namespace, fn.Name), Namespace: ns, Labels: objectLabels(fn), Annotations: annotations},
@@ -194,7 +239,8 @@ func Deployment(fn function.Function, rev uint64, replicas int, ns string) (*app
 // Service is the headless Service whose EndpointSlices list fn's ready
 // pods. Headless: the gateways route to pod IPs themselves, so no
 // cluster IP (and no kube-proxy rule) is made for it.
-func Service(fn function.Function, ns string) *corev1.Service {
+func (sp Spec) Service(fn function.Function) *corev1.Service {
+	ns := sp.Namespace
 	return &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Name: ObjectName(fn.Namespace, fn.Name), Namespace: ns, Labels: objectLabels(fn)},
 		Spec: corev1.ServiceSpec{

@@ -30,7 +30,7 @@ func TestDeploymentIsLockedDown(t *testing.T) {
 	fn := function.Function{Name: "hello", Namespace: "default", Runtime: function.RuntimeKube, Image: "localhost/hello:v1",
 		Command: []string{"/hello", "-v"}, Env: map[string]string{"A": "1"}, HealthPath: "/healthz", ReadOnlyRootFilesystem: true,
 		Limits: function.Resources{Memory: "64Mi", CPU: "250m"}, Labels: map[string]string{"team": "x", LabelFunction: "spoofed"}}.WithDefaults()
-	d, err := Deployment(fn, 7, 2, "openfaas-fn")
+	d, err := (Spec{Namespace: "openfaas-fn"}).Deployment(fn, 7, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,16 +78,68 @@ func TestDeploymentIsLockedDown(t *testing.T) {
 	// not run it.
 	stdio := fn
 	stdio.Protocol = function.ProtocolStdio
-	if d, err := Deployment(stdio, 7, 2, "openfaas-fn"); err != nil || d.Spec.Template.Spec.Containers[0].ReadinessProbe.HTTPGet.Path != "/_/health" {
+	if d, err := (Spec{Namespace: "openfaas-fn"}).Deployment(stdio, 7, 2); err != nil || d.Spec.Template.Spec.Containers[0].ReadinessProbe.HTTPGet.Path != "/_/health" {
 		t.Errorf("a stdio function's readiness: %v %v", err, d)
 	}
 
 	fn.Limits.Memory = "lots"
-	if _, err := Deployment(fn, 7, 2, "openfaas-fn"); err == nil || !strings.Contains(err.Error(), "limits.memory") {
+	if _, err := (Spec{Namespace: "openfaas-fn"}).Deployment(fn, 7, 2); err == nil || !strings.Contains(err.Error(), "limits.memory") {
 		t.Fatalf("a bad quantity: %v, want an error naming limits.memory", err)
 	}
 	fn.Image = ""
-	if _, err := Deployment(fn, 7, 2, "openfaas-fn"); err == nil {
+	if _, err := (Spec{Namespace: "openfaas-fn"}).Deployment(fn, 7, 2); err == nil {
 		t.Fatal("a function without an image made a Deployment")
+	}
+}
+
+// A package function runs in the runtime image, told where to fetch its
+// package (with that package's token alone) and where to unpack it.
+func TestPackageDeployment(t *testing.T) {
+	digest := "sha256:" + strings.Repeat("ab", 32)
+	fn := function.Function{Name: "hello", Runtime: function.RuntimeKube, Package: digest, Command: []string{"./handler"}, ReadOnlyRootFilesystem: true}.WithDefaults()
+	if err := fn.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := (Spec{Namespace: "fn"}).Deployment(fn, 1, 1); err == nil || !strings.Contains(err.Error(), "--kube-api-url") {
+		t.Fatalf("no package source: %v, want an error naming --kube-api-url", err)
+	}
+	sp := Spec{Namespace: "fn", RuntimeImage: "localhost/nimbus-runtime:v1", Package: func(d string) (string, string) {
+		return "http://nimbus.example:8080/v1/packages/" + d, "token-of-" + d
+	}}
+	d, err := sp.Deployment(fn, 1, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := d.Spec.Template.Spec.Containers[0]
+	env := map[string]string{}
+	for _, e := range c.Env {
+		env[e.Name] = e.Value
+	}
+	if c.Image != sp.RuntimeImage || len(c.Args) != 1 || c.Args[0] != "./handler" {
+		t.Errorf("image %q args %v: want the runtime image running the command", c.Image, c.Args)
+	}
+	if p := c.ReadinessProbe.HTTPGet.Path; p != "/_/health" {
+		t.Errorf("readiness on %q: a package serves behind the runtime's watchdog, ready at /_/health", p)
+	}
+	if env["NIMBUS_PACKAGE"] != digest || env["NIMBUS_PACKAGE_URL"] != "http://nimbus.example:8080/v1/packages/"+digest ||
+		env["NIMBUS_PACKAGE_TOKEN"] != "token-of-"+digest || env["NIMBUS_PACKAGE_DIR"] != PackageDir {
+		t.Errorf("env: %v", env)
+	}
+	mounts := map[string]bool{}
+	for _, m := range c.VolumeMounts {
+		mounts[m.MountPath] = true
+	}
+	if !mounts[PackageDir] || !mounts["/tmp"] {
+		t.Errorf("mounts %v: the package needs a writable %s on a read-only root", c.VolumeMounts, PackageDir)
+	}
+	both := fn
+	both.Image = "localhost/x:v1"
+	if err := both.Validate(); err == nil || !strings.Contains(err.Error(), "not both") {
+		t.Errorf("an image and a package: %v", err)
+	}
+	noCmd := fn
+	noCmd.Command = nil
+	if err := noCmd.Validate(); err == nil || !strings.Contains(err.Error(), "command") {
+		t.Errorf("a package without a command: %v", err)
 	}
 }
