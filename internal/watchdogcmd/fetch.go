@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"time"
@@ -48,6 +49,17 @@ func fetchPackage(ctx context.Context, stderr io.Writer) (string, error) {
 	os.Unsetenv(envURL)
 	os.Unsetenv(envToken)
 	began := time.Now()
+	// A container restarted in its pod finds what it unpacked before (the
+	// directory is the pod's): start again from nothing.
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return "", fmt.Errorf("the package directory %s: %w", dir, err)
+	}
+	for _, e := range entries {
+		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+			return "", fmt.Errorf("emptying the package directory %s: %w", dir, err)
+		}
+	}
 	spool, err := os.CreateTemp(dir, ".nimbus-package-*")
 	if err != nil {
 		return "", fmt.Errorf("the package directory %s is not writable: %w", dir, err)

@@ -80,6 +80,17 @@ func TestFetchPackage(t *testing.T) {
 	if calls.Load() != 2 {
 		t.Errorf("%d requests, want a retry after the 503", calls.Load())
 	}
+	// The container restarts in its pod: the directory holds the last
+	// unpacking (and what the function wrote); it starts again.
+	os.WriteFile(filepath.Join(dir, "written-by-the-function"), []byte("x"), 0o644)
+	t.Setenv(envURL, srv.URL+"/v1/packages/"+digest)
+	t.Setenv(envToken, "tok")
+	if _, err := fetchPackage(context.Background(), io.Discard); err != nil {
+		t.Fatalf("fetching again into the same directory: %v", err)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 2 {
+		t.Errorf("after a restart the directory holds %d entries, want the package's 2", len(entries))
+	}
 }
 
 // Hostile or broken answers: a package whose bytes are not the digest's,
