@@ -622,11 +622,8 @@ var kubeLabelValueRE = regexp.MustCompile(`^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[
 // validateKube checks what runtime kube cannot take: labels and
 // annotations go onto the pods, where Kubernetes's own domains would let
 // a function change how it is run (kubernetes.io, k8s.io: AppArmor,
-// service selection); secrets and lambda handlers are not run there yet.
+// service selection); lambda handlers are not run there yet.
 func (f Function) validateKube() error {
-	if len(f.Secrets) > 0 {
-		return fieldErr("secrets", "runtime %q does not mount secrets yet: remove them, or use runtime %q", RuntimeKube, RuntimeDocker)
-	}
 	if f.Protocol == ProtocolLambda {
 		return fieldErr("protocol", "runtime %q does not run %q handlers yet: use runtime %q or %q", RuntimeKube, ProtocolLambda, RuntimeProcess, RuntimeDocker)
 	}

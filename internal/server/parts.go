@@ -161,7 +161,7 @@ func gatewayID() string {
 // --kubeconfig, or, with --provider kube in a pod, of the in-cluster
 // config; nil when neither.
 // Missing permissions fail the start, naming them.
-func openKube(ctx context.Context, cfg Config, adminToken string, watch provider.Watcher, drain provider.Drainer, logLine func(store.LogLine)) (*kube.Provider, error) {
+func openKube(ctx context.Context, cfg Config, adminToken string, secretValue func(context.Context, string, string) ([]byte, error), watch provider.Watcher, drain provider.Drainer, logLine func(store.LogLine)) (*kube.Provider, error) {
 	rc, where, err := kube.Config(cfg.Kubeconfig, cfg.Provider == function.RuntimeKube)
 	if err != nil || rc == nil {
 		return nil, err
@@ -180,7 +180,7 @@ func openKube(ctx context.Context, cfg Config, adminToken string, watch provider
 		return nil, fmt.Errorf("kube (%s): %w", where, err)
 	}
 	o := kube.Options{API: api, Namespace: ns, Watch: watch, Drain: drain, Log: logLine, Where: where, Logger: cfg.Logger,
-		RuntimeImage: cfg.KubeRuntimeImage}
+		RuntimeImage: cfg.KubeRuntimeImage, SecretValue: secretValue}
 	if base := strings.TrimRight(cfg.KubeAPIURL, "/"); base != "" {
 		// A pod gets its package's token, never the admin token.
 		key := fetchtoken.Key(adminToken)

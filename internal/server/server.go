@@ -191,7 +191,7 @@ func Run(ctx context.Context, cfg Config, started func(Started)) error {
 	var gw *gateway.Gateway
 	// A provider reports only functions it was given (by the scaler, once
 	// the gateway is up), so the gateway can be named here before it is.
-	kp, err := openKube(ctx, cfg, token, func(ns, name string, s provider.State) { gw.SetState(ns, name, s) },
+	kp, err := openKube(ctx, cfg, token, st.SecretValue, func(ns, name string, s provider.State) { gw.SetState(ns, name, s) },
 		func(ctx context.Context, ns, name, id string) { gw.Drain(ctx, ns, name, id) }, appendLog)
 	if err != nil {
 		return err

@@ -53,8 +53,12 @@ func TestKubeOpenFaaS(t *testing.T) {
 	const ua = "faas-cli/dev"
 	deployPath := "/apis/apps/v1/namespaces/" + ns + "/deployments/kf"
 
-	deploy := `{"service":"kf","image":"` + image + `","labels":{"team":"a","com.openfaas.scale.zero":"true","com.openfaas.scale.zero-duration":"2s"},"annotations":{},"envVars":{"V":"one"}}`
-	code, body, _ := n.fc(t, token, fcRequest{"PUT", "/system/functions", deploy, ua, true})
+	// A secret, as faas-cli secret create makes it; the function mounts it
+	// where OpenFaaS does.
+	code, body, _ := n.fc(t, token, fcRequest{"POST", "/system/secrets", `{"name":"kf-key","value":"kube-secret"}`, ua, true})
+	accepts(t, "secret create", code, body, 200, 201, 202)
+	deploy := `{"service":"kf","image":"` + image + `","labels":{"team":"a","com.openfaas.scale.zero":"true","com.openfaas.scale.zero-duration":"2s"},"annotations":{},"envVars":{"V":"one"},"secrets":["kf-key"]}`
+	code, body, _ = n.fc(t, token, fcRequest{"PUT", "/system/functions", deploy, ua, true})
 	accepts(t, "deploy, PUT of a new function", code, body, 404)
 	code, body, _ = n.fc(t, token, fcRequest{"POST", "/system/functions", deploy, ua, true})
 	accepts(t, "deploy, POST", code, body, 200, 202)
@@ -72,6 +76,9 @@ func TestKubeOpenFaaS(t *testing.T) {
 	waitUntil(t, "the pod's line in nimbus logs", 30*time.Second, func() bool {
 		return strings.Contains(n.mustCLI("logs", "kf"), line)
 	})
+	if code, body, _ := n.fc(t, token, fcRequest{method: "GET", path: "/function/kf/secret?name=kf-key"}); code != 200 || body != "kube-secret" {
+		t.Fatalf("the secret at /var/openfaas/secrets/kf-key: %d %q", code, body)
+	}
 	var d deployment
 	if code := kubetest.Get(t, cfg, deployPath, &d); code != 200 {
 		t.Fatalf("the function's Deployment: %d", code)
@@ -145,6 +152,9 @@ func TestKubeOpenFaaS(t *testing.T) {
 	code, body, _ = n.fc(t, token, fcRequest{"DELETE", "/system/functions", `{"functionName":"kf"}`, ua, true})
 	accepts(t, "remove", code, body, 200, 202)
 	waitUntil(t, "the Deployment gone", 60*time.Second, func() bool { return kubetest.Get(t, cfg, deployPath, nil) == 404 })
+	if code := kubetest.Get(t, cfg, "/api/v1/namespaces/"+ns+"/secrets/kf-secrets", nil); code != 404 {
+		t.Fatalf("the removed function's Secret: %d", code)
+	}
 
 	// The native CLI: a nimbus.yaml naming runtime kube deploys, runs,
 	// says where it runs, and deletes.

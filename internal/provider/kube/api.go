@@ -119,6 +119,25 @@ func (a *API) deleteService(ctx context.Context, ns, name string, uid types.UID)
 		Body(&metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}}).Do(ctx).Error()
 }
 
+func (a *API) getSecret(ctx context.Context, ns, name string) (*corev1.Secret, error) {
+	var s corev1.Secret
+	err := a.core.Get().Namespace(ns).Resource("secrets").Name(name).Do(ctx).Into(&s)
+	return &s, err
+}
+
+func (a *API) createSecret(ctx context.Context, s *corev1.Secret) error {
+	return a.core.Post().Namespace(s.Namespace).Resource("secrets").Body(s).Do(ctx).Error()
+}
+
+func (a *API) updateSecret(ctx context.Context, s *corev1.Secret) error {
+	return a.core.Put().Namespace(s.Namespace).Resource("secrets").Name(s.Name).Body(s).Do(ctx).Error()
+}
+
+func (a *API) deleteSecret(ctx context.Context, ns, name string, uid types.UID) error {
+	return a.core.Delete().Namespace(ns).Resource("secrets").Name(name).
+		Body(&metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}}).Do(ctx).Error()
+}
+
 func (a *API) patchPod(ctx context.Context, ns, name string, patch []byte) error {
 	return a.core.Patch(types.StrategicMergePatchType).Namespace(ns).Resource("pods").Name(name).Body(patch).Do(ctx).Error()
 }

@@ -49,6 +49,7 @@ var Permissions = []Permission{
 	{"apps", "deployments", "", []string{"get", "list", "watch", "create", "update", "delete"}},
 	{"apps", "deployments", "scale", []string{"get", "update"}},
 	{"", "services", "", []string{"get", "create", "delete"}},
+	{"", "secrets", "", []string{"get", "create", "update", "delete"}},
 	{"", "pods", "", []string{"get", "list", "watch", "patch", "delete"}},
 	{"", "pods", "log", []string{"get"}},
 	{"discovery.k8s.io", "endpointslices", "", []string{"get", "list", "watch"}},

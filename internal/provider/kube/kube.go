@@ -15,6 +15,8 @@ package kube
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -54,6 +56,9 @@ type Options struct {
 	Log func(store.LogLine)
 	// Where names the cluster, for messages.
 	Where string
+	// SecretValue reads a secret of a function's namespace, for the
+	// Secret its pods mount. Nil: functions with secrets fail to start.
+	SecretValue func(ctx context.Context, namespace, name string) ([]byte, error)
 	// RuntimeImage and Package run package functions (see Spec).
 	RuntimeImage string
 	Package      func(digest string) (url, token string)
@@ -85,6 +90,8 @@ type Provider struct {
 	// follows are the pods' logs being followed, by endpoint id.
 	follows map[string]context.CancelFunc
 	began   time.Time // what the pods wrote before is not followed
+	// secretSums are what each function's Secret was last written with.
+	secretSums map[string]string
 }
 
 type reportedState struct {
@@ -105,7 +112,7 @@ func New(ctx context.Context, o Options) (*Provider, error) {
 		targets: map[string]provider.Target{}, reported: map[string]reportedState{},
 		leaving: map[string]map[string]bool{}, shrink: map[string]bool{}, errs: map[string]error{},
 		seen: map[string]time.Time{}, readyAt: map[string]time.Time{},
-		follows: map[string]context.CancelFunc{}, began: time.Now(),
+		follows: map[string]context.CancelFunc{}, began: time.Now(), secretSums: map[string]string{},
 		deploys: informer(o.API.apps, "deployments", o.Namespace, &appsv1.Deployment{}),
 		pods:    informer(o.API.core, "pods", o.Namespace, &corev1.Pod{}),
 		eps:     informer(o.API.discovery, "endpointslices", o.Namespace, &discoveryv1.EndpointSlice{})}
@@ -339,6 +346,15 @@ func (p *Provider) deleteObjects(ctx context.Context, namespace, name string) {
 			p.o.Logger.Warn("kube: deleting a function's Service failed", "function", key, "err", err)
 		}
 	}
+	p.mu.Lock()
+	delete(p.secretSums, key)
+	p.mu.Unlock()
+	sec := SecretName(namespace, name)
+	if s, err := p.o.API.getSecret(ctx, p.o.Namespace, sec); err == nil && mine(s.Labels) {
+		if err := p.o.API.deleteSecret(ctx, p.o.Namespace, sec, s.UID); err != nil && !apierrors.IsNotFound(err) {
+			p.o.Logger.Warn("kube: deleting a function's Secret failed", "function", key, "err", err)
+		}
+	}
 }
 
 // Close stops the provider's informers. The Deployments stay: they are
@@ -506,6 +522,9 @@ func (p *Provider) reconcile(key string) error {
 		return err
 	}
 	if !exists {
+		if err := p.syncSecret(context.Background(), fn); err != nil {
+			return err
+		}
 		if err := p.create(context.Background(), t); err != nil {
 			return err
 		}
@@ -526,6 +545,9 @@ func (p *Provider) reconcile(key string) error {
 	}
 	ctx := context.Background()
 	if cur.Annotations[AnnotationRevision] != strconv.FormatUint(t.Revision, 10) {
+		if err := p.syncSecret(ctx, fn); err != nil {
+			return err
+		}
 		if err := p.update(ctx, t); err != nil {
 			return err
 		}
@@ -536,10 +558,77 @@ func (p *Provider) reconcile(key string) error {
 	}
 	switch want := int32(t.Replicas); {
 	case want > have:
+		// New pods read the secrets' values of now, as the other
+		// runtimes' new replicas do.
+		if len(fn.Secrets) > 0 {
+			if err := p.syncSecret(ctx, fn); err != nil {
+				return err
+			}
+		}
 		return p.scale(ctx, name, want)
 	case want < have:
 		p.scaleDown(key, t)
 	}
+	return nil
+}
+
+// syncSecret writes the Secret that holds fn's secrets (when their values
+// changed since it last did), or deletes one fn no longer needs.
+func (p *Provider) syncSecret(ctx context.Context, fn function.Function) error {
+	key, name := fn.Key(), SecretName(fn.Namespace, fn.Name)
+	mine := func(l map[string]string) bool { return l[LabelFunction] == fn.Name && l[LabelNamespace] == fn.Namespace }
+	if len(fn.Secrets) == 0 {
+		p.mu.Lock()
+		delete(p.secretSums, key)
+		p.mu.Unlock()
+		if s, err := p.o.API.getSecret(ctx, p.o.Namespace, name); err == nil && mine(s.Labels) {
+			if err := p.o.API.deleteSecret(ctx, p.o.Namespace, name, s.UID); err != nil && !apierrors.IsNotFound(err) {
+				return fmt.Errorf("deleting the Secret of %s: %w", key, err)
+			}
+		}
+		return nil
+	}
+	if p.o.SecretValue == nil {
+		return fmt.Errorf("function %s has secrets, and this nimbus gives the kube runtime none", key)
+	}
+	values := make(map[string][]byte, len(fn.Secrets))
+	h := sha256.New()
+	for _, s := range fn.Secrets {
+		v, err := p.o.SecretValue(ctx, fn.Namespace, s)
+		if err != nil {
+			return fmt.Errorf("secret %q of %s: %w", s, key, err)
+		}
+		values[s] = v
+		fmt.Fprintf(h, "%d:%s=%d:", len(s), s, len(v))
+		h.Write(v)
+	}
+	sum := hex.EncodeToString(h.Sum(nil))
+	p.mu.Lock()
+	same := p.secretSums[key] == sum
+	p.mu.Unlock()
+	if same {
+		return nil
+	}
+	want := p.spec().Secret(fn, values)
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		cur, err := p.o.API.getSecret(ctx, p.o.Namespace, name)
+		if apierrors.IsNotFound(err) {
+			return p.o.API.createSecret(ctx, want)
+		} else if err != nil {
+			return err
+		}
+		if !mine(cur.Labels) {
+			return fmt.Errorf("a Secret named %q in namespace %q is not function %s's: rename or remove it", name, p.o.Namespace, key)
+		}
+		cur.Labels, cur.Data, cur.StringData, cur.Type = want.Labels, want.Data, nil, want.Type
+		return p.o.API.updateSecret(ctx, cur)
+	})
+	if err != nil {
+		return fmt.Errorf("writing the Secret of %s: %w", key, err)
+	}
+	p.mu.Lock()
+	p.secretSums[key] = sum
+	p.mu.Unlock()
 	return nil
 }
 

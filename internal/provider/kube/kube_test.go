@@ -2,8 +2,14 @@ package kube_test
 
 import (
 	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"sync"
 	"testing"
 	"time"
+
+	corev1 "k8s.io/api/core/v1"
 
 	"nimbus/internal/function"
 	"nimbus/internal/provider"
@@ -40,4 +46,116 @@ func TestConformance(t *testing.T) {
 		},
 		ExternalRetry: true,
 	})
+}
+
+// TestSecrets: a function's secrets are a Secret of the functions
+// namespace, mounted where OpenFaaS mounts them, readable by the
+// function; new pods read new values; a function that drops its secrets,
+// or is removed, takes the Secret with it.
+func TestSecrets(t *testing.T) {
+	cfg := kubetest.Cluster(t)
+	ns := kubetest.Namespace(t, cfg)
+	image := testImage(t)
+	api, err := kube.NewAPI(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	values := map[string]string{"db": "s3cr3t-one"}
+	states := make(chan provider.State, 64)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	p, err := kube.New(ctx, kube.Options{API: api, Namespace: ns,
+		Watch: func(_, _ string, s provider.State) { states <- s },
+		Drain: func(context.Context, string, string, string) {},
+		SecretValue: func(_ context.Context, _, name string) ([]byte, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			v, ok := values[name]
+			if !ok {
+				return nil, fmt.Errorf("no secret %q", name)
+			}
+			return []byte(v), nil
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close(context.Background())
+	fn := function.Function{Name: "sec", Runtime: function.RuntimeKube, Image: image, Secrets: []string{"db"}, ReadOnlyRootFilesystem: true}.WithDefaults()
+	if err := fn.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	// ready waits for n ready replicas of revision rev and returns them.
+	ready := func(rev uint64, n int) []provider.Endpoint {
+		t.Helper()
+		deadline := time.After(90 * time.Second)
+		for {
+			select {
+			case s := <-states:
+				var eps []provider.Endpoint
+				for _, e := range s.Ready {
+					if e.Revision == rev {
+						eps = append(eps, e)
+					}
+				}
+				if len(eps) >= n {
+					return eps
+				}
+			case <-deadline:
+				t.Fatalf("no %d ready replicas of revision %d", n, rev)
+			}
+		}
+	}
+	secretOf := func(ep provider.Endpoint) string {
+		t.Helper()
+		resp, err := http.Get("http://" + ep.Addr + "/secret?name=db")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	p.Ensure(provider.Target{Function: fn, Revision: 1, Replicas: 1})
+	eps := ready(1, 1)
+	if got := secretOf(eps[0]); got != "s3cr3t-one" {
+		t.Fatalf("the pod reads %q at /var/openfaas/secrets/db", got)
+	}
+	secretPath := "/api/v1/namespaces/" + ns + "/secrets/" + kube.SecretName(fn.Namespace, fn.Name)
+	var sec corev1.Secret
+	if code := kubetest.Get(t, cfg, secretPath, &sec); code != 200 || sec.Labels[kube.LabelFunction] != "sec" {
+		t.Fatalf("the Secret: %d %v", code, sec.Labels)
+	}
+
+	// A new value: the replicas started after it read it.
+	mu.Lock()
+	values["db"] = "s3cr3t-two"
+	mu.Unlock()
+	p.Ensure(provider.Target{Function: fn, Revision: 1, Replicas: 2})
+	var fresh provider.Endpoint
+	for _, ep := range ready(1, 2) {
+		if ep.ID != eps[0].ID {
+			fresh = ep
+		}
+	}
+	if got := secretOf(fresh); got != "s3cr3t-two" {
+		t.Fatalf("a replica started after the change reads %q", got)
+	}
+
+	// Without secrets: the next revision drops the Secret.
+	plain := fn
+	plain.Secrets = nil
+	p.Ensure(provider.Target{Function: plain, Revision: 2, Replicas: 1})
+	ready(2, 1)
+	if code := kubetest.Get(t, cfg, secretPath, nil); code != 404 {
+		t.Fatalf("the Secret of a function without secrets: %d", code)
+	}
+	p.Ensure(provider.Target{Function: fn, Revision: 3, Replicas: 1})
+	ready(3, 1)
+	rctx, rcancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer rcancel()
+	p.Remove(rctx, fn.Namespace, fn.Name)
+	if code := kubetest.Get(t, cfg, secretPath, nil); code != 404 {
+		t.Fatalf("the Secret of a removed function: %d", code)
+	}
 }

@@ -87,6 +87,23 @@ func objectLabels(fn function.Function) map[string]string {
 	return l
 }
 
+// SecretsDir is where a function's secrets are, a file each: where
+// OpenFaaS mounts them.
+const SecretsDir = "/var/openfaas/secrets"
+
+// SecretName is the name of the Secret holding a function's secrets.
+func SecretName(namespace, name string) string { return ObjectName(namespace, name) + "-secrets" }
+
+// Secret is the Secret that holds fn's secrets' values (by name), mounted
+// into its pods.
+func (sp Spec) Secret(fn function.Function, values map[string][]byte) *corev1.Secret {
+	return &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: SecretName(fn.Namespace, fn.Name), Namespace: sp.Namespace, Labels: objectLabels(fn)},
+		Type:       corev1.SecretTypeOpaque,
+		Data:       values,
+	}
+}
+
 // PackageDir is where a package function's pod unpacks its package (an
 // emptyDir) and runs its command.
 const PackageDir = "/nimbus/fn"
@@ -149,6 +166,9 @@ func (sp Spec) Deployment(fn function.Function, rev uint64, replicas int) (*apps
 		// the pod is stopped (a rollout, a scale-down).
 		corev1.EnvVar{Name: "NIMBUS_TIMEOUT", Value: time.Duration(fn.Timeout).String()},
 	)
+	if len(fn.Secrets) > 0 {
+		env = append(env, corev1.EnvVar{Name: "NIMBUS_SECRETS_DIR", Value: SecretsDir})
+	}
 	if fn.Package != "" {
 		// What the runtime image's entrypoint fetches; it takes these
 		// out of the environment before the function runs.
@@ -213,6 +233,19 @@ func (sp Spec) Deployment(fn function.Function, rev uint64, replicas int) (*apps
 	if fn.ReadOnlyRootFilesystem {
 		pod.Volumes = append(pod.Volumes, corev1.Volume{Name: "tmp", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{SizeLimit: ptr(resource.MustParse("64Mi"))}}})
 		pod.Containers[0].VolumeMounts = append(pod.Containers[0].VolumeMounts, corev1.VolumeMount{Name: "tmp", MountPath: "/tmp"})
+	}
+	if len(fn.Secrets) > 0 {
+		// Readable by the function's group alone (fsGroup), a file per
+		// secret; the Secret is written before the pods start.
+		mode := int32(0o440)
+		items := make([]corev1.KeyToPath, 0, len(fn.Secrets))
+		for _, s := range fn.Secrets {
+			items = append(items, corev1.KeyToPath{Key: s, Path: s})
+		}
+		pod.Volumes = append(pod.Volumes, corev1.Volume{Name: "secrets", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
+			SecretName: SecretName(fn.Namespace, fn.Name), Items: items, DefaultMode: &mode}}})
+		pod.Containers[0].VolumeMounts = append(pod.Containers[0].VolumeMounts, corev1.VolumeMount{Name: "secrets", MountPath: SecretsDir, ReadOnly: true})
+		pod.SecurityContext = &corev1.PodSecurityContext{FSGroup: ptr(int64(runAsUser))}
 	}
 	if fn.Package != "" {
 		pod.Volumes = append(pod.Volumes, corev1.Volume{Name: "package", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{SizeLimit: ptr(resource.MustParse(packageDirLimit))}}})

@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 
+	corev1 "k8s.io/api/core/v1"
+
 	"nimbus/internal/function"
 )
 
@@ -141,5 +143,36 @@ func TestPackageDeployment(t *testing.T) {
 	noCmd.Command = nil
 	if err := noCmd.Validate(); err == nil || !strings.Contains(err.Error(), "command") {
 		t.Errorf("a package without a command: %v", err)
+	}
+}
+
+// Secrets are files under /var/openfaas/secrets, from the function's
+// Secret, readable by the function's group and no one else.
+func TestSecretsMount(t *testing.T) {
+	fn := function.Function{Name: "s", Runtime: function.RuntimeKube, Image: "localhost/s:v1", Secrets: []string{"db", "api"}}.WithDefaults()
+	d, err := (Spec{Namespace: "fn"}).Deployment(fn, 1, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pod := d.Spec.Template.Spec
+	var vol *corev1.SecretVolumeSource
+	for _, v := range pod.Volumes {
+		if v.Secret != nil {
+			vol = v.Secret
+		}
+	}
+	if vol == nil || vol.SecretName != SecretName("default", "s") || len(vol.Items) != 2 || vol.DefaultMode == nil || *vol.DefaultMode != 0o440 {
+		t.Fatalf("the secrets volume: %+v", vol)
+	}
+	if pod.SecurityContext == nil || pod.SecurityContext.FSGroup == nil || *pod.SecurityContext.FSGroup != *pod.Containers[0].SecurityContext.RunAsGroup {
+		t.Fatalf("the files' group is not the function's: %+v", pod.SecurityContext)
+	}
+	m := pod.Containers[0].VolumeMounts
+	if len(m) != 1 || m[0].MountPath != SecretsDir || !m[0].ReadOnly {
+		t.Fatalf("mounts: %+v", m)
+	}
+	sec := (Spec{Namespace: "fn"}).Secret(fn, map[string][]byte{"db": []byte("x")})
+	if sec.Namespace != "fn" || sec.Labels[LabelFunction] != "s" || string(sec.Data["db"]) != "x" {
+		t.Fatalf("the Secret: %+v", sec)
 	}
 }
