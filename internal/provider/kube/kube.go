@@ -576,7 +576,9 @@ func (p *Provider) reconcile(key string) error {
 // changed since it last did), or deletes one fn no longer needs.
 func (p *Provider) syncSecret(ctx context.Context, fn function.Function) error {
 	key, name := fn.Key(), SecretName(fn.Namespace, fn.Name)
-	mine := func(l map[string]string) bool { return l[LabelFunction] == fn.Name && l[LabelNamespace] == fn.Namespace }
+	mine := func(l map[string]string) bool {
+		return l[LabelFunction] == fn.Name && l[LabelNamespace] == fn.Namespace
+	}
 	if len(fn.Secrets) == 0 {
 		p.mu.Lock()
 		delete(p.secretSums, key)
