@@ -285,3 +285,21 @@ func TestKubePackagesNeedAPIURL(t *testing.T) {
 		t.Fatalf("a refused deploy made a Deployment: %d", code)
 	}
 }
+
+// TestKubePackagesDebian: on the runtime image's Debian variant,
+// examples/hello-python (a package of Python source) runs unchanged on
+// Kubernetes.
+func TestKubePackagesDebian(t *testing.T) {
+	cfg := kubetest.Cluster(t)
+	image := kubetest.DebianRuntimeImage(t)
+	ns := kubetest.Namespace(t, cfg)
+	addr := net.JoinHostPort(kubetest.NodeIP(t, cfg), strings.Split(freeAddr(t), ":")[1])
+	n := start(t, dataDir(t), "--listen", addr, "--kubeconfig", kubetest.Kubeconfig(), "--kube-namespace", ns, "--provider", "kube",
+		"--kube-api-url", "http://"+addr, "--kube-runtime-image", image)
+	n.mustCLI("deploy", copyExample(t, "hello-python"))
+	code, body, _ := n.invoke("POST", "/function/hello-python", "kube")
+	if code != 200 || body != "Hello from Python, kube!\n" {
+		t.Fatalf("hello-python on kube: %d %q", code, body)
+	}
+	n.mustCLI("delete", "hello-python")
+}

@@ -8,6 +8,8 @@
 #   cluster.sh up             # etcd, apiserver, controller-manager, scheduler, containerd, kubelet, kube-proxy
 #   cluster.sh down [--purge]
 #   cluster.sh image REF BINARY   # wrap a static binary FROM scratch and import it (imagePullPolicy: Never)
+#   cluster.sh runtime-base   # a Debian bookworm root filesystem with python3 (debootstrap, ~1 min) as
+#                             # $NIMBUS_K8S_DIR/runtime-base.tar.gz: the base of the runtime image's Debian variant
 #
 # Afterwards: export KUBECONFIG=$NIMBUS_K8S_DIR/kubeconfig. Root only; one cluster per machine (it
 # adds the cni0 bridge and iptables rules, and takes ports 2379-2381, 6443, 10248-10259).
@@ -296,11 +298,30 @@ down() {
   log "down"
 }
 
+# ---------------------------------------------------------------- runtime base
+# The root filesystem the runtime image's Debian variant is built on (go run ./deploy/runtime
+# -base): minbase bookworm with python3, without what a container never reads.
+runtime_base() {
+  command -v debootstrap >/dev/null || die "debootstrap is not installed: apt-get install debootstrap"
+  local root=$K8S_DIR/runtime-base
+  rm -rf "$root"; mkdir -p "$root"
+  debootstrap --variant=minbase --include=python3 bookworm "$root" "${DEBIAN_MIRROR:-http://deb.debian.org/debian}" >"$K8S_DIR/runtime-base.log" 2>&1 \
+    || { tail -20 "$K8S_DIR/runtime-base.log" >&2; die "debootstrap failed (log: $K8S_DIR/runtime-base.log)"; }
+  tar -C "$root" --numeric-owner --exclude=./dev/* --exclude=./proc/* --exclude=./sys/* \
+    --exclude=./var/cache/apt/archives/*.deb --exclude=./var/lib/apt/lists/* \
+    --exclude=./usr/share/doc --exclude=./usr/share/man --exclude=./usr/share/locale \
+    -czf "$K8S_DIR/runtime-base.tar.gz.part" .
+  mv "$K8S_DIR/runtime-base.tar.gz.part" "$K8S_DIR/runtime-base.tar.gz"
+  rm -rf "$root"
+  log "runtime base: $K8S_DIR/runtime-base.tar.gz"
+}
+
 case "${1:-}" in
   build) build ;;
+  runtime-base) mkdir -p "$K8S_DIR"; runtime_base ;;
   up-cp) up_cp ;;
   up) up_cp; up_node ;;
   down) shift; down "$@" ;;
   image) image "$2" "$3" ;;
-  *) sed -n '2,14p' "$0"; exit 2 ;;
+  *) sed -n '2,16p' "$0"; exit 2 ;;
 esac

@@ -49,7 +49,13 @@ func Kubeconfig() string {
 // need skips (or, under CI, fails) a test that lacks what it needs.
 func need(t testing.TB, what string) {
 	t.Helper()
-	msg := what + ": start one with `test/k8s/cluster.sh build && test/k8s/cluster.sh up` (as root; NIMBUS_K8S_DIR sets where)"
+	missing(t, what+": start one with `test/k8s/cluster.sh build && test/k8s/cluster.sh up` (as root; NIMBUS_K8S_DIR sets where)")
+}
+
+// missing skips a test, saying msg, or fails it in CI (where everything
+// the tests need is made).
+func missing(t testing.TB, msg string) {
+	t.Helper()
 	if os.Getenv("CI") == "true" {
 		t.Fatal(msg)
 	}
@@ -235,6 +241,55 @@ func RuntimeImage(t testing.TB) string {
 	}
 	return runtimeRef
 }
+
+// DebianRuntimeImage is the runtime image's Debian variant (python3 among
+// its programs), built on the root filesystem test/k8s/cluster.sh
+// runtime-base makes, and imported once per test binary.
+func DebianRuntimeImage(t testing.TB) string {
+	t.Helper()
+	needImport(t)
+	base := filepath.Join(Dir(), "runtime-base.tar.gz")
+	if _, err := os.Stat(base); err != nil {
+		missing(t, "no Debian root filesystem at "+base+": make it with `test/k8s/cluster.sh runtime-base` (as root, with debootstrap)")
+	}
+	debianOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "nimbus-runtime-image-")
+		if err != nil {
+			debianErr = err
+			return
+		}
+		defer os.RemoveAll(dir)
+		wd, err := runtimeimage.BuildWatchdog(dir)
+		if err != nil {
+			debianErr = err
+			return
+		}
+		b, err := os.ReadFile(base)
+		if err != nil {
+			debianErr = err
+			return
+		}
+		w, _ := os.ReadFile(wd)
+		ref := "localhost/nimbus-runtime:debian-" + ociimage.Digest(append(b, w...))[:12]
+		var archive bytes.Buffer
+		if err := runtimeimage.Build(&archive, ref, wd, b); err != nil {
+			debianErr = err
+			return
+		}
+		debianErr = importArchive(ref, archive.Bytes())
+		debianRef = ref
+	})
+	if debianErr != nil {
+		t.Fatal(debianErr)
+	}
+	return debianRef
+}
+
+var (
+	debianOnce sync.Once
+	debianRef  string
+	debianErr  error
+)
 
 var (
 	runtimeOnce sync.Once
