@@ -118,7 +118,7 @@ type Spec struct {
 	Namespace string
 	// RuntimeImage runs package functions: nimbus-watchdog as its
 	// entrypoint fetches the package and runs the command
-	// (internal/runtimeimage).
+	// (internal/images).
 	RuntimeImage string
 	// Package gives the URL a pod fetches a package from (the nimbus
 	// API's GET /v1/packages/DIGEST) and the token that lets it, for the

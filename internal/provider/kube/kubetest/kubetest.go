@@ -24,8 +24,8 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"nimbus/internal/images"
 	"nimbus/internal/ociimage"
-	"nimbus/internal/runtimeimage"
 )
 
 // Dir is where the harness keeps its state: $NIMBUS_K8S_DIR, or
@@ -204,7 +204,7 @@ var (
 	testfnErr  error
 )
 
-// RuntimeImage is nimbus's runtime image (what `go run ./deploy/runtime`
+// RuntimeImage is nimbus's runtime image (what `go run ./deploy/images -image runtime`
 // builds: packages run in it), FROM scratch, built from this module and
 // imported once per test binary.
 func RuntimeImage(t testing.TB) string {
@@ -217,7 +217,7 @@ func RuntimeImage(t testing.TB) string {
 			return
 		}
 		defer os.RemoveAll(dir)
-		wd, err := runtimeimage.BuildWatchdog(dir)
+		wd, err := images.Build(dir, images.WatchdogPackage)
 		if err != nil {
 			runtimeErr = err
 			return
@@ -229,7 +229,7 @@ func RuntimeImage(t testing.TB) string {
 			return
 		}
 		ref := "localhost/nimbus-runtime:test-" + ociimage.Digest(b)[:12]
-		if err := runtimeimage.Build(&archive, ref, wd, nil); err != nil {
+		if err := images.Runtime(&archive, ref, wd, nil); err != nil {
 			runtimeErr = err
 			return
 		}
@@ -259,7 +259,7 @@ func DebianRuntimeImage(t testing.TB) string {
 			return
 		}
 		defer os.RemoveAll(dir)
-		wd, err := runtimeimage.BuildWatchdog(dir)
+		wd, err := images.Build(dir, images.WatchdogPackage)
 		if err != nil {
 			debianErr = err
 			return
@@ -272,7 +272,7 @@ func DebianRuntimeImage(t testing.TB) string {
 		w, _ := os.ReadFile(wd)
 		ref := "localhost/nimbus-runtime:debian-" + ociimage.Digest(append(b, w...))[:12]
 		var archive bytes.Buffer
-		if err := runtimeimage.Build(&archive, ref, wd, b); err != nil {
+		if err := images.Runtime(&archive, ref, wd, b); err != nil {
 			debianErr = err
 			return
 		}
@@ -284,6 +284,72 @@ func DebianRuntimeImage(t testing.TB) string {
 	}
 	return debianRef
 }
+
+// NimbusImage and NATSImage are the images deploy/kubernetes runs (the
+// static nimbus binary; nats-server built from the module nimbus embeds),
+// built FROM scratch and imported once per test binary.
+func NimbusImage(t testing.TB) string {
+	return binaryImage(t, images.NimbusPackage, "localhost/nimbus", "/nimbus")
+}
+
+// NATSImage: see NimbusImage.
+func NATSImage(t testing.TB) string {
+	return binaryImage(t, images.NATSPackage, "localhost/nats-server", "/nats-server")
+}
+
+func binaryImage(t testing.TB, pkg, name, path string) string {
+	t.Helper()
+	needImport(t)
+	binMu.Lock()
+	defer binMu.Unlock()
+	if ref, ok := binRefs[pkg]; ok {
+		return ref
+	}
+	dir, err := os.MkdirTemp("", "nimbus-image-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	bin, err := images.Build(dir, pkg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := name + ":test-" + ociimage.Digest(b)[:12]
+	var archive bytes.Buffer
+	if err := images.Single(&archive, ref, bin, path); err != nil {
+		t.Fatal(err)
+	}
+	if err := importArchive(ref, archive.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	binRefs[pkg] = ref
+	return ref
+}
+
+var (
+	binMu   sync.Mutex
+	binRefs = map[string]string{}
+)
+
+// Kubectl is the harness's kubectl (built with the cluster), else the one
+// on PATH; it skips (fails in CI) when there is none.
+func Kubectl(t testing.TB) string {
+	t.Helper()
+	if p := filepath.Join(Dir(), "bin", "kubectl"); fileExists(p) {
+		return p
+	}
+	if p, err := exec.LookPath("kubectl"); err == nil {
+		return p
+	}
+	need(t, "no kubectl (the harness builds one into "+filepath.Join(Dir(), "bin")+")")
+	return ""
+}
+
+func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
 
 var (
 	debianOnce sync.Once
