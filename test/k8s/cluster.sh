@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # cluster.sh - the single-node Kubernetes nimbus's kube tests run on, built only from the Go module
 # proxy and Debian bookworm packages (containerd, runc, containernetworking-plugins, iptables,
-# conntrack, openssl, curl). Everything listens on 127.0.0.1; state lives under $NIMBUS_K8S_DIR
+# conntrack, openssl, curl). Everything listens on 127.0.0.1 but the apiserver, which pods reach
+# at the node's address; state lives under $NIMBUS_K8S_DIR
 # (default: nimbus-k8s in the temp dir), which the tests read (kubetest.Dir).
 #
 #   cluster.sh build          # go-build etcd + kube-* binaries into $NIMBUS_K8S_DIR/bin (~10-15 min cold, 2 cores)
@@ -82,6 +83,8 @@ wait_for() {  # wait_for WHAT SECONDS CMD...
   die "$what not ready after ${t}s (see $LOG)"
 }
 kc() { "$BIN/kubectl" "$@"; }
+# node_ip is the address of the interface of the default route: where pods reach the node.
+node_ip() { ip -4 route get 192.0.2.1 | sed -n 's/.* src \([0-9.]*\).*/\1/p'; }
 
 pki() {
   [ -f "$PKI/token" ] && return
@@ -118,9 +121,10 @@ up_cp() {
     --listen-peer-urls http://127.0.0.1:2380 --initial-advertise-peer-urls http://127.0.0.1:2380 \
     --initial-cluster local=http://127.0.0.1:2380 --listen-metrics-urls http://127.0.0.1:2381 --unsafe-no-fsync
   wait_for etcd 30 curl -sf http://127.0.0.1:2379/health
-  # --endpoint-reconciler-type=none: 127.0.0.1 is refused as the 'kubernetes' service endpoint.
+  # Pods reach the apiserver (in-cluster config: the 'kubernetes' Service, 10.96.0.1) at the
+  # node's address, which it advertises; everything else reaches it at 127.0.0.1.
   start kube-apiserver "$BIN/kube-apiserver" --etcd-servers=http://127.0.0.1:2379 \
-    --bind-address=127.0.0.1 --advertise-address=127.0.0.1 --secure-port=6443 --endpoint-reconciler-type=none \
+    --bind-address=0.0.0.0 --advertise-address="$(node_ip)" --secure-port=6443 \
     --tls-cert-file="$PKI/apiserver.crt" --tls-private-key-file="$PKI/apiserver.key" --client-ca-file="$PKI/ca.crt" \
     --token-auth-file="$PKI/tokens.csv" --authorization-mode=Node,RBAC \
     --service-account-key-file="$PKI/sa.pub" --service-account-signing-key-file="$PKI/sa.key" \
@@ -164,6 +168,7 @@ EOF
    "ipam": {"type": "host-local", "ranges": [[{"subnet": "$POD_CIDR"}]], "routes": [{"dst": "0.0.0.0/0"}],
             "dataDir": "$K8S_DIR/cni/ipam"}},
   {"type": "portmap", "capabilities": {"portMappings": true}},
+  {"type": "firewall"},
   {"type": "loopback"}]}
 EOF
   cat > "$K8S_DIR/kubelet/config.yaml" <<EOF
@@ -299,7 +304,7 @@ down() {
 }
 
 # ---------------------------------------------------------------- runtime base
-# The root filesystem the runtime image's Debian variant is built on (go run ./deploy/runtime
+# The root filesystem the runtime image's Debian variant is built on (go run ./deploy/images -image runtime
 # -base): minbase bookworm with python3, without what a container never reads.
 runtime_base() {
   command -v debootstrap >/dev/null || die "debootstrap is not installed: apt-get install debootstrap"
