@@ -49,7 +49,7 @@ func Open(ctx context.Context, cfg Config) (*Backbone, error) {
 		b.srv = srv
 		opts = append(opts, nats.InProcessServer(srv))
 	}
-	nc, err := nats.Connect(url, opts...)
+	nc, err := connect(ctx, url, opts)
 	if err != nil {
 		b.Close()
 		return nil, fmt.Errorf("connect to NATS %s: %w", url, err)
@@ -68,6 +68,30 @@ func Open(ctx context.Context, cfg Config) (*Backbone, error) {
 		return nil, fmt.Errorf("JetStream is not available on %s: %w", describe(url), err)
 	}
 	return b, nil
+}
+
+// connectWait bounds how long nimbus waits for an external NATS that does
+// not answer yet (its pods starting beside nimbus's on Kubernetes).
+const connectWait = time.Minute
+
+// connect connects, retrying an external server that does not answer
+// for up to connectWait.
+func connect(ctx context.Context, url string, opts []nats.Option) (*nats.Conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, connectWait)
+	defer cancel()
+	wait := 100 * time.Millisecond
+	for {
+		nc, err := nats.Connect(url, opts...)
+		if err == nil || url == "" {
+			return nc, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w (retried for %s)", err, connectWait)
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 2*time.Second)
+	}
 }
 
 func describe(url string) string {

@@ -86,19 +86,46 @@ func readToken(path string, fi os.FileInfo) (string, bool, error) {
 	if n > 4096 {
 		return "", false, fmt.Errorf("%s is over 4 KiB, not an admin token: %s", path, fix)
 	}
-	t := strings.TrimRight(string(b[:n]), "\r\n")
-	for i := 0; i < len(t); i++ {
-		if c := t[i]; c <= ' ' || c > '~' {
-			return "", false, fmt.Errorf("%s holds a byte that is not printable ASCII (%q at %d): write the token as one line of printable characters, or %s", path, c, i, fix)
-		}
-	}
-	if len(t) < MinTokenLength {
-		return "", false, fmt.Errorf("%s holds a token of %d characters, under the %d nimbus requires: write a longer one (e.g. openssl rand -hex 32), or %s", path, len(t), MinTokenLength, fix)
+	t, err := checkToken(path, b[:n], fix)
+	if err != nil {
+		return "", false, err
 	}
 	if fi.Mode().Perm()&0o077 != 0 {
 		os.Chmod(path, 0o600)
 	}
 	return t, false, nil
+}
+
+// checkToken reads a token out of a file's bytes: one line of printable
+// ASCII, at least MinTokenLength long.
+func checkToken(path string, b []byte, fix string) (string, error) {
+	t := strings.TrimRight(string(b), "\r\n")
+	for i := 0; i < len(t); i++ {
+		if c := t[i]; c <= ' ' || c > '~' {
+			return "", fmt.Errorf("%s holds a byte that is not printable ASCII (%q at %d): write the token as one line of printable characters, or %s", path, c, i, fix)
+		}
+	}
+	if len(t) < MinTokenLength {
+		return "", fmt.Errorf("%s holds a token of %d characters, under the %d nimbus requires: write a longer one (e.g. openssl rand -hex 32), or %s", path, len(t), MinTokenLength, fix)
+	}
+	return t, nil
+}
+
+// tokenFromFile reads the admin token from path, --admin-token-file: a
+// Secret every replica mounts (Kubernetes makes it a symlink into the
+// Secret's current data, which is followed).
+func tokenFromFile(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", fmt.Errorf("--admin-token-file: %w", err)
+	}
+	defer f.Close()
+	b := make([]byte, 4097)
+	n, _ := io.ReadFull(f, b)
+	if n > 4096 {
+		return "", fmt.Errorf("--admin-token-file %s is over 4 KiB, not an admin token", path)
+	}
+	return checkToken(path, b[:n], "fix the file (--admin-token-file)")
 }
 
 // lockDataDir makes sure one nimbus at a time uses a data dir.

@@ -98,7 +98,7 @@ type callRecords struct {
 // off the request path and read from an index that follows the stream (so
 // it holds every gateway's records).
 func openCalls(ctx context.Context, cfg Config, bb *backbone.Backbone, disk *space, down *shutdown) (callRecords, error) {
-	stream, err := natscalls.Open(ctx, bb.JS, natscalls.Options{MaxAge: cfg.CallRetention})
+	stream, err := natscalls.Open(ctx, bb.JS, natscalls.Options{MaxAge: cfg.CallRetention, Replicas: max(cfg.NATSReplicas, 1)})
 	if err != nil {
 		return callRecords{}, err
 	}

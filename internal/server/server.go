@@ -52,6 +52,8 @@ type Config struct {
 	DataDir          string           // state: JetStream files, admin token, instance records
 	NATSURL          string           // external NATS; empty embeds one
 	NATSListen       string           // let TCP clients reach the embedded NATS here
+	NATSReplicas     int              // copies of every stream and bucket (default 1; 3 on a NATS cluster)
+	AdminTokenFile   string           // read the admin token from this file (a mounted Secret) instead of the data dir's
 	MaxBodyBytes     int64            // invocation body limit
 	MaxHeaderBytes   int              // request header limit (431 beyond)
 	BodyReadTimeout  time.Duration    // how long a request body may take to arrive (408 beyond; default 5m)
@@ -71,7 +73,7 @@ type Config struct {
 	KubeNamespace    string           // the namespace kube functions' Deployments go in (default openfaas-fn)
 	Provider         string           // the runtime of functions that name none: docker (default; packages run as processes) or kube (images and packages)
 	KubeAPIURL       string           // the nimbus API as the kube functions' pods reach it, to fetch packages ("" packages do not run on kube)
-	KubeRuntimeImage string           // the image kube runs packages in (go run ./deploy/runtime builds it)
+	KubeRuntimeImage string           // the image kube runs packages in (go run ./deploy/images -image runtime builds it)
 	Version          string
 	Logger           *slog.Logger
 }
@@ -135,7 +137,13 @@ func Run(ctx context.Context, cfg Config, started func(Started)) error {
 		return err
 	}
 	defer unlock()
-	token, newToken, err := adminToken(cfg.DataDir)
+	var token string
+	var newToken bool
+	if cfg.AdminTokenFile != "" {
+		token, err = tokenFromFile(cfg.AdminTokenFile)
+	} else {
+		token, newToken, err = adminToken(cfg.DataDir)
+	}
 	if err != nil {
 		return err
 	}
@@ -155,7 +163,8 @@ func Run(ctx context.Context, cfg Config, started func(Started)) error {
 	}
 	down.push(func(context.Context) { bb.Close() })
 	disk := &space{dir: cfg.DataDir, log: log}
-	st, err := natsstore.Open(ctx, bb.Conn, bb.JS, natsstore.Options{})
+	replicas := max(cfg.NATSReplicas, 1)
+	st, err := natsstore.Open(ctx, bb.Conn, bb.JS, natsstore.Options{Replicas: replicas})
 	if err != nil {
 		return err
 	}
@@ -234,7 +243,7 @@ func Run(ctx context.Context, cfg Config, started func(Started)) error {
 	if kp != nil {
 		providers[kp.Name()] = kp
 	}
-	cluster, err := natscluster.Open(ctx, bb.Conn, bb.JS, gatewayID(), 1)
+	cluster, err := natscluster.Open(ctx, bb.Conn, bb.JS, gatewayID(), replicas)
 	if err != nil {
 		return err
 	}
@@ -242,15 +251,15 @@ func Run(ctx context.Context, cfg Config, started func(Started)) error {
 	reg.MustRegister(scale.Collector())
 	down.push(gw.Close)
 
-	q, err := natsqueue.Open(ctx, bb.JS, natsqueue.Options{AckWait: cfg.AsyncAckWait, Logger: log})
+	q, err := natsqueue.Open(ctx, bb.JS, natsqueue.Options{AckWait: cfg.AsyncAckWait, Logger: log, Replicas: replicas})
 	if err != nil {
 		return err
 	}
-	triggers, err := nattrigger.Open(ctx, bb.JS, 1)
+	triggers, err := nattrigger.Open(ctx, bb.JS, replicas)
 	if err != nil {
 		return err
 	}
-	evStore, err := natsevents.Open(ctx, bb.JS, 1)
+	evStore, err := natsevents.Open(ctx, bb.JS, replicas)
 	if err != nil {
 		return err
 	}
@@ -363,7 +372,11 @@ func Run(ctx context.Context, cfg Config, started func(Started)) error {
 		log.Warn("cannot record the URL in the data dir", "err", err)
 	}
 	if started != nil {
-		s := Started{URL: url, TokenPath: filepath.Join(cfg.DataDir, TokenFile), Docker: rt.note, EventsURL: eventsURL, Isolation: rt.isolation}
+		tokenPath := filepath.Join(cfg.DataDir, TokenFile)
+		if cfg.AdminTokenFile != "" {
+			tokenPath = cfg.AdminTokenFile
+		}
+		s := Started{URL: url, TokenPath: tokenPath, Docker: rt.note, EventsURL: eventsURL, Isolation: rt.isolation}
 		if kp != nil {
 			s.Kube = kp.Where()
 		}
