@@ -267,6 +267,20 @@ func probe(w http.ResponseWriter, r *http.Request) {
 
 // appendRecord appends "CALL-ID ATTEMPT" to the file rec.
 func appendRecord(rec string, r *http.Request) error {
+	if u := os.Getenv("RECORD_URL"); u != "" {
+		// A record kept outside the instance (a pod's test): the call
+		// counts as executed once the sink has it.
+		req, _ := http.NewRequest("POST", u, strings.NewReader(r.Header.Get("X-Call-Id")+" "+r.Header.Get("X-Nimbus-Attempt")))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNoContent {
+			return fmt.Errorf("the record sink answered %s", resp.Status)
+		}
+		return nil
+	}
 	f, err := os.OpenFile(rec, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o666)
 	if err != nil {
 		return err
