@@ -98,6 +98,10 @@ type LogLine struct {
 	Instance  string    `json:"instance"`
 	Stream    string    `json:"stream"` // "stdout", "stderr" or "system"
 	Text      string    `json:"text"`
+	// ID, when set, names the line across writers: the same line
+	// appended again under the same ID within a few minutes is kept once
+	// (every gateway follows every pod's log on Kubernetes).
+	ID string `json:"-"`
 }
 
 // Logs keeps function log lines, oldest dropped first past the backend's bounds.

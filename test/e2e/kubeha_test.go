@@ -198,6 +198,21 @@ func TestKubeHA(t *testing.T) {
 		return code == 200
 	})
 
+	// Each of the 3 gateways follows the function's pods; a line is kept
+	// once.
+	line := fmt.Sprintf("ha-log-%d", time.Now().UnixNano())
+	if code, body := api("POST", "/function/ledger/log", line); code != 200 {
+		t.Fatalf("the logging call: %d %s", code, body)
+	}
+	waitUntil(t, "the pod's line in the logs", 60*time.Second, func() bool {
+		_, body := api("GET", "/v1/functions/ledger/logs", "")
+		return strings.Contains(body, line)
+	})
+	time.Sleep(3 * time.Second) // the other gateways' copies, if any, arrive
+	if _, body := api("GET", "/v1/functions/ledger/logs", ""); strings.Count(body, line) != 1 {
+		t.Fatalf("a pod's line is in the logs %d times, want once:\n%s", strings.Count(body, line), body)
+	}
+
 	// Async load; mid-way a nimbus pod and a NATS member are deleted at
 	// once, without grace.
 	var accepted []string

@@ -249,7 +249,10 @@ func (p *Provider) follow(pod *corev1.Pod) {
 			if !ok || err != nil {
 				t, text = time.Now(), sc.Text()
 			}
-			p.o.Log(store.LogLine{Time: t, Namespace: ns, Function: name, Instance: id, Stream: "stdout", Text: text})
+			// Every gateway follows every pod: the id (the pod's, the
+			// kubelet's timestamp, the text) keeps the line once.
+			h := sha256.Sum256([]byte(string(pod.UID) + "\x00" + id + "\x00" + at + "\x00" + text))
+			p.o.Log(store.LogLine{Time: t, Namespace: ns, Function: name, Instance: id, Stream: "stdout", Text: text, ID: hex.EncodeToString(h[:16])})
 		}
 	})
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"nimbus/internal/store"
@@ -22,7 +23,13 @@ func (s *Store) AppendLog(_ context.Context, l store.LogLine) error {
 	if err != nil {
 		return err
 	}
-	return s.nc.Publish(logSubject(l.Namespace, l.Function), b)
+	m := &nats.Msg{Subject: logSubject(l.Namespace, l.Function), Data: b}
+	if l.ID != "" {
+		// JetStream drops a message whose id it saw within the
+		// stream's duplicate window (2 minutes).
+		m.Header = nats.Header{jetstream.MsgIDHeader: []string{l.ID}}
+	}
+	return s.nc.PublishMsg(m)
 }
 
 // ReadLogs replays a function's lines from since with an ordered consumer.

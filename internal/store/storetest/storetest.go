@@ -381,6 +381,19 @@ func testLogs(t *testing.T, s store.Store) {
 	if got := collect(t, s, "default", "f", time.Now().Add(time.Hour)); len(got) != 0 {
 		t.Fatalf("since in the future: %v", got)
 	}
+	// Lines with an ID (several gateways following one pod) are kept
+	// once; lines without, each time.
+	at := time.Now()
+	for range 3 {
+		s.AppendLog(c, store.LogLine{Time: at, Namespace: "default", Function: "d", Instance: "p", Stream: "stdout", Text: "followed", ID: "p/1"})
+		s.AppendLog(c, store.LogLine{Time: at, Namespace: "default", Function: "d", Instance: "p", Stream: "stdout", Text: "plain"})
+	}
+	s.AppendLog(c, store.LogLine{Time: at, Namespace: "default", Function: "d", Instance: "p", Stream: "stdout", Text: "followed", ID: "p/2"})
+	waitFor(t, "5 lines", func() bool { return len(collect(t, s, "default", "d", time.Time{})) >= 5 })
+	time.Sleep(50 * time.Millisecond)
+	if got := collect(t, s, "default", "d", time.Time{}); len(got) != 5 {
+		t.Fatalf("lines with ids appended thrice: %v, want each id once and each plain line", got)
+	}
 }
 
 func testLogsFollow(t *testing.T, s store.Store) {
