@@ -41,6 +41,7 @@ type Dispatcher struct {
 
 	mu        sync.Mutex
 	consumers map[string]*consumer
+	closed    bool // Close was called: deliveries go back to the queue
 	wg        sync.WaitGroup
 }
 
@@ -85,7 +86,21 @@ func (d *Dispatcher) consume(namespace, name string, capacity int) *consumer {
 	d.wg.Go(func() {
 		for ctx.Err() == nil {
 			err := d.Queue.Consume(ctx, namespace, name, capacity, func(dl queue.Delivery) {
-				d.wg.Go(func() { d.process(dl) })
+				// A delivery the queue hands over as the dispatcher closes
+				// goes back at once, for another gateway: its function's
+				// spec may already be gone from this one.
+				d.mu.Lock()
+				if d.closed {
+					d.mu.Unlock()
+					dl.Defer(0)
+					return
+				}
+				d.wg.Add(1)
+				d.mu.Unlock()
+				go func() {
+					defer d.wg.Done()
+					d.process(dl)
+				}()
 			})
 			if err != nil && ctx.Err() == nil {
 				d.logger().Warn("async consumer failed; restarting it", "function", key, "err", err)
@@ -186,9 +201,11 @@ func (d *Dispatcher) Consumers() int {
 	return len(d.consumers)
 }
 
-// Close stops every consumer and waits for deliveries in progress.
+// Close stops every consumer and waits for deliveries in progress;
+// deliveries arriving meanwhile are handed back to the queue.
 func (d *Dispatcher) Close() {
 	d.mu.Lock()
+	d.closed = true
 	for _, c := range d.consumers {
 		c.cancel()
 	}
