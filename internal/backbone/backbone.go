@@ -27,6 +27,10 @@ type Config struct {
 	// Listen, if set, makes the embedded server also accept TCP clients there
 	// ("127.0.0.1:4222"). Empty: in-process connections only.
 	Listen string
+	// Replicas, above 1, is how many copies nimbus keeps of each stream
+	// and bucket: Open waits until the NATS cluster can make such a one
+	// (its members met, a meta leader elected).
+	Replicas int
 }
 
 // Backbone is an open connection to JetStream.
@@ -67,12 +71,40 @@ func Open(ctx context.Context, cfg Config) (*Backbone, error) {
 		b.Close()
 		return nil, fmt.Errorf("JetStream is not available on %s: %w", describe(url), err)
 	}
+	if cfg.Replicas > 1 {
+		if err := awaitReplicas(ctx, js, cfg.Replicas); err != nil {
+			b.Close()
+			return nil, fmt.Errorf("JetStream on %s cannot keep %d replicas: %w", describe(url), cfg.Replicas, err)
+		}
+	}
 	return b, nil
+}
+
+// awaitReplicas makes (or finds) a small bucket with replicas copies,
+// retrying while the cluster forms (members starting beside nimbus on
+// Kubernetes), for up to connectWait: nimbus's own streams and buckets are
+// then made at once.
+func awaitReplicas(ctx context.Context, js jetstream.JetStream, replicas int) error {
+	ctx, cancel := context.WithTimeout(ctx, connectWait)
+	defer cancel()
+	for {
+		actx, acancel := context.WithTimeout(ctx, 10*time.Second)
+		_, err := js.CreateOrUpdateKeyValue(actx, jetstream.KeyValueConfig{Bucket: "nimbus_backbone", History: 1, Replicas: replicas, Storage: jetstream.FileStorage})
+		acancel()
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w (waited %s for the cluster)", err, connectWait)
+		case <-time.After(time.Second):
+		}
+	}
 }
 
 // connectWait bounds how long nimbus waits for an external NATS that does
 // not answer yet (its pods starting beside nimbus's on Kubernetes).
-const connectWait = time.Minute
+var connectWait = time.Minute
 
 // connect connects, retrying an external server that does not answer
 // for up to connectWait.

@@ -157,7 +157,7 @@ func Run(ctx context.Context, cfg Config, started func(Started)) error {
 		stopped()
 	}()
 
-	bb, err := backbone.Open(ctx, backbone.Config{URL: cfg.NATSURL, Dir: filepath.Join(cfg.DataDir, "jetstream"), Listen: cfg.NATSListen})
+	bb, err := backbone.Open(ctx, backbone.Config{URL: cfg.NATSURL, Dir: filepath.Join(cfg.DataDir, "jetstream"), Listen: cfg.NATSListen, Replicas: cfg.NATSReplicas})
 	if err != nil {
 		return err
 	}
