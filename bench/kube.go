@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -45,11 +46,23 @@ func runKube(coldRuns int, dur, warm time.Duration) error {
 	defer kubetest.DeleteNamespace(cfg, ns)
 	data := filepath.Join(tmp, "data")
 	os.MkdirAll(data, 0o700)
-	nb, err := startNimbusWith(nimbusBin, data, baseEnv(), "--kubeconfig", kubetest.Kubeconfig(), "--kube-namespace", ns, "--provider", "kube")
+	natsAddr := fmt.Sprintf("127.0.0.1:%d", freePort())
+	nb, err := startNimbusWith(nimbusBin, data, baseEnv(), "--kubeconfig", kubetest.Kubeconfig(), "--kube-namespace", ns, "--provider", "kube",
+		"--nats-listen", natsAddr)
 	if err != nil {
 		return err
 	}
 	defer stopProc(nb.cmd)
+	// A second gateway on the same NATS and cluster: how soon it routes a
+	// function deployed through the first.
+	dataB := filepath.Join(tmp, "data-b")
+	os.MkdirAll(dataB, 0o700)
+	nbB, err := startNimbusWith(nimbusBin, dataB, baseEnv(), "--kubeconfig", kubetest.Kubeconfig(), "--kube-namespace", ns, "--provider", "kube",
+		"--nats-url", "nats://"+natsAddr)
+	if err != nil {
+		return err
+	}
+	defer stopProc(nbB.cmd)
 	deploy := func(name string, mod func(*function.Function)) error {
 		fn := function.Function{Name: name, Image: image, Env: map[string]string{"FN_ALL_INTERFACES": "1"}}
 		mod(&fn)
@@ -95,10 +108,45 @@ func runKube(coldRuns int, dur, warm time.Duration) error {
 	fmt.Fprintln(os.Stderr, "kube warm load…")
 	through := load(nb.url+"/function/kwarm", 32, warm, dur)
 	direct := load("http://"+list[0].Addr+"/", 32, warm, dur)
-	cs := summarize(cold)
+	// Notice, last (its probes start pods, which would disturb the rest):
+	// deploy through gateway A, then ask gateway B for the function until
+	// it stops answering 404 (it routes it; the call then waits for a
+	// pod, which is not measured: the probe gives up).
+	fmt.Fprintln(os.Stderr, "kube: a second gateway noticing new functions…")
+	probe := &http.Client{Timeout: 50 * time.Millisecond}
+	var seq int
+	notice, err := series(coldRuns, func() (time.Duration, error) {
+		seq++
+		name := fmt.Sprintf("knotice-%d", seq)
+		began := time.Now()
+		if err := deploy(name, func(f *function.Function) { f.Scale.IdleTimeout = function.Duration(time.Second) }); err != nil {
+			return 0, err
+		}
+		for time.Since(began) < 30*time.Second {
+			resp, err := probe.Get(nbB.url + "/function/" + name)
+			if err != nil || resp.StatusCode != http.StatusNotFound {
+				if err == nil {
+					resp.Body.Close()
+				}
+				took := time.Since(began)
+				err := nb.client.Delete(context.Background(), "", name)
+				return took, err
+			}
+			resp.Body.Close()
+			time.Sleep(2 * time.Millisecond)
+		}
+		return 0, fmt.Errorf("gateway B did not notice %s in 30 s", name)
+	})
+	if err != nil {
+		return err
+	}
+
+	cs, ns2 := summarize(cold), summarize(notice)
 	ratio := through.RPS / max(direct.RPS, 1)
 	fmt.Printf("\nkube (%s, one node): cold start (call at zero replicas → answer), %d runs: p50 %.0f ms, p99 %.0f ms\n",
 		kubeVersion(), coldRuns, float64(cs.P50)/1e6, float64(cs.P99)/1e6)
+	fmt.Printf("2 gateways on one NATS: deploy through A → B routes the function, %d runs: p50 %.0f ms, p99 %.0f ms (A's deploy call included)\n",
+		coldRuns, float64(ns2.P50)/1e6, float64(ns2.P99)/1e6)
 	fmt.Printf("warm, one pod, c=32, %s: through nimbus %.0f req/s (p50 %s µs, %d errors), straight to the pod %.0f req/s (p50 %s µs, %d errors)\n",
 		dur, through.RPS, us(through.P50), through.Errors, direct.RPS, us(direct.P50), direct.Errors)
 	for _, tg := range []target{

@@ -20,6 +20,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
 	"slices"
 	"strconv"
 	"strings"
@@ -92,6 +94,11 @@ type Provider struct {
 	began   time.Time // what the pods wrote before is not followed
 	// secretSums are what each function's Secret was last written with.
 	secretSums map[string]string
+	// probing are the pods' container runs (endpoint ids) this provider
+	// probes itself while Kubernetes has not yet found them ready;
+	// answered are those that answered, by pod (see probe).
+	probing  map[string]bool
+	answered map[string]time.Time
 }
 
 type reportedState struct {
@@ -112,6 +119,7 @@ func New(ctx context.Context, o Options) (*Provider, error) {
 		targets: map[string]provider.Target{}, reported: map[string]reportedState{},
 		leaving: map[string]map[string]bool{}, shrink: map[string]bool{}, errs: map[string]error{},
 		seen: map[string]time.Time{}, readyAt: map[string]time.Time{},
+		probing: map[string]bool{}, answered: map[string]time.Time{},
 		follows: map[string]context.CancelFunc{}, began: time.Now(), secretSums: map[string]string{},
 		deploys: informer(o.API.apps, "deployments", o.Namespace, &appsv1.Deployment{}),
 		pods:    informer(o.API.core, "pods", o.Namespace, &corev1.Pod{}),
@@ -166,6 +174,7 @@ func (p *Provider) changed(obj any) {
 		}
 		p.mu.Unlock()
 		p.follow(pod)
+		p.probe(pod)
 	}
 	p.queue.Add(function.Key(l[LabelNamespace], l[LabelFunction]))
 }
@@ -179,6 +188,7 @@ func (p *Provider) deleted(obj any) {
 		p.mu.Lock()
 		delete(p.seen, pod.Name)
 		delete(p.readyAt, pod.Name)
+		delete(p.answered, endpointID(pod))
 		for id, cancel := range p.follows {
 			if podName(id) == pod.Name {
 				cancel()
@@ -192,6 +202,83 @@ func (p *Provider) deleted(obj any) {
 			p.queue.Add(function.Key(l[LabelNamespace], l[LabelFunction]))
 		}
 	}
+}
+
+// Probing a starting pod directly, as Knative's activator does: the
+// kubelet probes readiness once a period (a second), and its verdict then
+// travels through the apiserver and the EndpointSlice controller before a
+// gateway learns it, which costs a cold start about a second. The
+// provider probes the pod's readiness path itself from the moment its
+// container runs, every probeEvery, and routes to it once it answers
+// (until Kubernetes says it is ready, after which Kubernetes's word alone
+// counts: a pod it finds unready later is not routed to).
+const (
+	probeEvery = 10 * time.Millisecond
+	probeFor   = 60 * time.Second
+)
+
+// probe starts probing a pod's running container, once per container run,
+// unless Kubernetes already finds it ready.
+func (p *Provider) probe(pod *corev1.Pod) {
+	if pod.DeletionTimestamp != nil || pod.Status.PodIP == "" || !readySince(pod).IsZero() || len(pod.Spec.Containers) == 0 {
+		return
+	}
+	rp := pod.Spec.Containers[0].ReadinessProbe
+	if rp == nil || rp.HTTPGet == nil || len(pod.Status.ContainerStatuses) == 0 || pod.Status.ContainerStatuses[0].State.Running == nil {
+		return
+	}
+	id := endpointID(pod)
+	p.mu.Lock()
+	if p.probing[id] {
+		p.mu.Unlock()
+		return
+	}
+	p.probing[id] = true
+	p.mu.Unlock()
+	l := pod.Labels
+	key := function.Key(l[LabelNamespace], l[LabelFunction])
+	url := "http://" + net.JoinHostPort(pod.Status.PodIP, strconv.Itoa(Port)) + rp.HTTPGet.Path
+	p.wg.Go(func() {
+		defer func() {
+			p.mu.Lock()
+			delete(p.probing, id)
+			p.mu.Unlock()
+		}()
+		client := &http.Client{Timeout: time.Second}
+		deadline := time.Now().Add(probeFor)
+		for time.Now().Before(deadline) {
+			select {
+			case <-p.stop:
+				return
+			case <-time.After(probeEvery):
+			}
+			if cur, ok := p.podByName(pod.Name); !ok || endpointID(cur) != id || cur.DeletionTimestamp != nil || !readySince(cur).IsZero() {
+				return // gone, restarted, or Kubernetes's verdict is in
+			}
+			resp, err := client.Get(url)
+			if err != nil {
+				continue
+			}
+			resp.Body.Close()
+			if resp.StatusCode >= 200 && resp.StatusCode < 400 {
+				p.mu.Lock()
+				p.answered[id] = time.Now()
+				p.mu.Unlock()
+				p.queue.Add(key)
+				return
+			}
+		}
+	})
+}
+
+// podByName is a pod of the functions namespace from the cache.
+func (p *Provider) podByName(name string) (*corev1.Pod, bool) {
+	obj, ok, err := p.pods.GetIndexer().GetByKey(p.o.Namespace + "/" + name)
+	if err != nil || !ok {
+		return nil, false
+	}
+	pod, ok := obj.(*corev1.Pod)
+	return pod, ok
 }
 
 // follow streams a running container's output into Log, once per
@@ -400,7 +487,18 @@ func (p *Provider) observe(fn function.Function, leaving map[string]bool) observ
 		took: map[string]time.Duration{}}
 	now := time.Now()
 	p.mu.Lock()
+	o.answered = map[string]bool{}
 	for _, pod := range o.pods {
+		if at, ok := p.answered[endpointID(pod)]; ok {
+			if !readySince(pod).IsZero() {
+				delete(p.answered, endpointID(pod)) // Kubernetes's word counts from now
+			} else {
+				o.answered[endpointID(pod)] = true
+				if _, ok := p.readyAt[pod.Name]; !ok {
+					p.readyAt[pod.Name] = at
+				}
+			}
+		}
 		seen, ok := p.seen[pod.Name]
 		if !ok {
 			continue

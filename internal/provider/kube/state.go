@@ -22,6 +22,9 @@ type observed struct {
 	leaving map[string]bool
 	// took is how long pods took to become ready, as the provider saw it.
 	took map[string]time.Duration
+	// answered are container runs (endpoint ids) Kubernetes has not found
+	// ready yet that answered the provider's own readiness probe.
+	answered map[string]bool
 }
 
 // failingReasons are the container states that mean a pod will not become ready
@@ -63,6 +66,23 @@ func stateOf(t provider.Target, o observed) provider.State {
 			}
 			s.Ready = append(s.Ready, ep)
 		}
+	}
+	// Pods that answered the provider's own probe before Kubernetes's
+	// verdict reached it.
+	for _, p := range o.pods {
+		if seen[p.Name] || o.leaving[p.Name] || p.DeletionTimestamp != nil || p.Status.PodIP == "" || !o.answered[endpointID(p)] {
+			continue
+		}
+		seen[p.Name] = true
+		rev, _ := strconv.ParseUint(p.Labels[LabelRevision], 10, 64)
+		ep := provider.Endpoint{ID: endpointID(p), Revision: rev, Addr: net.JoinHostPort(p.Status.PodIP, strconv.Itoa(Port))}
+		if p.Status.StartTime != nil {
+			ep.Started = p.Status.StartTime.Time
+		}
+		if d, ok := o.took[p.Name]; ok {
+			ep.StartTook = d
+		}
+		s.Ready = append(s.Ready, ep)
 	}
 	slices.SortStableFunc(s.Ready, func(a, b provider.Endpoint) int {
 		switch {

@@ -71,3 +71,26 @@ func TestStateOf(t *testing.T) {
 		t.Fatalf("a restarted container: %+v", s)
 	}
 }
+
+// A pod that answered the provider's own probe is ready before Kubernetes
+// says so; not when it is leaving, going, has no IP, or its container
+// restarted since it answered.
+func TestStateOfProbed(t *testing.T) {
+	tg := provider.Target{Function: function.Function{Name: "f", Namespace: "default"}, Revision: 2, Replicas: 4}
+	withIP := func(p *corev1.Pod, ip string) *corev1.Pod { p.Status.PodIP = ip; return p }
+	going := withIP(pod("going", "2", false, 0), "10.0.0.3")
+	going.DeletionTimestamp = &metav1.Time{Time: time.Unix(300, 0)}
+	o := observed{
+		pods: []*corev1.Pod{withIP(pod("fresh", "2", false, 0), "10.0.0.1"), withIP(pod("leaving", "2", false, 0), "10.0.0.2"), going,
+			pod("noip", "2", false, 0), withIP(pod("restarted", "2", false, 1), "10.0.0.5")},
+		leaving:  map[string]bool{"leaving": true},
+		answered: map[string]bool{"fresh~0": true, "leaving~0": true, "going~0": true, "noip~0": true, "restarted~0": true},
+	}
+	s := stateOf(tg, o)
+	if len(s.Ready) != 1 || s.Ready[0].ID != "fresh~0" || s.Ready[0].Addr != "10.0.0.1:8080" || s.Ready[0].Revision != 2 {
+		t.Fatalf("ready: %+v, want the fresh pod that answered alone", s.Ready)
+	}
+	if s.Starting != 2 { // noip and restarted
+		t.Fatalf("starting %d, want 2", s.Starting)
+	}
+}
