@@ -239,6 +239,7 @@ func copyExample(t *testing.T, name string) string {
 	t.Helper()
 	dst := filepath.Join(t.TempDir(), name)
 	src := filepath.Join(repoRoot(), "examples", name)
+	os.MkdirAll(filepath.Dir(dst), 0o755)
 	out, err := exec.Command("cp", "-r", src, dst).CombinedOutput()
 	if err != nil {
 		t.Fatalf("copy %s: %v %s", name, err, out)

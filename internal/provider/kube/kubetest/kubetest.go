@@ -453,6 +453,13 @@ func Limited(t testing.TB) *rest.Config {
 // admin.
 func Create(t testing.TB, cfg *rest.Config, path string, obj any) {
 	t.Helper()
+	CreateInto(t, cfg, path, obj, nil)
+}
+
+// CreateInto is Create, decoding the answer (the object made) into out
+// unless it is nil.
+func CreateInto(t testing.TB, cfg *rest.Config, path string, obj, out any) {
+	t.Helper()
 	c, err := coreClient(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -463,7 +470,13 @@ func Create(t testing.TB, cfg *rest.Config, path string, obj any) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := c.Post().AbsPath(path).SetHeader("Content-Type", "application/json").Body(b).Do(ctx).Error(); err != nil {
+	raw, err := c.Post().AbsPath(path).SetHeader("Content-Type", "application/json").Body(b).Do(ctx).Raw()
+	if err != nil {
 		t.Fatalf("POST %s: %v", path, err)
+	}
+	if out != nil {
+		if err := json.Unmarshal(raw, out); err != nil {
+			t.Fatalf("POST %s: the answer: %v", path, err)
+		}
 	}
 }
