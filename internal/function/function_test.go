@@ -262,7 +262,6 @@ func TestKubeRefusesWhatItCannotRun(t *testing.T) {
 		t.Fatalf("a plain kube function: %v", err)
 	}
 	for field, mod := range map[string]func(*Function){
-		"secrets":  func(f *Function) { f.Secrets = []string{"s"} },
 		"protocol": func(f *Function) { f.Protocol = ProtocolLambda; f.Scale.MaxConcurrency = 1 },
 		"labels":   func(f *Function) { f.Labels = map[string]string{"team": strings.Repeat("a", 64)} },
 		"annotations": func(f *Function) {
@@ -278,6 +277,7 @@ func TestKubeRefusesWhatItCannotRun(t *testing.T) {
 		}
 	}
 	ok := base
+	ok.Secrets = []string{"s"} // mounted from a Secret, as OpenFaaS does
 	ok.Labels = map[string]string{"com.openfaas.scale.zero": "true", "app": "a.b_c-d"}
 	ok.Annotations = map[string]string{"prometheus.io.scrape": "true"}
 	if err := ok.WithDefaults().Validate(); err != nil {

@@ -210,32 +210,7 @@ var (
 func RuntimeImage(t testing.TB) string {
 	t.Helper()
 	needImport(t)
-	runtimeOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "nimbus-runtime-image-")
-		if err != nil {
-			runtimeErr = err
-			return
-		}
-		defer os.RemoveAll(dir)
-		wd, err := images.Build(dir, images.WatchdogPackage)
-		if err != nil {
-			runtimeErr = err
-			return
-		}
-		var archive bytes.Buffer
-		b, err := os.ReadFile(wd)
-		if err != nil {
-			runtimeErr = err
-			return
-		}
-		ref := "localhost/nimbus-runtime:test-" + ociimage.Digest(b)[:12]
-		if err := images.Runtime(&archive, ref, wd, nil); err != nil {
-			runtimeErr = err
-			return
-		}
-		runtimeErr = importArchive(ref, archive.Bytes())
-		runtimeRef = ref
-	})
+	runtimeOnce.Do(func() { runtimeRef, runtimeErr = importRuntime("test", nil) })
 	if runtimeErr != nil {
 		t.Fatal(runtimeErr)
 	}
@@ -253,37 +228,48 @@ func DebianRuntimeImage(t testing.TB) string {
 		missing(t, "no Debian root filesystem at "+base+": make it with `test/k8s/cluster.sh runtime-base` (as root, with debootstrap)")
 	}
 	debianOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "nimbus-runtime-image-")
-		if err != nil {
-			debianErr = err
-			return
-		}
-		defer os.RemoveAll(dir)
-		wd, err := images.Build(dir, images.WatchdogPackage)
-		if err != nil {
-			debianErr = err
-			return
-		}
 		b, err := os.ReadFile(base)
 		if err != nil {
 			debianErr = err
 			return
 		}
-		w, _ := os.ReadFile(wd)
-		ref := "localhost/nimbus-runtime:debian-" + ociimage.Digest(append(b, w...))[:12]
-		var archive bytes.Buffer
-		if err := images.Runtime(&archive, ref, wd, b); err != nil {
-			debianErr = err
-			return
-		}
-		debianErr = importArchive(ref, archive.Bytes())
-		debianRef = ref
+		debianRef, debianErr = importRuntime("debian", b)
 	})
 	if debianErr != nil {
 		t.Fatal(debianErr)
 	}
 	return debianRef
 }
+
+// importRuntime builds the runtime image on base (nil: FROM scratch),
+// tagged kind and a digest of what it holds, and imports it.
+func importRuntime(kind string, base []byte) (string, error) {
+	dir, err := os.MkdirTemp("", "nimbus-runtime-image-")
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(dir)
+	wd, err := images.Build(dir, images.WatchdogPackage)
+	if err != nil {
+		return "", err
+	}
+	w, err := os.ReadFile(wd)
+	if err != nil {
+		return "", err
+	}
+	ref := "localhost/nimbus-runtime:" + kind + "-" + ociimage.Digest(append(append([]byte(nil), base...), w...))[:12]
+	var archive bytes.Buffer
+	if err := images.Runtime(&archive, ref, wd, base); err != nil {
+		return "", err
+	}
+	return ref, importArchive(ref, archive.Bytes())
+}
+
+var (
+	runtimeOnce, debianOnce sync.Once
+	runtimeRef, debianRef   string
+	runtimeErr, debianErr   error
+)
 
 // NimbusImage and NATSImage are the images deploy/kubernetes runs (the
 // static nimbus binary; nats-server built from the module nimbus embeds),
@@ -350,18 +336,6 @@ func Kubectl(t testing.TB) string {
 }
 
 func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
-
-var (
-	debianOnce sync.Once
-	debianRef  string
-	debianErr  error
-)
-
-var (
-	runtimeOnce sync.Once
-	runtimeRef  string
-	runtimeErr  error
-)
 
 // ImportImage is Image for programs: an error where Image skips or fails.
 func ImportImage(name string, entrypoint []string, files ...File) (string, error) {
