@@ -59,3 +59,30 @@ func TestAdminTokenFile(t *testing.T) {
 		t.Fatal("the token changed on the second start")
 	}
 }
+
+// --admin-token-file: a mounted Secret (a symlink into its data, which is
+// followed), checked as the data dir's token is; what is wrong is named.
+func TestTokenFromFile(t *testing.T) {
+	dir := t.TempDir()
+	good := strings.Repeat("ab", 20)
+	os.MkdirAll(filepath.Join(dir, "..data"), 0o755)
+	os.WriteFile(filepath.Join(dir, "..data", "token"), []byte(good+"\n"), 0o440)
+	os.Symlink(filepath.Join("..data", "token"), filepath.Join(dir, "token"))
+	if got, err := tokenFromFile(filepath.Join(dir, "token")); err != nil || got != good {
+		t.Fatalf("a Secret's token through its symlink: %q %v", got, err)
+	}
+	for name, c := range map[string]struct{ content, want string }{
+		"short":  {"abc\n", "under the 32"},
+		"binary": {good + "\x00\n", "not printable ASCII"},
+		"huge":   {strings.Repeat("a", 5000), "over 4 KiB"},
+	} {
+		p := filepath.Join(dir, name)
+		os.WriteFile(p, []byte(c.content), 0o600)
+		if _, err := tokenFromFile(p); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want an error saying %q", name, err, c.want)
+		}
+	}
+	if _, err := tokenFromFile(filepath.Join(dir, "missing")); err == nil || !strings.Contains(err.Error(), "--admin-token-file") {
+		t.Errorf("a missing file: %v", err)
+	}
+}

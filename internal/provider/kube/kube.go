@@ -244,7 +244,8 @@ func (p *Provider) probe(pod *corev1.Pod) {
 			delete(p.probing, id)
 			p.mu.Unlock()
 		}()
-		client := &http.Client{Timeout: time.Second}
+		// Its own connections, not kept: a probe ends with its answer.
+		client := &http.Client{Timeout: time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 		deadline := time.Now().Add(probeFor)
 		for time.Now().Before(deadline) {
 			select {
