@@ -489,11 +489,15 @@ func (p *Provider) observe(fn function.Function, leaving map[string]bool) observ
 	now := time.Now()
 	p.mu.Lock()
 	o.answered = map[string]bool{}
+	inSlices := readyInSlices(o.slices)
 	for _, pod := range o.pods {
 		if at, ok := p.answered[endpointID(pod)]; ok {
-			if !readySince(pod).IsZero() {
-				delete(p.answered, endpointID(pod)) // Kubernetes's word counts from now
-			} else {
+			switch {
+			case inSlices[pod.Name], unreadySince(pod, at):
+				// Kubernetes's word counts from now: it lists the pod, or
+				// found it unready after it answered.
+				delete(p.answered, endpointID(pod))
+			default: // answered, and Kubernetes's verdict not through yet
 				o.answered[endpointID(pod)] = true
 				if _, ok := p.readyAt[pod.Name]; !ok {
 					p.readyAt[pod.Name] = at

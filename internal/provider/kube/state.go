@@ -147,6 +147,29 @@ func readySince(p *corev1.Pod) time.Time {
 	return time.Time{}
 }
 
+// unreadySince says whether Kubernetes found the pod unready after t.
+func unreadySince(p *corev1.Pod, t time.Time) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady && c.Status == corev1.ConditionFalse {
+			return c.LastTransitionTime.Time.After(t)
+		}
+	}
+	return false
+}
+
+// readyInSlices are the pods the EndpointSlices list as ready.
+func readyInSlices(slices []*discoveryv1.EndpointSlice) map[string]bool {
+	ready := map[string]bool{}
+	for _, sl := range slices {
+		for _, e := range sl.Endpoints {
+			if e.Conditions.Ready != nil && *e.Conditions.Ready && e.TargetRef != nil && e.TargetRef.Kind == "Pod" {
+				ready[e.TargetRef.Name] = true
+			}
+		}
+	}
+	return ready
+}
+
 // podFailure says why a pod does not start, or what last ended its
 // container, as Kubernetes reports it (the container's waiting reason and
 // message, its last exit, an unschedulable pod's condition), and since

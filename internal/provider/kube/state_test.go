@@ -94,3 +94,21 @@ func TestStateOfProbed(t *testing.T) {
 		t.Fatalf("starting %d, want 2", s.Starting)
 	}
 }
+
+// When Kubernetes's verdict is through: a pod the slices list ready, or
+// one found unready after it answered the provider's probe.
+func TestVerdict(t *testing.T) {
+	if got := readyInSlices([]*discoveryv1.EndpointSlice{slice(ep("a", "10.0.0.1", true), ep("b", "10.0.0.2", false))}); !got["a"] || got["b"] {
+		t.Fatalf("ready in slices: %v", got)
+	}
+	answered := time.Unix(150, 500)
+	p := pod("p", "1", false, 0)
+	p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionFalse, LastTransitionTime: metav1.NewTime(time.Unix(150, 0))}}
+	if unreadySince(p, answered) {
+		t.Fatal("a pod unready since before it answered (its start) counts as found unready")
+	}
+	p.Status.Conditions[0].LastTransitionTime = metav1.NewTime(time.Unix(160, 0))
+	if !unreadySince(p, answered) {
+		t.Fatal("a pod found unready after it answered is not")
+	}
+}
