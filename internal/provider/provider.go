@@ -24,6 +24,19 @@ type Target struct {
 	Function function.Function
 	Revision uint64
 	Replicas int
+	// GrowOnly asks a provider whose replicas are shared by every gateway
+	// (SharesReplicas) to add replicas up to Replicas but remove none:
+	// another gateway, the scaling decider, decides removals.
+	GrowOnly bool
+}
+
+// SharesReplicas says whether p's replicas are the cluster's rather than
+// this gateway's: every gateway's provider sees and sets the same ones (a
+// Kubernetes Deployment), so each is asked for the whole count, not a
+// share, and only the decider's removes replicas.
+func SharesReplicas(p Provider) bool {
+	s, ok := p.(interface{ SharesReplicas() bool })
+	return ok && s.SharesReplicas()
 }
 
 // Endpoint is one ready replica.

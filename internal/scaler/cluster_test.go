@@ -163,3 +163,56 @@ func TestActivationStartsWhatTheQueueNeeds(t *testing.T) {
 		t.Fatalf("an activation before Apply was lost: %d replicas", got)
 	}
 }
+
+// sharedProvider is a fakeProvider whose replicas are every gateway's (a
+// Deployment).
+type sharedProvider struct{ *fakeProvider }
+
+func (sharedProvider) SharesReplicas() bool { return true }
+
+// TestSharedReplicas: with a provider whose replicas all gateways share,
+// each gateway asks for the whole count, not a share, and only the
+// decider's may remove replicas; the others' targets grow only.
+func TestSharedReplicas(t *testing.T) {
+	clock := time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC)
+	now := func() time.Time { return clock }
+	hub := NewHub(now)
+	fn := function.Function{Name: "f", Command: []string{"x"}, Package: "sha256:" + strings.Repeat("a", 64),
+		Scale: function.Scale{MaxConcurrency: 10, Max: 20}}.WithDefaults()
+	joinShared := func(id string) *gatewayUnderTest {
+		g := &gatewayUnderTest{p: &fakeProvider{ready: 100}, load: map[string]autoscaler.Sample{}}
+		g.s = New(Options{Providers: map[string]provider.Provider{"process": sharedProvider{g.p}}, Cluster: hub.Join(id),
+			Load: func(time.Time) map[string]autoscaler.Sample { return g.load }, Now: now})
+		ctx, cancel := context.WithCancel(context.Background())
+		t.Cleanup(cancel)
+		if err := g.s.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := g.s.Apply(store.Record{Function: fn, Revision: 1}); err != nil {
+			t.Fatal(err)
+		}
+		return g
+	}
+	a, b := joinShared("gw-a"), joinShared("gw-b")
+	a.load["default/f"] = autoscaler.Sample{Concurrency: 21}
+	b.load["default/f"] = autoscaler.Sample{Concurrency: 21}
+	for range 10 {
+		a.s.Step(context.Background(), clock)
+		b.s.Step(context.Background(), clock)
+		clock = clock.Add(time.Second)
+	}
+	decider, other := a, b
+	if b.s.Leader() {
+		decider, other = b, a
+	}
+	if !decider.s.Leader() || other.s.Leader() {
+		t.Fatal("want exactly one decider")
+	}
+	d, o := decider.p.last(), other.p.last()
+	if d.Replicas != 6 || d.GrowOnly || o.Replicas != 6 || !o.GrowOnly {
+		t.Fatalf("targets: decider %+v, other %+v; want 6 on both, the other's grow-only", d, o)
+	}
+	if s, _ := decider.s.Status("default", "f"); s.Desired != 6 {
+		t.Fatalf("desired %d, want 6 (each gateway's ready replicas are the same ones, counted once)", s.Desired)
+	}
+}

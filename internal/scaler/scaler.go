@@ -99,6 +99,7 @@ type fnScale struct {
 	// asked is what this gateway last gave its provider.
 	asked, askedRev uint64
 	askedN          int
+	askedGrow       bool
 }
 
 // Status is a function's scaling state: what was decided, and what this
@@ -246,7 +247,11 @@ func (s *Scaler) membersLocked(now time.Time) []string {
 // asked for. It runs under s.mu, so targets reach the provider in the order
 // they were decided (Ensure does not block).
 func (s *Scaler) ensureLocked(f *fnScale, now time.Time) {
-	n := share(s.desiredLocked(f), s.cluster.ID(), s.membersLocked(now))
+	n := s.desiredLocked(f)
+	shared := provider.SharesReplicas(f.prov)
+	if !shared {
+		n = share(n, s.cluster.ID(), s.membersLocked(now))
+	}
 	if now.Sub(f.localActive) < f.spec.ZeroGrace {
 		n = max(n, 1)
 	}
@@ -257,11 +262,12 @@ func (s *Scaler) ensureLocked(f *fnScale, now time.Time) {
 		n = max(n, f.burst)
 	}
 	n = min(n, f.spec.Max)
-	if n == f.askedN && f.rev == f.askedRev && f.asked > 0 {
+	grow := shared && !s.leader
+	if n == f.askedN && f.rev == f.askedRev && f.asked > 0 && grow == f.askedGrow {
 		return
 	}
-	f.askedN, f.askedRev, f.asked = n, f.rev, f.asked+1
-	f.prov.Ensure(provider.Target{Function: f.fn, Revision: f.rev, Replicas: n})
+	f.askedN, f.askedRev, f.asked, f.askedGrow = n, f.rev, f.asked+1, grow
+	f.prov.Ensure(provider.Target{Function: f.fn, Revision: f.rev, Replicas: n, GrowOnly: grow})
 }
 
 // Apply implements controller.Target: a new function starts at its min, a
@@ -549,7 +555,8 @@ func (s *Scaler) Step(ctx context.Context, now time.Time) {
 		}
 		ready := out.Ready[key]
 		for _, id := range members {
-			if id != s.cluster.ID() {
+			// Shared replicas are every gateway's: counted once.
+			if id != s.cluster.ID() && !provider.SharesReplicas(f.prov) {
 				ready += s.ready[id][key]
 			}
 		}

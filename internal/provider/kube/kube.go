@@ -147,6 +147,9 @@ func (p *Provider) spec() Spec {
 // Where says which cluster and namespace the provider runs functions in.
 func (p *Provider) Where() string { return p.o.Where + ", namespace " + p.o.Namespace }
 
+// SharesReplicas: a function's Deployment is every gateway's.
+func (p *Provider) SharesReplicas() bool { return true }
+
 // Name is the runtime that selects the provider.
 func (p *Provider) Name() string { return function.RuntimeKube }
 
@@ -672,7 +675,7 @@ func (p *Provider) reconcile(key string) error {
 			}
 		}
 		return p.scale(ctx, name, want)
-	case want < have:
+	case want < have && !t.GrowOnly: // the decider's gateway removes replicas
 		p.scaleDown(key, t)
 	}
 	return nil
