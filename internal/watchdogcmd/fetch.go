@@ -26,6 +26,10 @@ const (
 
 var digestRE = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
 
+// maxFetchBytes bounds what a fetch reads: more than the nimbus API takes
+// in an upload (256 MiB by default) is not a package.
+var maxFetchBytes int64 = 1 << 30
+
 // fetchWait bounds the retries of a fetch that fails for a cause that may
 // pass (nimbus restarting, the network not yet up in a new pod).
 const fetchWait = 2 * time.Minute
@@ -68,7 +72,7 @@ func fetchPackage(ctx context.Context, stderr io.Writer) (string, error) {
 	// Unlinked while still open: the package may hold any name, and the
 	// spool is gone however this ends.
 	os.Remove(spool.Name())
-	size, err := download(ctx, url, token, digest, spool)
+	size, err := download(ctx, url, token, digest, spool, stderr)
 	if err != nil {
 		return "", err
 	}
@@ -88,7 +92,7 @@ func fetchPackage(ctx context.Context, stderr io.Writer) (string, error) {
 
 // download writes the package at url to w, retrying what may pass, and
 // checks that its bytes have the digest.
-func download(ctx context.Context, url, token, digest string, w *os.File) (int64, error) {
+func download(ctx context.Context, url, token, digest string, w *os.File, log io.Writer) (int64, error) {
 	ctx, cancel := context.WithTimeout(ctx, fetchWait)
 	defer cancel()
 	client := &http.Client{Timeout: time.Minute}
@@ -98,7 +102,7 @@ func download(ctx context.Context, url, token, digest string, w *os.File) (int64
 		if err == nil || !again {
 			return n, err
 		}
-		fmt.Fprintf(os.Stderr, "nimbus-watchdog: fetching the package: %v; retrying\n", err)
+		fmt.Fprintf(log, "nimbus-watchdog: fetching the package: %v; retrying\n", err)
 		select {
 		case <-ctx.Done():
 			return 0, fmt.Errorf("fetching package %s from %s: %w (gave up after %s)", digest, url, err, fetchWait)
@@ -134,9 +138,12 @@ func fetchOnce(ctx context.Context, client *http.Client, url, token, digest stri
 		return 0, err, resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests
 	}
 	h := sha256.New()
-	n, err = io.Copy(io.MultiWriter(w, h), resp.Body)
+	n, err = io.Copy(io.MultiWriter(w, h), io.LimitReader(resp.Body, maxFetchBytes+1))
 	if err != nil {
 		return n, fmt.Errorf("fetching package %s: %w", digest, err), true
+	}
+	if n > maxFetchBytes {
+		return n, fmt.Errorf("the package fetched from %s is over %d bytes, more than nimbus accepts: refused", url, maxFetchBytes), false
 	}
 	if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); got != digest {
 		return n, fmt.Errorf("the package fetched from %s has digest %s, not %s: refused", url, got, digest), false

@@ -105,6 +105,8 @@ func TestFetchPackageRefuses(t *testing.T) {
 		archive.Pack(src, &b)
 		return b.Bytes()
 	}()
+	defer func(m int64) { maxFetchBytes = m }(maxFetchBytes)
+	maxFetchBytes = 1024
 	var calls atomic.Int32
 	var body []byte
 	status := http.StatusOK
@@ -125,6 +127,7 @@ func TestFetchPackageRefuses(t *testing.T) {
 		{"refused", []byte(`{"error":{"message":"wrong token"}}`), 401, digest, "401"},
 		{"not found", nil, 404, digest, "404"},
 		{"not a digest", pkg, 200, "sha256:../../etc", "want the package's digest"},
+		{"endless", make([]byte, 4096), 200, digest, "over 1024 bytes"},
 		{"not a package", []byte("plain text"), 200, func() string { h := sha256.Sum256([]byte("plain text")); return "sha256:" + hex.EncodeToString(h[:]) }(), "unpacking"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
