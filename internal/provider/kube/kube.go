@@ -99,6 +99,11 @@ type Provider struct {
 	// answered are those that answered, by pod (see probe).
 	probing  map[string]bool
 	answered map[string]time.Time
+	// lowered marks a target lowered since the last scale-down; lowSince
+	// is since when the Deployment has had more replicas than the target
+	// without that (see mayShrink).
+	lowered  map[string]bool
+	lowSince map[string]time.Time
 }
 
 type reportedState struct {
@@ -120,6 +125,7 @@ func New(ctx context.Context, o Options) (*Provider, error) {
 		leaving: map[string]map[string]bool{}, shrink: map[string]bool{}, errs: map[string]error{},
 		seen: map[string]time.Time{}, readyAt: map[string]time.Time{},
 		probing: map[string]bool{}, answered: map[string]time.Time{},
+		lowered: map[string]bool{}, lowSince: map[string]time.Time{},
 		follows: map[string]context.CancelFunc{}, began: time.Now(), secretSums: map[string]string{},
 		deploys: informer(o.API.apps, "deployments", o.Namespace, &appsv1.Deployment{}),
 		pods:    informer(o.API.core, "pods", o.Namespace, &corev1.Pod{}),
@@ -191,7 +197,11 @@ func (p *Provider) deleted(obj any) {
 		p.mu.Lock()
 		delete(p.seen, pod.Name)
 		delete(p.readyAt, pod.Name)
-		delete(p.answered, endpointID(pod))
+		for id := range p.answered {
+			if podName(id) == pod.Name {
+				delete(p.answered, id)
+			}
+		}
 		for id, cancel := range p.follows {
 			if podName(id) == pod.Name {
 				cancel()
@@ -232,7 +242,9 @@ func (p *Provider) probe(pod *corev1.Pod) {
 	}
 	id := endpointID(pod)
 	p.mu.Lock()
-	if p.probing[id] {
+	// Only a pod Kubernetes never found ready: one it took out of service
+	// is not put back by an answer of this provider's.
+	if _, was := p.readyAt[pod.Name]; was || p.probing[id] {
 		p.mu.Unlock()
 		return
 	}
@@ -352,9 +364,42 @@ func (p *Provider) follow(pod *corev1.Pod) {
 func (p *Provider) Ensure(t provider.Target) {
 	key := t.Function.Key()
 	p.mu.Lock()
+	if prev, ok := p.targets[key]; ok && t.Replicas < prev.Replicas {
+		p.lowered[key] = true
+	}
 	p.targets[key] = t
 	p.mu.Unlock()
 	p.queue.Add(key)
+}
+
+// higherWait is how long replicas above this gateway's target that it did
+// not ask to remove (another gateway added them: a call at zero through
+// it) stay before this gateway removes them anyway: by then the load they
+// came for has reached the decider, whose target includes them if needed.
+const higherWait = 10 * time.Second
+
+// mayShrink says whether to scale a function down to its target now: the
+// target was lowered since the last scale-down, or the Deployment has had
+// more replicas than the target for higherWait (asking again then).
+func (p *Provider) mayShrink(key string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.lowered[key] {
+		delete(p.lowered, key)
+		delete(p.lowSince, key)
+		return true
+	}
+	since, ok := p.lowSince[key]
+	if !ok {
+		p.lowSince[key] = time.Now()
+		p.queue.AddAfter(key, higherWait)
+		return false
+	}
+	if time.Since(since) < higherWait {
+		return false
+	}
+	delete(p.lowSince, key)
+	return true
 }
 
 // State reports a function's replicas.
@@ -396,6 +441,8 @@ func (p *Provider) Remove(ctx context.Context, namespace, name string) {
 	delete(p.targets, key)
 	delete(p.reported, key)
 	delete(p.errs, key)
+	delete(p.lowered, key)
+	delete(p.lowSince, key)
 	p.mu.Unlock()
 	p.deleteObjects(ctx, namespace, name)
 	forced := map[string]bool{}
@@ -676,7 +723,13 @@ func (p *Provider) reconcile(key string) error {
 		}
 		return p.scale(ctx, name, want)
 	case want < have && !t.GrowOnly: // the decider's gateway removes replicas
-		p.scaleDown(key, t)
+		if p.mayShrink(key) {
+			p.scaleDown(key, t)
+		}
+	default:
+		p.mu.Lock()
+		delete(p.lowSince, key)
+		p.mu.Unlock()
 	}
 	return nil
 }
@@ -724,7 +777,12 @@ func (p *Provider) syncSecret(ctx context.Context, fn function.Function) error {
 	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		cur, err := p.o.API.getSecret(ctx, p.o.Namespace, name)
 		if apierrors.IsNotFound(err) {
-			return p.o.API.createSecret(ctx, want)
+			err := p.o.API.createSecret(ctx, want)
+			if apierrors.IsAlreadyExists(err) {
+				// Another gateway made it meanwhile: read it and update.
+				return apierrors.NewConflict(corev1.Resource("secrets"), name, err)
+			}
+			return err
 		} else if err != nil {
 			return err
 		}

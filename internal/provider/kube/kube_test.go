@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 
 	"nimbus/internal/function"
@@ -158,4 +159,93 @@ func TestSecrets(t *testing.T) {
 	if code := kubetest.Get(t, cfg, secretPath, nil); code != 404 {
 		t.Fatalf("the Secret of a removed function: %d", code)
 	}
+}
+
+// TestReplicasAnotherGatewayAdded: replicas above this provider's target
+// that it did not ask to remove (another gateway scaled up for a call at
+// zero) stay for a while, then go; a target it lowers itself is met at
+// once.
+func TestReplicasAnotherGatewayAdded(t *testing.T) {
+	cfg := kubetest.Cluster(t)
+	ns := kubetest.Namespace(t, cfg)
+	api, err := kube.NewAPI(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	p, err := kube.New(ctx, kube.Options{API: api, Namespace: ns, Watch: func(string, string, provider.State) {},
+		Drain: func(context.Context, string, string, string) {}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close(context.Background())
+	fn := function.Function{Name: "shared", Runtime: function.RuntimeKube, Image: testImage(t)}.WithDefaults()
+	p.Ensure(provider.Target{Function: fn, Revision: 1, Replicas: 0})
+	path := "/apis/apps/v1/namespaces/" + ns + "/deployments/shared"
+	replicas := func() int32 {
+		var d appsv1.Deployment
+		if kubetest.Get(t, cfg, path, &d) != 200 || d.Spec.Replicas == nil {
+			return -1
+		}
+		return *d.Spec.Replicas
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for replicas() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no Deployment at 0")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	// Another gateway's provider (a second Provider on the same
+	// namespace) scales it up, grow-only.
+	q, err := kube.New(ctx, kube.Options{API: api, Namespace: ns, Watch: func(string, string, provider.State) {},
+		Drain: func(context.Context, string, string, string) {}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close(context.Background())
+	q.Ensure(provider.Target{Function: fn, Revision: 1, Replicas: 1, GrowOnly: true})
+	began := time.Now()
+	for replicas() != 1 {
+		if time.Since(began) > 30*time.Second {
+			t.Fatal("the other gateway's scale-up did not happen")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// This provider, at 0, leaves it for a while (the decider has not
+	// seen the load yet); once the other gateway no longer asks for it
+	// (its activation's hold ended), this one removes it.
+	time.Sleep(3 * time.Second)
+	if n := replicas(); n != 1 {
+		t.Fatalf("3 s after another gateway scaled up, the Deployment is at %d: this provider undid it", n)
+	}
+	q.Ensure(provider.Target{Function: fn, Revision: 1, Replicas: 0, GrowOnly: true})
+	for replicas() != 0 {
+		if time.Since(began) > 60*time.Second {
+			t.Fatal("the replica no one asks for stayed")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	// A target it lowers itself is met without the wait.
+	p.Ensure(provider.Target{Function: fn, Revision: 1, Replicas: 2})
+	q.Ensure(provider.Target{Function: fn, Revision: 1, Replicas: 0, GrowOnly: true})
+	for replicas() != 2 {
+		if time.Since(began) > 90*time.Second {
+			t.Fatal("no scale-up to 2")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	lowered := time.Now()
+	p.Ensure(provider.Target{Function: fn, Revision: 1, Replicas: 1})
+	for replicas() != 1 {
+		if time.Since(lowered) > 60*time.Second {
+			t.Fatal("the lowered target was not met")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Logf("a lowered target met in %s", time.Since(lowered).Round(time.Millisecond))
+	rctx, rcancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer rcancel()
+	p.Remove(rctx, fn.Namespace, fn.Name)
 }
