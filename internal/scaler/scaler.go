@@ -378,7 +378,11 @@ func (s *Scaler) Burst(fn function.Function, want int) {
 	}
 	// What is held stays within the bound of the count decided now (which
 	// may have fallen since an earlier ask).
-	decided := max(share(s.desiredLocked(f), s.cluster.ID(), s.membersLocked(now)), 1)
+	decided := s.desiredLocked(f)
+	if !provider.SharesReplicas(f.prov) {
+		decided = share(decided, s.cluster.ID(), s.membersLocked(now))
+	}
+	decided = max(decided, 1)
 	f.burst = autoscaler.Burst(f.spec, decided, max(f.burst, want))
 	f.burstUntil = now.Add(min(s.o.Tick, f.spec.ZeroGrace))
 	s.ensureLocked(f, now)
