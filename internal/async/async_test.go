@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -572,4 +573,29 @@ func setDrainInterval(t *testing.T, d time.Duration) {
 	was := async.DrainInterval
 	async.DrainInterval = d
 	t.Cleanup(func() { async.DrainInterval = was })
+}
+
+// TestPruneKeepsWhatTheStoreHas: a function this gateway does not know yet
+// but the store has (a short first view right after a NATS leader change)
+// keeps its queue: nothing is dead-lettered as deleted.
+func TestPruneKeepsWhatTheStoreHas(t *testing.T) {
+	setDrainInterval(t, 20*time.Millisecond)
+	ctx := context.Background()
+	e := newEnv(t)
+	m := queue.Message{CallID: "kept-1", Namespace: "late", Function: "fn", Method: "POST", Path: "/", Enqueued: time.Now().UTC()}
+	if err := e.q.Enqueue(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	e.disp.Stored = func(_ context.Context, ns, name string) (bool, error) { return ns == "late" && name == "fn", nil }
+	if err := e.disp.Prune(ctx); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if _, err := e.q.GetDeadLetter(ctx, "kept-1"); err == nil {
+		t.Fatal("a call of a function the store has was dead-lettered as deleted")
+	}
+	fns, _ := e.q.Functions(ctx)
+	if !slices.ContainsFunc(fns, func(f [2]string) bool { return f[0] == "late" }) {
+		t.Fatalf("the function's queue is gone: %v", fns)
+	}
 }

@@ -26,6 +26,11 @@ type Dispatcher struct {
 	Queue  queue.Queue
 	Invoke http.Handler // the gateway: the same path as synchronous calls
 	Spec   func(namespace, name string) (function.Function, bool)
+	// Stored, if set, asks the store whether a function exists: Prune
+	// drains the queue of a function the gateway does not know only if
+	// the store does not have it either (right after a NATS leader
+	// change a new gateway's first view of the functions may be short).
+	Stored func(ctx context.Context, namespace, name string) (bool, error)
 	// Record, if set, is given the call record after every attempt.
 	Record func(calls.Record)
 	// RecordThen, if set, is given a call's final record and what settles
@@ -70,6 +75,9 @@ func (d *Dispatcher) consume(namespace, name string, capacity int) *consumer {
 	key := function.Key(namespace, name)
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if d.closed {
+		return nil // closing: no consumer starts
+	}
 	if d.consumers == nil {
 		d.consumers = map[string]*consumer{}
 	}
@@ -186,6 +194,14 @@ func (d *Dispatcher) Prune(ctx context.Context) error {
 		}
 		if _, ok := d.Spec(ns, name); ok {
 			continue
+		}
+		if d.Stored != nil {
+			if there, err := d.Stored(ctx, ns, name); there || err != nil {
+				if err != nil {
+					d.logger().Warn("could not ask the store whether a function with queued calls exists; its queue is kept", "function", function.Key(ns, name), "err", err)
+				}
+				continue
+			}
 		}
 		d.logger().Info("draining the async queue of a deleted function", "function", function.Key(ns, name))
 		d.consume(ns, name, 1)

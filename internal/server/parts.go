@@ -214,3 +214,15 @@ func kubePrepare(cfg Config) func(context.Context, function.Function) error {
 		return nil
 	}
 }
+
+// stored asks the store (its leader, not a watch's view) whether a
+// function exists.
+func stored(st store.Store) func(context.Context, string, string) (bool, error) {
+	return func(ctx context.Context, ns, name string) (bool, error) {
+		_, err := st.Get(ctx, ns, name)
+		if errors.Is(err, store.ErrNotFound) {
+			return false, nil
+		}
+		return err == nil, err
+	}
+}

@@ -264,7 +264,7 @@ func Run(ctx context.Context, cfg Config, started func(Started)) error {
 		return err
 	}
 	down.push(func(context.Context) { evStore.Close() })
-	disp := &async.Dispatcher{Queue: q, Invoke: gw, Spec: gw.Spec, Logger: log, Heartbeat: cfg.AsyncAckWait / 3,
+	disp := &async.Dispatcher{Queue: q, Invoke: gw, Spec: gw.Spec, Stored: stored(st), Logger: log, Heartbeat: cfg.AsyncAckWait / 3,
 		Record: rec.recorder.Record, RecordThen: rec.recorder.RecordThen, Outbound: guard.Client(30 * time.Second)}
 	down.push(func(context.Context) { disp.Close() }) // deliveries in progress finish; unsettled messages stay queued
 	disp.ConsumeOutbound(events.OutboundNamespace, events.OutboundFunction, 64)
