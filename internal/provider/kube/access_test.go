@@ -66,8 +66,17 @@ func TestAccess(t *testing.T) {
 			kubetest.Create(t, admin, "/apis/rbac.authorization.k8s.io/v1/namespaces/"+ns+"/rolebindings", doc)
 		}
 	}
-	if err := kube.CheckAccess(ctx, api, ns); err != nil {
-		t.Fatalf("granted the Role, the check still fails: %v", err)
+	// The apiserver's authorizer learns of the binding through its own
+	// cache: a moment later under load.
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		err := kube.CheckAccess(ctx, api, ns)
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("granted the Role, the check still fails after 30 s: %v", err)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 	ready := make(chan provider.State, 16)
 	p, err := kube.New(ctx, kube.Options{API: api, Namespace: ns, Watch: func(_, _ string, s provider.State) {
