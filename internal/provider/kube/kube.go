@@ -379,14 +379,13 @@ func (p *Provider) Ensure(t provider.Target) {
 const higherWait = 10 * time.Second
 
 // mayShrink says whether to scale a function down to its target now: the
-// target was lowered since the last scale-down, or the Deployment has had
-// more replicas than the target for higherWait (asking again then).
+// target was lowered since the last scale-down began, or the Deployment
+// has had more replicas than the target for higherWait (asking again
+// then). A scale-down that begins clears both (scaleDown).
 func (p *Provider) mayShrink(key string) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.lowered[key] {
-		delete(p.lowered, key)
-		delete(p.lowSince, key)
 		return true
 	}
 	since, ok := p.lowSince[key]
@@ -395,11 +394,7 @@ func (p *Provider) mayShrink(key string) bool {
 		p.queue.AddAfter(key, higherWait)
 		return false
 	}
-	if time.Since(since) < higherWait {
-		return false
-	}
-	delete(p.lowSince, key)
-	return true
+	return time.Since(since) >= higherWait
 }
 
 // State reports a function's replicas.
@@ -864,6 +859,9 @@ func (p *Provider) scaleDown(key string, t provider.Target) {
 		return // the one in progress requeues the function when done
 	}
 	p.shrink[key] = true
+	// This scale-down answers the lowered target, and any wait above it.
+	delete(p.lowered, key)
+	delete(p.lowSince, key)
 	p.mu.Unlock()
 	live := slices.DeleteFunc(podsOf(p.pods, key), func(pod *corev1.Pod) bool {
 		return pod.DeletionTimestamp != nil || pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed
