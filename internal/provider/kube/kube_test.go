@@ -227,11 +227,22 @@ func TestReplicasAnotherGatewayAdded(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	// A target it lowers itself is met without the wait.
+	// A target it lowers itself is met without the wait (once the
+	// scale-down to 0 has ended: its pods gone).
+	for {
+		var pods corev1.PodList
+		if kubetest.Get(t, cfg, "/api/v1/namespaces/"+ns+"/pods", &pods) == 200 && len(pods.Items) == 0 {
+			break
+		}
+		if time.Since(began) > 120*time.Second {
+			t.Fatal("the pods of the scale-down to 0 did not go")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 	p.Ensure(provider.Target{Function: fn, Revision: 1, Replicas: 2})
 	q.Ensure(provider.Target{Function: fn, Revision: 1, Replicas: 0, GrowOnly: true})
 	for replicas() != 2 {
-		if time.Since(began) > 90*time.Second {
+		if time.Since(began) > 180*time.Second {
 			t.Fatal("no scale-up to 2")
 		}
 		time.Sleep(100 * time.Millisecond)
@@ -239,7 +250,7 @@ func TestReplicasAnotherGatewayAdded(t *testing.T) {
 	lowered := time.Now()
 	p.Ensure(provider.Target{Function: fn, Revision: 1, Replicas: 1})
 	for replicas() != 1 {
-		if time.Since(lowered) > 60*time.Second {
+		if time.Since(lowered) > 120*time.Second { // a scale-down drains first; slow under -race and load
 			t.Fatal("the lowered target was not met")
 		}
 		time.Sleep(100 * time.Millisecond)
