@@ -21,8 +21,14 @@ type gatewayUnderTest struct {
 }
 
 func join(t *testing.T, hub *Hub, id string, fn function.Function, now func() time.Time) *gatewayUnderTest {
+	return joinWith(t, hub, id, fn, now, func(p *fakeProvider) provider.Provider { return p })
+}
+
+// joinWith is join with the fake provider wrapped (e.g. as one whose
+// replicas are shared).
+func joinWith(t *testing.T, hub *Hub, id string, fn function.Function, now func() time.Time, wrap func(*fakeProvider) provider.Provider) *gatewayUnderTest {
 	g := &gatewayUnderTest{p: &fakeProvider{ready: 100}, load: map[string]autoscaler.Sample{}}
-	g.s = New(Options{Providers: map[string]provider.Provider{"process": g.p}, Cluster: hub.Join(id),
+	g.s = New(Options{Providers: map[string]provider.Provider{"process": wrap(g.p)}, Cluster: hub.Join(id),
 		Load: func(time.Time) map[string]autoscaler.Sample { return g.load }, Now: now})
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -180,18 +186,7 @@ func TestSharedReplicas(t *testing.T) {
 	fn := function.Function{Name: "f", Command: []string{"x"}, Package: "sha256:" + strings.Repeat("a", 64),
 		Scale: function.Scale{MaxConcurrency: 10, Max: 20}}.WithDefaults()
 	joinShared := func(id string) *gatewayUnderTest {
-		g := &gatewayUnderTest{p: &fakeProvider{ready: 100}, load: map[string]autoscaler.Sample{}}
-		g.s = New(Options{Providers: map[string]provider.Provider{"process": sharedProvider{g.p}}, Cluster: hub.Join(id),
-			Load: func(time.Time) map[string]autoscaler.Sample { return g.load }, Now: now})
-		ctx, cancel := context.WithCancel(context.Background())
-		t.Cleanup(cancel)
-		if err := g.s.Start(ctx); err != nil {
-			t.Fatal(err)
-		}
-		if err := g.s.Apply(store.Record{Function: fn, Revision: 1}); err != nil {
-			t.Fatal(err)
-		}
-		return g
+		return joinWith(t, hub, id, fn, now, func(p *fakeProvider) provider.Provider { return sharedProvider{p} })
 	}
 	a, b := joinShared("gw-a"), joinShared("gw-b")
 	a.load["default/f"] = autoscaler.Sample{Concurrency: 21}
